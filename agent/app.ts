@@ -1,0 +1,56 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type Docker from 'dockerode';
+import type { AgentConfig } from './config.js';
+import type { DaemonMonitor } from './supervisor/daemon-monitor.js';
+import { registerErrorHandling } from './http/error-handler.js';
+import { registerBearerAuth } from './http/auth.js';
+import { TerminalManager } from './terminal/terminal-manager.js';
+import { healthRoutes } from './health/health.routes.js';
+import { filesRoutes } from './files/files.routes.js';
+import { execRoutes } from './exec/exec.routes.js';
+import { dockerRoutes } from './docker/docker.routes.js';
+import { terminalRoutes } from './terminal/terminal.routes.js';
+import { watchRoutes } from './watch/watch.routes.js';
+
+export interface AppDeps {
+  config: AgentConfig;
+  docker: Docker;
+  daemon: DaemonMonitor;
+  /** A pino logger; none (silent) in tests. */
+  logger?: FastifyBaseLogger;
+}
+
+/** What every route plugin receives: the app's dependencies plus the services buildApp owns. */
+export interface RouteDeps extends AppDeps {
+  terminals: TerminalManager;
+}
+
+/** Builds the agent's HTTP/WebSocket app without listening (main.ts listens; tests use inject or port 0). */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    bodyLimit: config.bodyLimitBytes,
+    // Never let a path segment be reinterpreted: %2F stays an encoded slash, which the files module refuses.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandling(app);
+  registerBearerAuth(app, config.token);
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+
+  const terminals = new TerminalManager(config, app.log);
+  app.addHook('onClose', async () => terminals.closeAll());
+  const routeDeps: RouteDeps = { ...deps, terminals };
+
+  await app.register(healthRoutes, routeDeps);
+  await app.register(filesRoutes, routeDeps);
+  await app.register(execRoutes, routeDeps);
+  await app.register(dockerRoutes, routeDeps);
+  await app.register(terminalRoutes, routeDeps);
+  await app.register(watchRoutes, routeDeps);
+  return app;
+}

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+
+const positiveInt = z.coerce.number().int().positive();
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7070')
+  .transform((v) => {
+    const at = v.lastIndexOf(':');
+    return { host: v.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(v.slice(at + 1)) };
+  });
+
+/** Every setting of the agent, read from the environment once at start-up. */
+const AgentEnv = z
+  .object({
+    AGENT_WORKSPACE: z.string().min(1).default('/workspace'),
+    AGENT_LISTEN: hostPort.optional(),
+    AGENT_SOCKET: z.string().min(1).optional(),
+    AGENT_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    DOCKER_HOST: z.string().min(1).optional(),
+    AGENT_LEARNER_UID: z.coerce.number().int().nonnegative().optional(),
+    AGENT_LEARNER_GID: z.coerce.number().int().nonnegative().optional(),
+    AGENT_LEARNER_HOME: z.string().min(1).optional(),
+    AGENT_LEARNER_USER: z.string().min(1).default('learner'),
+    AGENT_SUPERVISE_DOCKERD: bool.default(false),
+    AGENT_PRELOAD_DIR: z.string().min(1).default('/opt/runner/preload'),
+    AGENT_REGISTRY_MIRROR: z.string().url().optional(),
+    AGENT_BODY_LIMIT_BYTES: positiveInt.default(64 * 1024 * 1024),
+    AGENT_EXEC_OUTPUT_LIMIT_BYTES: positiveInt.default(1024 * 1024),
+    AGENT_EXEC_TIMEOUT_SECONDS: positiveInt.default(300),
+    AGENT_TERMINAL_IDLE_SECONDS: positiveInt.default(300),
+    AGENT_TERMINAL_SCROLLBACK_BYTES: positiveInt.default(256 * 1024),
+    AGENT_MAX_TERMINALS: positiveInt.default(16),
+    AGENT_KEEPALIVE_SECONDS: positiveInt.default(20),
+    AGENT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .refine((e) => e.AGENT_LISTEN || e.AGENT_SOCKET, {
+    message: 'set AGENT_SOCKET (unix socket path) and/or AGENT_LISTEN (host:port)',
+    path: ['AGENT_SOCKET'],
+  })
+  .refine((e) => !e.AGENT_LISTEN || e.AGENT_TOKEN, {
+    message: 'required whenever AGENT_LISTEN is set (a TCP listener needs a bearer token)',
+    path: ['AGENT_TOKEN'],
+  });
+
+export interface AgentConfig {
+  workspace: string;
+  listen?: { host: string; port: number };
+  socket?: string;
+  token?: string;
+  dockerHost?: string;
+  learner: { uid: number; gid: number; home: string; user: string };
+  superviseDockerd: boolean;
+  preloadDir: string;
+  registryMirror?: string;
+  bodyLimitBytes: number;
+  execOutputLimitBytes: number;
+  execTimeoutSeconds: number;
+  terminalIdleSeconds: number;
+  terminalScrollbackBytes: number;
+  maxTerminals: number;
+  keepaliveSeconds: number;
+  logLevel: string;
+}
+
+/** Thrown for a bad environment; main.ts prints its one-line message and exits non-zero. */
+export class ConfigError extends Error {}
+
+export function parseAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
+  const parsed = AgentEnv.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`invalid configuration: ${issue.path.join('.') || 'environment'}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  // A root agent spawns learner processes as uid 1000; an unprivileged one can only use its own ids.
+  const isRoot = process.getuid?.() === 0;
+  const uid = e.AGENT_LEARNER_UID ?? (isRoot ? 1000 : process.getuid!());
+  const gid = e.AGENT_LEARNER_GID ?? (isRoot ? 1000 : process.getgid!());
+  return {
+    workspace: e.AGENT_WORKSPACE,
+    listen: e.AGENT_LISTEN,
+    socket: e.AGENT_SOCKET,
+    token: e.AGENT_TOKEN,
+    // A supervised rootless daemon listens on the learner's runtime directory, where dockerd-rootless.sh puts it.
+    dockerHost: e.DOCKER_HOST ?? (e.AGENT_SUPERVISE_DOCKERD ? `unix:///run/user/${uid}/docker.sock` : undefined),
+    learner: { uid, gid, home: e.AGENT_LEARNER_HOME ?? e.AGENT_WORKSPACE, user: e.AGENT_LEARNER_USER },
+    superviseDockerd: e.AGENT_SUPERVISE_DOCKERD,
+    preloadDir: e.AGENT_PRELOAD_DIR,
+    registryMirror: e.AGENT_REGISTRY_MIRROR,
+    bodyLimitBytes: e.AGENT_BODY_LIMIT_BYTES,
+    execOutputLimitBytes: e.AGENT_EXEC_OUTPUT_LIMIT_BYTES,
+    execTimeoutSeconds: e.AGENT_EXEC_TIMEOUT_SECONDS,
+    terminalIdleSeconds: e.AGENT_TERMINAL_IDLE_SECONDS,
+    terminalScrollbackBytes: e.AGENT_TERMINAL_SCROLLBACK_BYTES,
+    maxTerminals: e.AGENT_MAX_TERMINALS,
+    keepaliveSeconds: e.AGENT_KEEPALIVE_SECONDS,
+    logLevel: e.AGENT_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,15 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { AppError } from '../../shared/errors.js';
+
+/** Requires `Authorization: Bearer <token>` on every request when a token is configured. */
+export function registerBearerAuth(app: FastifyInstance, token: string | undefined): void {
+  if (!token) return;
+  const expected = Buffer.from(`Bearer ${token}`);
+  app.addHook('onRequest', async (request) => {
+    const given = Buffer.from(request.headers.authorization ?? '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new AppError('UNAUTHORIZED', 'missing or wrong bearer token');
+    }
+  });
+}

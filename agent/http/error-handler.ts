@@ -1,0 +1,79 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { AppError, ERROR_STATUS, type ErrorCode } from '../../shared/errors.js';
+
+// Node's file-system errors mapped once, so routes can let them propagate.
+const ERRNO_CODES: Record<string, ErrorCode> = {
+  ENOENT: 'FILE_NOT_FOUND',
+  EISDIR: 'IS_A_DIRECTORY',
+  ENOTDIR: 'NOT_A_DIRECTORY',
+  EEXIST: 'ALREADY_EXISTS',
+  ENOTEMPTY: 'DIRECTORY_NOT_EMPTY',
+  EACCES: 'PERMISSION_DENIED',
+  EPERM: 'PERMISSION_DENIED',
+  ENOSPC: 'NO_SPACE',
+  EDQUOT: 'NO_SPACE',
+  ENAMETOOLONG: 'INVALID_PATH',
+  ELOOP: 'INVALID_PATH',
+  EINVAL: 'INVALID_PATH',
+};
+
+// Fastify's own client errors (body parsing, limits) get the project's codes.
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_VALIDATION: 'VALIDATION',
+};
+
+/** Turns anything thrown into an AppError; unknown errors become INTERNAL (and are logged by the caller). */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  const err = error as Partial<FastifyError> & { code?: string; validation?: unknown; message?: string };
+  if (err?.validation) {
+    return new AppError('VALIDATION', err.message ?? 'invalid request', { issues: err.validation });
+  }
+  if (err?.code && FASTIFY_CODES[err.code]) return new AppError(FASTIFY_CODES[err.code]!, err.message ?? err.code);
+  if (err?.code && ERRNO_CODES[err.code]) {
+    return new AppError(ERRNO_CODES[err.code]!, describeErrno(err.code));
+  }
+  if (err instanceof SyntaxError && (err as { statusCode?: number }).statusCode === 400) {
+    return new AppError('INVALID_JSON', err.message);
+  }
+  const status = (err as { statusCode?: number })?.statusCode;
+  if (status && status >= 400 && status < 500) return new AppError('VALIDATION', err.message ?? 'bad request');
+  return new AppError('INTERNAL', 'internal error', undefined, { cause: error });
+}
+
+function describeErrno(code: string): string {
+  // The raw message would name absolute host paths; the client only needs the reason.
+  const reasons: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EISDIR: 'is a directory',
+    ENOTDIR: 'not a directory',
+    EEXIST: 'already exists',
+    ENOTEMPTY: 'directory not empty',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    ENOSPC: 'no space left on device',
+    EDQUOT: 'disk quota exceeded',
+    ENAMETOOLONG: 'name too long',
+    ELOOP: 'too many levels of symbolic links',
+    EINVAL: 'invalid path',
+  };
+  return reasons[code] ?? code;
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => {
+    const appError = toAppError(error);
+    if (appError.code === 'INTERNAL') request.log.error({ err: error }, 'unhandled error');
+    else request.log.info({ code: appError.code }, appError.message);
+    return reply.status(ERROR_STATUS[appError.code]).send(appError.toBody());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const body = new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody();
+    return reply.status(404).send(body);
+  });
+}

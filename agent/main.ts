@@ -1,0 +1,57 @@
+import { chmod, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import closeWithGrace from 'close-with-grace';
+import pino from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, parseAgentConfig } from './config.js';
+import { createDockerClient } from './docker/docker-client.js';
+import { ExternalDaemonMonitor, type DaemonMonitor } from './supervisor/daemon-monitor.js';
+import { DockerdSupervisor } from './supervisor/dockerd-supervisor.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseAgentConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`agent: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+
+  const log = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+  const docker = createDockerClient(config.dockerHost);
+  const daemon: DaemonMonitor = config.superviseDockerd
+    ? new DockerdSupervisor(config, log)
+    : new ExternalDaemonMonitor(docker);
+  const app = await buildApp({ config, docker, daemon, logger: log });
+
+  if (config.socket) {
+    await rm(config.socket, { force: true });
+    await app.listen({ path: config.socket });
+    // Only the agent's own user (root in the session image) and the host may use the socket.
+    await chmod(config.socket, 0o600);
+    log.info({ socket: config.socket }, 'agent listening on unix socket');
+  }
+  let extraListener: Server | undefined;
+  if (config.listen && !config.socket) {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } else if (config.listen) {
+    // Fastify has one server; a second listener hands its connections to it, so both share every terminal.
+    const { host, port } = config.listen;
+    extraListener = createServer((socket) => app.server.emit('connection', socket));
+    await new Promise<void>((resolve) => extraListener!.listen(port, host, resolve));
+  }
+  if (config.listen) log.info(config.listen, 'agent listening on TCP (bearer token required)');
+
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'agent crashed');
+    log.info({ signal }, 'agent shutting down');
+    extraListener?.close();
+    await app.close();
+    await daemon.close();
+  });
+}
+
+await main();

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The README's test command: from a fresh machine, install what is missing, build the images, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/ensure-docker.sh
+bash scripts/install-deps.sh
+bash scripts/build-images.sh
+npx tsc --noEmit -p .
+npx vitest run "$@"

@@ -1,0 +1,38 @@
+/**
+ * Paths of the agent's API. The controller serves the same paths below `/sessions/{id}` and proxies them by
+ * stripping that prefix, so these are the only spellings of them in the code.
+ */
+export const AgentRoute = {
+  health: '/health',
+  files: '/files',
+  /** Fastify wildcard route: `/files/<path inside the workspace>`. */
+  file: '/files/*',
+  filesMkdir: '/files/mkdir',
+  filesMove: '/files/move',
+  exec: '/exec',
+  execStream: '/exec/stream',
+  build: '/build',
+  buildStream: '/build/stream',
+  run: '/run',
+  stop: '/stop',
+  containers: '/containers',
+  containerLogs: '/containers/:name/logs',
+  images: '/images',
+  terminals: '/terminals',
+  terminalWs: '/terminal/ws',
+  watchWs: '/watch/ws',
+  watchSse: '/watch',
+} as const;
+
+/** Controller-only paths. */
+export const ControllerRoute = {
+  health: '/health',
+  metrics: '/metrics',
+  sessions: '/sessions',
+  session: '/sessions/:id',
+  sessionExtend: '/sessions/:id/extend',
+  /** Everything below a session is proxied to its agent. */
+  sessionProxyPrefix: '/sessions/:id/',
+} as const;
+
+export const sessionPath = (id: string): string => `/sessions/${encodeURIComponent(id)}`;

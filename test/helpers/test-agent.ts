@@ -1,0 +1,68 @@
+import { chown, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../agent/app.js';
+import { parseAgentConfig, type AgentConfig } from '../../agent/config.js';
+import { createDockerClient } from '../../agent/docker/docker-client.js';
+import type { DaemonMonitor } from '../../agent/supervisor/daemon-monitor.js';
+import type { DaemonHealth } from '../../shared/schemas/health.js';
+
+export const LEARNER_UID = 1000;
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+
+/** A daemon monitor for unit tests that never touch Docker. */
+export class FakeDaemonMonitor implements DaemonMonitor {
+  state: DaemonHealth = { ready: true, version: 'fake', rootless: true, supervised: false, restarts: 0, last_error: null };
+  health(): DaemonHealth {
+    return this.state;
+  }
+  async waitReady(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+export interface TestAgent {
+  app: FastifyInstance;
+  /** The workspace folder (real path), owned by the learner uid. */
+  workspace: string;
+  /** A folder beside the workspace, for checking that nothing outside it is touched. */
+  outside: string;
+  config: AgentConfig;
+  daemon: FakeDaemonMonitor;
+  close(): Promise<void>;
+}
+
+/**
+ * An agent app on a fresh temporary workspace, configured through the same environment parsing as `npm run
+ * agent`. Pass `env` to override settings; the Docker client points at DOCKER_HOST (the host engine by default).
+ */
+export async function createTestAgent(env: Record<string, string> = {}): Promise<TestAgent> {
+  const root = await realpath(await mkdtemp(join(tmpdir(), 'agent-test-')));
+  const workspace = join(root, 'workspace');
+  const outside = join(root, 'outside');
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(workspace);
+  await mkdir(outside);
+  await chown(workspace, LEARNER_UID, LEARNER_UID);
+  const config = parseAgentConfig({
+    AGENT_WORKSPACE: workspace,
+    AGENT_SOCKET: join(root, 'agent.sock'),
+    AGENT_LEARNER_UID: String(LEARNER_UID),
+    AGENT_LEARNER_GID: String(LEARNER_UID),
+    ...env,
+  });
+  const daemon = new FakeDaemonMonitor();
+  const app = await buildApp({ config, docker: createDockerClient(config.dockerHost), daemon });
+  await app.ready();
+  return {
+    app,
+    workspace,
+    outside,
+    config,
+    daemon,
+    async close() {
+      await app.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
