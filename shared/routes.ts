@@ -19,6 +19,8 @@ export const AgentRoute = {
   containerLogs: '/containers/:name/logs',
   images: '/images',
   terminals: '/terminals',
+  terminal: '/terminals/:id',
+  terminalResize: '/terminals/:id/resize',
   terminalWs: '/terminal/ws',
   watchWs: '/watch/ws',
   watchSse: '/watch',

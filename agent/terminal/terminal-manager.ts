@@ -1,16 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { FastifyBaseLogger } from 'fastify';
+import { AppError } from '../../shared/errors.js';
+import type { TerminalInfo } from '../../shared/schemas/terminal.js';
 import type { AgentConfig } from '../config.js';
+import { learnerEnv } from '../learner-env.js';
+import { PtySession, type ShellCommand } from './pty-session.js';
 
-/** Owns every terminal (pty) of the agent. Placeholder until the terminal module lands. */
+const DEFAULT_COLS = 80;
+const DEFAULT_ROWS = 24;
+// bash in the pty, with IUTF8 set first: node-pty only sets it for string output, and without it the kernel's
+// line editing (`read`, `cat`) erases half a character on backspace. `exec` keeps the pid and SHLVL.
+const BASH = ['/bin/bash', '-c', 'stty iutf8 2>/dev/null; exec /bin/bash'] as const;
+const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv'];
+
+export interface OpenTerminal {
+  id?: string;
+  cols?: number;
+  rows?: number;
+}
+
+/** Owns every terminal (pty) of the agent: at most `config.maxTerminals`, each ended when idle or on close. */
 export class TerminalManager {
+  #terminals = new Map<string, PtySession>();
+  #command: ShellCommand | AppError;
+
   constructor(
     readonly config: AgentConfig,
     readonly log: FastifyBaseLogger,
-  ) {}
-
-  count(): number {
-    return 0;
+  ) {
+    this.#command = shellCommand(config);
   }
 
-  async closeAll(): Promise<void> {}
+  count(): number {
+    return this.#terminals.size;
+  }
+
+  list(): TerminalInfo[] {
+    return [...this.#terminals.values()].map((terminal) => terminal.info());
+  }
+
+  get(id: string): PtySession {
+    const terminal = this.#terminals.get(id);
+    if (!terminal) throw new AppError('TERMINAL_NOT_FOUND', `no terminal ${id}`, { id });
+    return terminal;
+  }
+
+  /** The terminal `id` when it runs (resized when a size is given), else a new shell under `id` or a fresh id. */
+  open({ id = randomUUID(), cols, rows }: OpenTerminal): PtySession {
+    const existing = this.#terminals.get(id);
+    if (existing) {
+      if (cols !== undefined || rows !== undefined) {
+        const { cols: currentCols, rows: currentRows } = existing.info();
+        existing.resize(cols ?? currentCols, rows ?? currentRows);
+      }
+      return existing;
+    }
+    if (this.#terminals.size >= this.config.maxTerminals) {
+      throw new AppError('TOO_MANY_TERMINALS', `at most ${this.config.maxTerminals} terminals`, {
+        max_terminals: this.config.maxTerminals,
+      });
+    }
+    if (this.#command instanceof AppError) throw this.#command;
+    const terminal = new PtySession({
+      id,
+      cols: cols ?? DEFAULT_COLS,
+      rows: rows ?? DEFAULT_ROWS,
+      command: this.#command,
+      cwd: this.config.workspace,
+      env: learnerEnv(this.config, { TERM: 'xterm-256color' }),
+      scrollbackBytes: this.config.terminalScrollbackBytes,
+      idleSeconds: this.config.terminalIdleSeconds,
+      log: this.log,
+      onExit: (ended) => {
+        if (this.#terminals.get(ended.id) === ended) this.#terminals.delete(ended.id);
+      },
+    });
+    this.#terminals.set(id, terminal);
+    this.log.info({ terminal: id, pid: terminal.pid }, 'terminal started');
+    return terminal;
+  }
+
+  async kill(id: string): Promise<void> {
+    await this.get(id).kill();
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.#terminals.values()].map((terminal) => terminal.kill()));
+  }
+}
+
+/**
+ * How to start bash as the learner. A root agent goes through setpriv, because node-pty's own uid/gid switch
+ * keeps the agent's supplementary groups (group 0 in a container) in the learner's shell.
+ */
+function shellCommand(config: AgentConfig): ShellCommand | AppError {
+  const [bash, ...args] = BASH;
+  if (process.getuid?.() !== 0) return { file: bash, args };
+  const setpriv = SETPRIV_PATHS.find((path) => existsSync(path));
+  if (!setpriv) return new AppError('INTERNAL', 'terminals need setpriv (util-linux) to drop to the learner user');
+  const { uid, gid } = config.learner;
+  return { file: setpriv, args: ['--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--', bash, ...args] };
 }
