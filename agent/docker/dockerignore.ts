@@ -1,0 +1,76 @@
+import { posix } from 'node:path';
+
+interface Rule {
+  regex: RegExp;
+  /** A `!pattern` line: brings back what earlier lines excluded. */
+  negated: boolean;
+}
+
+/** Decides which files of a build context `.dockerignore` leaves out, with Docker's rules (the last matching line wins). */
+export class Dockerignore {
+  readonly #rules: Rule[];
+
+  constructor(text: string) {
+    this.#rules = text
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('#'))
+      .map((line) => {
+        const negated = line.startsWith('!');
+        const pattern = posix.normalize(negated ? line.slice(1).trim() : line).replace(/^\/+|\/+$/g, '');
+        return { regex: toRegExp(pattern), negated };
+      })
+      .filter((rule) => rule.regex.source !== '^$' && rule.regex.source !== '^\\.$');
+  }
+
+  /** True when `path` (relative to the context, `/`-separated) is excluded, itself or through a parent folder. */
+  excludes(path: string): boolean {
+    const parents = path.split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/'));
+    let excluded = false;
+    for (const rule of this.#rules) {
+      if (rule.negated !== excluded) continue;
+      if (rule.regex.test(path) || parents.some((parent) => rule.regex.test(parent))) excluded = !rule.negated;
+    }
+    return excluded;
+  }
+
+  /** Whether a `!` line could bring back something inside an excluded folder (then it cannot be skipped whole). */
+  get hasNegations(): boolean {
+    return this.#rules.some((rule) => rule.negated);
+  }
+}
+
+// Go's filepath.Match syntax plus `**` (any number of folders), as Docker's patternmatcher reads it.
+function toRegExp(pattern: string): RegExp {
+  let source = '';
+  for (let i = 0; i < pattern.length; i += 1) {
+    const char = pattern[i]!;
+    if (char === '*' && pattern[i + 1] === '*') {
+      i += 1;
+      if (pattern[i + 1] === '/') {
+        i += 1;
+        source += '(?:.*/)?';
+      } else {
+        source += '.*';
+      }
+    } else if (char === '*') {
+      source += '[^/]*';
+    } else if (char === '?') {
+      source += '[^/]';
+    } else if (char === '[') {
+      const close = pattern.indexOf(']', i + 1);
+      if (close === -1) return /(?!)/;
+      const body = pattern.slice(i + 1, close);
+      source += body.startsWith('^') ? `[^/${body.slice(1)}]` : `[${body}]`;
+      i = close;
+    } else if (char === '\\' && i + 1 < pattern.length) {
+      i += 1;
+      source += escapeRegExp(pattern[i]!);
+    } else {
+      source += escapeRegExp(char);
+    }
+  }
+  return new RegExp(`^${source}$`);
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
