@@ -63,7 +63,7 @@ export function packBuildContext(context: BuildContext): Pack {
       if (kept.has(relative) || context.dockerfile.startsWith(`${relative}/`)) return false;
       if (!context.ignore.excludes(relative)) return false;
       // Skipping a folder skips all of it: keep walking into it when a `!` line may bring something back.
-      return !(context.ignore.hasNegations && isFolder(absolute));
+      return !(context.ignore.mayReinclude(relative) && isFolder(absolute));
     },
   });
 }

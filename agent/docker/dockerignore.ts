@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 
 interface Rule {
+  pattern: string;
   regex: RegExp;
   /** A `!pattern` line: brings back what earlier lines excluded. */
   negated: boolean;
@@ -18,9 +19,9 @@ export class Dockerignore {
       .map((line) => {
         const negated = line.startsWith('!');
         const pattern = posix.normalize(negated ? line.slice(1).trim() : line).replace(/^\/+|\/+$/g, '');
-        return { regex: toRegExp(pattern), negated };
+        return { pattern, regex: toRegExp(pattern), negated };
       })
-      .filter((rule) => rule.regex.source !== '^$' && rule.regex.source !== '^\\.$');
+      .filter((rule) => rule.pattern !== '' && rule.pattern !== '.');
   }
 
   /** True when `path` (relative to the context, `/`-separated) is excluded, itself or through a parent folder. */
@@ -34,9 +35,9 @@ export class Dockerignore {
     return excluded;
   }
 
-  /** Whether a `!` line could bring back something inside an excluded folder (then it cannot be skipped whole). */
-  get hasNegations(): boolean {
-    return this.#rules.some((rule) => rule.negated);
+  /** Whether a `!` line names something inside `folder` (Docker's test for walking into an excluded folder). */
+  mayReinclude(folder: string): boolean {
+    return this.#rules.some((rule) => rule.negated && `${rule.pattern}/`.startsWith(`${folder}/`));
   }
 }
 
