@@ -1,5 +1,110 @@
+import { realpath, stat } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import { posix } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { AppError } from '../../shared/errors.js';
+import { AgentRoute } from '../../shared/routes.js';
+import { ExecRequest, ExecResult, type ExecFrame } from '../../shared/schemas/exec.js';
 import type { RouteDeps } from '../app.js';
+import type { AgentConfig } from '../config.js';
+import { PUBLIC_WORKSPACE, resolveWorkspacePath } from '../files/workspace-path.js';
+import { learnerEnv } from '../learner-env.js';
+import { runProcess, type RunOptions } from './run-process.js';
 
-// Placeholder until the exec module lands; its owner replaces this file.
-export const execRoutes: FastifyPluginAsync<RouteDeps> = async () => {};
+export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { config }) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const running = new Set<AbortController>();
+  let closing = false;
+  // A shutting-down agent kills what it started, so open requests end instead of holding the close.
+  app.addHook('preClose', async () => {
+    closing = true;
+    running.forEach((run) => run.abort());
+  });
+
+  /** An AbortController that fires when the client goes away before the answer was sent. */
+  const trackClient = (raw: ServerResponse): AbortController => {
+    const run = new AbortController();
+    running.add(run);
+    raw.on('close', () => {
+      if (!raw.writableFinished) run.abort();
+    });
+    return run;
+  };
+
+  app.post(AgentRoute.exec, { schema: { body: ExecRequest, response: { 200: ExecResult } } }, async (request, reply) => {
+    const options = await toRunOptions(config, request.body);
+    const run = trackClient(reply.raw);
+    try {
+      const result = await runProcess({ ...options, signal: run.signal });
+      request.log.info({ program: options.command[0], exit_code: result.exit_code, timed_out: result.timed_out }, 'exec finished');
+      // The server only closes connections that are idle when it starts closing; this one must not linger.
+      if (closing) reply.header('connection', 'close');
+      return result;
+    } finally {
+      running.delete(run);
+    }
+  });
+
+  app.post(AgentRoute.execStream, { schema: { body: ExecRequest } }, async (request, reply) => {
+    // Everything that can be refused is checked before the 200 goes out, so errors keep their status and code.
+    const options = await toRunOptions(config, request.body);
+    const run = trackClient(reply.raw);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    res.flushHeaders();
+    const send = (frame: ExecFrame): void => {
+      if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify(frame)}\n`);
+      heartbeat.refresh();
+    };
+    const heartbeat = setTimeout(() => send({ type: 'heartbeat' }), config.keepaliveSeconds * 1000);
+    try {
+      const result = await runProcess({ ...options, signal: run.signal, onOutput: (type, data) => send({ type, data }) });
+      const { exit_code, timed_out, truncated, elapsed_seconds } = result;
+      send({ type: 'exit', exit_code, timed_out, truncated, elapsed_seconds });
+      request.log.info({ program: options.command[0], exit_code, timed_out, client_gone: run.signal.aborted }, 'exec stream finished');
+    } finally {
+      clearTimeout(heartbeat);
+      running.delete(run);
+      res.end();
+      if (closing) res.socket?.end(); // a keep-alive connection would hold the server's close
+    }
+  });
+};
+
+async function toRunOptions(config: AgentConfig, body: ExecRequest): Promise<Omit<RunOptions, 'signal' | 'onOutput'>> {
+  const timeoutSeconds = body.timeout_seconds ?? config.execTimeoutSeconds;
+  if (timeoutSeconds > config.execTimeoutSeconds) {
+    throw new AppError('VALIDATION', `timeout_seconds must be at most ${config.execTimeoutSeconds}`);
+  }
+  return {
+    command: body.command,
+    cwd: await resolveWorkdir(config.workspace, body.workdir),
+    env: learnerEnv(config, body.env),
+    uid: config.learner.uid,
+    gid: config.learner.gid,
+    stdin: body.stdin,
+    timeoutMs: timeoutSeconds * 1000,
+    outputLimitBytes: config.execOutputLimitBytes,
+  };
+}
+
+/**
+ * `/workspace/...` and relative paths are confined to the workspace; any other absolute folder is allowed as
+ * is, since the command runs as the learner and the file permissions decide what it may do there.
+ */
+async function resolveWorkdir(workspace: string, workdir: string | undefined): Promise<string> {
+  const requested = posix.resolve(PUBLIC_WORKSPACE, workdir ?? '.');
+  const inWorkspace = requested === PUBLIC_WORKSPACE || requested.startsWith(`${PUBLIC_WORKSPACE}/`);
+  const path = inWorkspace ? (await resolveWorkspacePath(await realpath(workspace), requested)).real : requested;
+  const shown = workdir ?? PUBLIC_WORKSPACE;
+  try {
+    if (!(await stat(path)).isDirectory()) throw new AppError('NOT_A_DIRECTORY', `workdir ${shown} is not a directory`, { workdir: shown });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new AppError('FILE_NOT_FOUND', `workdir ${shown} does not exist`, { workdir: shown });
+    throw error;
+  }
+  return path;
+}
