@@ -11,6 +11,7 @@ const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
 
 /** Most entries one listing returns; the rest is reported as `truncated`. */
 export const MAX_LIST_ENTRIES = 10_000;
+const STAT_BATCH = 64;
 
 export interface Owner {
   uid: number;
@@ -190,20 +191,25 @@ export class WorkspaceFiles {
 
 async function walk(dir: FileHandle, path: string, depth: number, entries: FileEntry[]): Promise<boolean> {
   const names = (await readdir(fdPath(dir))).sort();
-  for (const name of names) {
-    if (entries.length >= MAX_LIST_ENTRIES) return true;
-    const stats = await lstatIfExists(at(dir, name));
-    if (!stats) continue; // deleted since readdir
-    const entryPath = `${path}/${name}`;
-    entries.push(toEntry(name, entryPath, stats));
-    if (depth > 1 && stats.isDirectory()) {
-      // Replaced by a link or removed since lstat: list it as it was, without entering it.
-      const child = await open(at(dir, name), DIR_FLAGS).catch(() => undefined);
-      if (!child) continue;
-      try {
-        if (await walk(child, entryPath, depth - 1, entries)) return true;
-      } finally {
-        await child.close();
+  for (let start = 0; start < names.length; start += STAT_BATCH) {
+    const batch = names.slice(start, start + STAT_BATCH);
+    // Concurrent lstat calls keep the thread pool busy; one at a time a large folder takes several times longer.
+    const allStats = await Promise.all(batch.map((name) => lstatIfExists(at(dir, name))));
+    for (const [index, name] of batch.entries()) {
+      if (entries.length >= MAX_LIST_ENTRIES) return true;
+      const stats = allStats[index];
+      if (!stats) continue; // deleted since readdir
+      const entryPath = `${path}/${name}`;
+      entries.push(toEntry(name, entryPath, stats));
+      if (depth > 1 && stats.isDirectory()) {
+        // Replaced by a link or removed since lstat: listed as it was, not entered.
+        const child = await open(at(dir, name), DIR_FLAGS).catch(() => undefined);
+        if (!child) continue;
+        try {
+          if (await walk(child, entryPath, depth - 1, entries)) return true;
+        } finally {
+          await child.close();
+        }
       }
     }
   }
