@@ -178,25 +178,17 @@ function toBuffer(data: RawData): Buffer {
  * process groups included; those are what a hangup of the terminal should end.
  */
 async function signalSession(sid: number, signal: NodeJS.Signals): Promise<void> {
-  let entries: string[];
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    entries = [];
-  }
-  const pids = [sid];
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry) || Number(entry) === sid) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+  const entries = await readdir('/proc').catch(() => []);
+  const members = await Promise.all(
+    entries.filter((entry) => /^\d+$/.test(entry)).map(async (entry) => {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
       // Fields after the command name, which may itself contain spaces and parentheses: state ppid pgrp session.
       const session = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
-      if (session === sid) pids.push(Number(entry));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  for (const pid of pids) {
+      return session === sid ? Number(entry) : undefined;
+    }),
+  );
+  for (const pid of new Set([sid, ...members])) {
+    if (pid === undefined) continue;
     try {
       process.kill(pid, signal);
     } catch {

@@ -59,7 +59,8 @@ export class WorkspaceWatcher {
     this.#watcher = watcher;
     watcher.on('all', (event, path) => {
       const change = CHANGES[event];
-      if (this.#watcher !== watcher || !change || !path || path === '.') return;
+      // Before `ready` chokidar still reports some existing entries (symlinks) despite ignoreInitial.
+      if (this.#watcher !== watcher || !this.#ready || !change || !path || path === '.') return;
       this.#emit({ ...change, path });
     });
     watcher.on('ready', () => {
