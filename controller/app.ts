@@ -1,0 +1,86 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { registerErrorHandling, toAppError } from '../agent/http/error-handler.js';
+import { ControllerRoute } from '../shared/routes.js';
+import type { ControllerConfig } from './config.js';
+import { healthRoutes } from './health/health.routes.js';
+import { registerBearerAuth } from './http/auth.js';
+import { ControllerMetrics, metricsRoutes } from './metrics.js';
+import { proxyRoutes } from './proxy/proxy.routes.js';
+import type { SessionRuntime } from './runtime/session-runtime.js';
+import { probeAgentHealth, type ProbeAgent } from './sessions/agent-probe.js';
+import { startExpiry } from './sessions/expiry.js';
+import { SessionManager } from './sessions/session-manager.js';
+import { SessionStore } from './sessions/session-store.js';
+import { sessionsRoutes } from './sessions/sessions.routes.js';
+
+export interface AppDeps {
+  config: ControllerConfig;
+  runtime: SessionRuntime;
+  /** How a session's agent is asked whether it is ready; the real one over its unix socket by default. */
+  probeAgent?: ProbeAgent;
+  /** A pino logger; none (silent) in tests. */
+  logger?: FastifyBaseLogger;
+  /** The clock, replaceable in tests. */
+  now?: () => number;
+}
+
+// WebSocket close code 1001: the endpoint is going away (a restart); clients may reconnect.
+const GOING_AWAY = 1001;
+
+/**
+ * Builds the controller's HTTP/WebSocket app without listening (main.ts listens; tests use inject or port 0).
+ * When ready it reconciles sessions with Docker and starts the expiry sweep; closing it leaves sessions running.
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, runtime } = deps;
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  // The gauge reads the count only when scraped, after `sessions` exists.
+  const metrics: ControllerMetrics = new ControllerMetrics(() => sessions.count());
+  const sessions: SessionManager = new SessionManager({
+    config,
+    runtime,
+    store: new SessionStore(config.socketsDir, config.instance),
+    probeAgent: deps.probeAgent ?? probeAgentHealth,
+    metrics,
+    log: app.log,
+    now: deps.now,
+  });
+
+  registerErrorHandling(app);
+  app.addHook('onError', async (_request, _reply, error) => {
+    metrics.errors.inc({ code: toAppError(error).code });
+  });
+  registerBearerAuth(app, config.apiToken, [ControllerRoute.health]);
+  await app.register(websocket, {
+    options: { maxPayload: 1024 * 1024 },
+    preClose(done) {
+      for (const client of this.websocketServer.clients) client.close(GOING_AWAY, 'controller shutting down');
+      this.websocketServer.close(() => done());
+    },
+  });
+
+  let stopExpiry: (() => void) | undefined;
+  app.addHook('onReady', async () => {
+    await sessions.start();
+    stopExpiry = startExpiry(sessions, config.cleanupIntervalSeconds, app.log);
+  });
+  app.addHook('onClose', async () => stopExpiry?.());
+
+  await app.register(healthRoutes, { runtime, sessions });
+  await app.register(metricsRoutes, { metrics });
+  await app.register(sessionsRoutes, { sessions });
+  // After the session routes: the proxy takes everything else below /sessions/{id}/.
+  await app.register(proxyRoutes, {
+    resolveAgent: (sessionId) => sessions.resolveAgent(sessionId),
+    observe: (kind, seconds, statusCode) => metrics.observeProxy(kind, seconds, statusCode),
+  });
+  return app;
+}

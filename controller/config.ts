@@ -1,0 +1,114 @@
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { SESSION_IMAGE } from '../shared/session-security.js';
+
+const positiveInt = z.coerce.number().int().positive();
+const LOOPBACK = '127.0.0.1';
+
+// Docker's own memory notation: a number with an optional b/k/m/g suffix (`1536m`), in bytes.
+const UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+const memory = z
+  .string()
+  .regex(/^\d+(\.\d+)?[bkmg]?$/i, 'expected a size such as 1536m or 2g')
+  .transform((v) => Math.floor(Number.parseFloat(v) * (UNITS[v.slice(-1).toLowerCase()] ?? 1)))
+  .refine((bytes) => bytes >= 6 * 1024 ** 2, 'must be at least 6m (Docker refuses less)');
+
+// A unix socket path holds at most 107 bytes; the longest is SOCKETS_DIR/<48-char id>/agent/agent.sock.
+const SOCKET_PATH_TAIL = 1 + 48 + '/agent/agent.sock'.length;
+const MAX_SOCKETS_DIR_LENGTH = 107 - SOCKET_PATH_TAIL;
+
+/** Every setting of the controller, read from the environment once at start-up. */
+const ControllerEnv = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
+    HOST: z.string().min(1).optional(),
+    RUNNER_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    SESSION_TTL_SECONDS: positiveInt.default(1800),
+    MAX_TTL_SECONDS: positiveInt.default(4 * 3600),
+    MAX_SESSIONS: positiveInt.default(20),
+    CLEANUP_INTERVAL_SECONDS: positiveInt.default(300),
+    SESSION_START_TIMEOUT_SECONDS: positiveInt.default(90),
+    CONTAINER_MEMORY_LIMIT: memory.default(1536 * 1024 ** 2),
+    CONTAINER_CPU_LIMIT: z.coerce.number().positive().max(1024).default(1),
+    CONTAINER_PIDS_LIMIT: positiveInt.default(2048),
+    SESSION_IMAGE: z.string().min(1).default(SESSION_IMAGE),
+    SOCKETS_DIR: z
+      .string()
+      .refine(isAbsolute, 'must be an absolute path')
+      .refine((p) => p.length <= MAX_SOCKETS_DIR_LENGTH, `must be at most ${MAX_SOCKETS_DIR_LENGTH} characters (unix socket paths are short)`)
+      .default('/var/lib/runner/sessions'),
+    SESSION_NETWORK: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'not a valid Docker network name').default('runner-sessions'),
+    SESSION_NAME_PREFIX: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,15}$/, 'lowercase letters, digits, _ . -, at most 16').default('sess-'),
+    RUNNER_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, _ . -').default('default'),
+    SESSION_REGISTRY_MIRROR: z.url().optional(),
+    DOCKER_HOST: z.string().min(1).optional(),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .refine((e) => e.SESSION_TTL_SECONDS <= e.MAX_TTL_SECONDS, {
+    message: 'must not exceed MAX_TTL_SECONDS',
+    path: ['SESSION_TTL_SECONDS'],
+  })
+  .refine((e) => e.RUNNER_API_TOKEN || !e.HOST || isLoopback(e.HOST), {
+    message: 'required when HOST is not a loopback address (the API would be open to the network)',
+    path: ['RUNNER_API_TOKEN'],
+  });
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+export interface ControllerConfig {
+  port: number;
+  host: string;
+  /** Bearer token for every route but /health; none means loopback only. */
+  apiToken?: string;
+  sessionTtlSeconds: number;
+  maxTtlSeconds: number;
+  maxSessions: number;
+  cleanupIntervalSeconds: number;
+  sessionStartTimeoutSeconds: number;
+  memoryBytes: number;
+  cpus: number;
+  pidsLimit: number;
+  sessionImage: string;
+  socketsDir: string;
+  network: string;
+  namePrefix: string;
+  instance: string;
+  registryMirror?: string;
+  dockerHost?: string;
+  logLevel: string;
+}
+
+/** Thrown for a bad environment; main.ts prints its one-line message and exits non-zero. */
+export class ConfigError extends Error {}
+
+export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig {
+  const parsed = ControllerEnv.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`invalid configuration: ${issue.path.join('.') || 'environment'}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST ?? (e.RUNNER_API_TOKEN ? '0.0.0.0' : LOOPBACK),
+    apiToken: e.RUNNER_API_TOKEN,
+    sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+    maxTtlSeconds: e.MAX_TTL_SECONDS,
+    maxSessions: e.MAX_SESSIONS,
+    cleanupIntervalSeconds: e.CLEANUP_INTERVAL_SECONDS,
+    sessionStartTimeoutSeconds: e.SESSION_START_TIMEOUT_SECONDS,
+    memoryBytes: e.CONTAINER_MEMORY_LIMIT,
+    cpus: e.CONTAINER_CPU_LIMIT,
+    pidsLimit: e.CONTAINER_PIDS_LIMIT,
+    sessionImage: e.SESSION_IMAGE,
+    socketsDir: e.SOCKETS_DIR,
+    network: e.SESSION_NETWORK,
+    namePrefix: e.SESSION_NAME_PREFIX,
+    instance: e.RUNNER_INSTANCE,
+    registryMirror: e.SESSION_REGISTRY_MIRROR,
+    dockerHost: e.DOCKER_HOST,
+    logLevel: e.LOG_LEVEL,
+  };
+}

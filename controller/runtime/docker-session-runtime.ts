@@ -1,0 +1,294 @@
+import type Docker from 'dockerode';
+import type { FastifyBaseLogger } from 'fastify';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AppError } from '../../shared/errors.js';
+import { Label, MANAGED_BY } from '../../shared/labels.js';
+import { SESSION_PATHS, sessionSecurityHostConfig } from '../../shared/session-security.js';
+import type { ControllerConfig } from '../config.js';
+import type { RuntimeSession, RuntimeVolume, SessionRuntime, SessionSpec } from './session-runtime.js';
+
+const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
+const PING_TIMEOUT_MS = 2_000;
+const VOLUME_REMOVE_ATTEMPTS = 20;
+const HOSTNAME_MAX = 63;
+// The engine's own errnos when its socket is missing, refused or closed: Docker itself is down.
+const UNAVAILABLE_ERRNOS = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EACCES', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
+
+type VolumeRole = 'workspace' | 'docker';
+
+/** Sessions as Docker containers on the host engine, one bridge network for all, two volumes each. */
+export class DockerSessionRuntime implements SessionRuntime {
+  constructor(
+    private readonly docker: Docker,
+    private readonly config: ControllerConfig,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  async ping(): Promise<boolean> {
+    const timeout = sleep(PING_TIMEOUT_MS).then(() => false);
+    const ping = this.docker.ping().then(
+      () => true,
+      () => false,
+    );
+    return Promise.race([ping, timeout]);
+  }
+
+  async createSession(spec: SessionSpec): Promise<RuntimeSession> {
+    const { config } = this;
+    await this.#ensureNetwork();
+    const workspace = await this.#createVolume(spec, 'workspace');
+    const dockerData = await this.#createVolume(spec, 'docker');
+    const options: Docker.ContainerCreateOptions = {
+      name: spec.containerName,
+      Hostname: spec.containerName.slice(0, HOSTNAME_MAX),
+      Image: config.sessionImage,
+      Labels: {
+        ...this.#ownLabels(spec.sessionId),
+        [Label.createdAt]: spec.createdAt.toISOString(),
+        [Label.expiresAt]: spec.expiresAt.toISOString(),
+      },
+      Env: [
+        // The image's own defaults, spelled out so that the mount below and these paths cannot drift apart.
+        `AGENT_SOCKET=${SESSION_PATHS.agentSocket}`,
+        `AGENT_TOKEN_FILE=${SESSION_PATHS.tokenFile}`,
+        ...(config.registryMirror ? [`AGENT_REGISTRY_MIRROR=${config.registryMirror}`] : []),
+      ],
+      HostConfig: {
+        ...sessionSecurityHostConfig(),
+        Memory: config.memoryBytes,
+        // No swap on top: the memory limit is the whole budget.
+        MemorySwap: config.memoryBytes,
+        NanoCpus: Math.round(config.cpus * 1e9),
+        PidsLimit: config.pidsLimit,
+        RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 5 },
+        NetworkMode: config.network,
+        Mounts: [
+          { Type: 'volume', Source: workspace, Target: SESSION_PATHS.workspace },
+          { Type: 'volume', Source: dockerData, Target: SESSION_PATHS.dockerData },
+          { Type: 'bind', Source: spec.agentDir, Target: SESSION_PATHS.agentDir },
+        ],
+        // The session's own output (agent and dockerd logs) must not fill the host's disk.
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+      },
+    };
+    this.log.debug({ sessionId: spec.sessionId, containerName: spec.containerName }, 'creating session container');
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(options);
+    } catch (error) {
+      if (statusOf(error) === 409) throw new AppError('SESSION_EXISTS', `a container named ${spec.containerName} already exists`);
+      if (statusOf(error) === 404 && /image/i.test(messageOf(error))) {
+        throw new AppError('SESSION_START_FAILED', `session image ${config.sessionImage} not found: build it with scripts/build-images.sh`);
+      }
+      throw toRuntimeError(error, 'create the session container');
+    }
+    try {
+      await container.start();
+      return toRuntimeSession(await container.inspect(), config.network);
+    } catch (error) {
+      throw toRuntimeError(error, 'start the session container', 'SESSION_START_FAILED');
+    }
+  }
+
+  async inspectSession(containerName: string): Promise<RuntimeSession | null> {
+    try {
+      return toRuntimeSession(await this.docker.getContainer(containerName).inspect(), this.config.network);
+    } catch (error) {
+      if (statusOf(error) === 404) return null;
+      throw toRuntimeError(error, 'inspect a session container');
+    }
+  }
+
+  async listSessions(): Promise<RuntimeSession[]> {
+    try {
+      const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
+      return containers.map((c) => ({
+        sessionId: c.Labels[Label.sessionId] ?? '',
+        containerName: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+        state: stateOf(c.State),
+        address: c.NetworkSettings?.Networks?.[this.config.network]?.IPAddress || null,
+        createdAt: dateOf(c.Labels[Label.createdAt]),
+        expiresAt: dateOf(c.Labels[Label.expiresAt]),
+      }));
+    } catch (error) {
+      throw toRuntimeError(error, 'list session containers');
+    }
+  }
+
+  async startSession(containerName: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerName).start();
+    } catch (error) {
+      if (statusOf(error) === 304) return; // already running
+      throw toRuntimeError(error, 'start a session container');
+    }
+  }
+
+  async removeSession(sessionId: string, containerName: string): Promise<void> {
+    const container = this.docker.getContainer(containerName);
+    try {
+      const info = await container.inspect();
+      // The name may belong to something that is not this session (another controller, a hand-made container).
+      if (this.#owns(info.Config.Labels, sessionId)) {
+        this.log.debug({ sessionId, containerName }, 'removing session container');
+        await container.remove({ force: true, v: true });
+      }
+    } catch (error) {
+      if (statusOf(error) !== 404) throw toRuntimeError(error, 'remove the session container');
+    }
+    const volumes = await this.#listVolumes([`${Label.sessionId}=${sessionId}`]);
+    for (const volume of volumes) await this.removeVolume(volume.name);
+  }
+
+  async listVolumes(): Promise<RuntimeVolume[]> {
+    return this.#listVolumes([]);
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.docker.getVolume(name).remove();
+        return;
+      } catch (error) {
+        if (statusOf(error) === 404) return;
+        // A container that was just removed can hold its volumes for a moment.
+        if (statusOf(error) === 409 && attempt < VOLUME_REMOVE_ATTEMPTS) {
+          await sleep(100);
+          continue;
+        }
+        throw toRuntimeError(error, `remove volume ${name}`);
+      }
+    }
+  }
+
+  async tailLogs(containerName: string, lines: number): Promise<string[]> {
+    try {
+      const raw = await this.docker.getContainer(containerName).logs({ stdout: true, stderr: true, tail: lines, follow: false });
+      return demuxLogs(Buffer.from(raw)).split('\n').filter((line) => line.length > 0).slice(-lines);
+    } catch {
+      return [];
+    }
+  }
+
+  async #listVolumes(extraLabels: string[]): Promise<RuntimeVolume[]> {
+    try {
+      const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), ...extraLabels] } });
+      return (Volumes ?? []).map((v) => ({ name: v.Name, sessionId: v.Labels?.[Label.sessionId] ?? '' }));
+    } catch (error) {
+      throw toRuntimeError(error, 'list session volumes');
+    }
+  }
+
+  async #createVolume(spec: SessionSpec, role: VolumeRole): Promise<string> {
+    const name = `${spec.containerName}-${role}`;
+    try {
+      const existing = await this.docker.getVolume(name).inspect();
+      // Creating a volume that exists silently returns it: never hand a new session someone else's data.
+      if (!this.#owns(existing.Labels, spec.sessionId)) {
+        throw new AppError('SESSION_EXISTS', `volume ${name} belongs to something else`);
+      }
+      await this.removeVolume(name);
+    } catch (error) {
+      if (error instanceof AppError) throw error;
+      if (statusOf(error) !== 404) throw toRuntimeError(error, `inspect volume ${name}`);
+    }
+    try {
+      await this.docker.createVolume({ Name: name, Labels: { ...this.#ownLabels(spec.sessionId), [Label.volumeRole]: role } });
+      return name;
+    } catch (error) {
+      throw toRuntimeError(error, `create volume ${name}`);
+    }
+  }
+
+  // One bridge for all sessions with inter-container traffic off: sessions reach the internet, never each other.
+  async #ensureNetwork(): Promise<void> {
+    const { network } = this.config;
+    try {
+      const info = (await this.docker.getNetwork(network).inspect()) as { Options?: Record<string, string> };
+      if (info.Options?.[ICC_OPTION] !== 'false') {
+        throw new AppError('DOCKER_ERROR', `network ${network} lets containers reach each other (${ICC_OPTION} is not false): remove it or choose another SESSION_NETWORK`);
+      }
+      return;
+    } catch (error) {
+      if (error instanceof AppError) throw error;
+      if (statusOf(error) !== 404) throw toRuntimeError(error, `inspect network ${network}`);
+    }
+    this.log.info({ network }, 'creating sessions network');
+    try {
+      await this.docker.createNetwork({
+        Name: network,
+        Driver: 'bridge',
+        CheckDuplicate: true,
+        Options: { [ICC_OPTION]: 'false' },
+        Labels: { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance },
+      });
+    } catch (error) {
+      // Another create made it in between: fine, it has the same options.
+      if (statusOf(error) !== 409) throw toRuntimeError(error, `create network ${network}`);
+    }
+  }
+
+  #ownLabels(sessionId: string): Record<string, string> {
+    return { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance, [Label.sessionId]: sessionId };
+  }
+
+  #ownLabelFilter(): string[] {
+    return [`${Label.managedBy}=${MANAGED_BY}`, `${Label.instance}=${this.config.instance}`];
+  }
+
+  #owns(labels: Record<string, string> | null | undefined, sessionId: string): boolean {
+    return labels?.[Label.managedBy] === MANAGED_BY && labels[Label.instance] === this.config.instance && labels[Label.sessionId] === sessionId;
+  }
+}
+
+function toRuntimeSession(info: Docker.ContainerInspectInfo, network: string): RuntimeSession {
+  const labels = info.Config.Labels ?? {};
+  return {
+    sessionId: labels[Label.sessionId] ?? '',
+    containerName: info.Name.replace(/^\//, ''),
+    state: stateOf(info.State.Status),
+    address: info.NetworkSettings.Networks?.[network]?.IPAddress || null,
+    createdAt: dateOf(labels[Label.createdAt]),
+    expiresAt: dateOf(labels[Label.expiresAt]),
+  };
+}
+
+function stateOf(status: string): RuntimeSession['state'] {
+  if (status === 'running' || status === 'restarting' || status === 'created') return status;
+  return 'stopped';
+}
+
+function dateOf(value: string | undefined): Date | null {
+  const date = value ? new Date(value) : null;
+  return date && !Number.isNaN(date.getTime()) ? date : null;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number } | null)?.statusCode;
+}
+
+function messageOf(error: unknown): string {
+  const err = error as { json?: { message?: string }; message?: string } | null;
+  return err?.json?.message ?? err?.message ?? String(error);
+}
+
+function toRuntimeError(error: unknown, action: string, code: 'DOCKER_ERROR' | 'SESSION_START_FAILED' = 'DOCKER_ERROR'): AppError {
+  if (error instanceof AppError) return error;
+  const errno = (error as { code?: string } | null)?.code;
+  if (errno && UNAVAILABLE_ERRNOS.has(errno)) {
+    return new AppError('DOCKER_UNAVAILABLE', `Docker is not available (${errno}): could not ${action}`, undefined, { cause: error });
+  }
+  return new AppError(code, `could not ${action}: ${messageOf(error)}`, undefined, { cause: error });
+}
+
+// `docker logs` of a container without a TTY interleaves stdout and stderr in 8-byte-headed frames.
+function demuxLogs(raw: Buffer): string {
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  while (offset + 8 <= raw.length) {
+    const size = raw.readUInt32BE(offset + 4);
+    chunks.push(raw.subarray(offset + 8, offset + 8 + size));
+    offset += 8 + size;
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,21 @@
+/**
+ * Docker label keys the controller puts on everything it creates (containers, volumes, the network), so that
+ * after a restart it can find what it owns and nothing else.
+ */
+export const Label = {
+  /** Always `MANAGED_BY` on the controller's resources. */
+  managedBy: 'io.runner.managed-by',
+  /** Which controller owns it (`RUNNER_INSTANCE`): several can share one engine without touching each other's. */
+  instance: 'io.runner.instance',
+  /** The session's id as the client gave it. */
+  sessionId: 'io.runner.session-id',
+  /** ISO time the session was created. */
+  createdAt: 'io.runner.created-at',
+  /** ISO time the session first expires; an extension lives in the session's state file (labels are immutable). */
+  expiresAt: 'io.runner.expires-at',
+  /** On volumes: what the volume holds (`workspace` or `docker`). */
+  volumeRole: 'io.runner.volume-role',
+} as const;
+
+/** The value of `Label.managedBy`. */
+export const MANAGED_BY = 'runner-controller';

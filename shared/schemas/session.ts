@@ -1,0 +1,73 @@
+import { z } from 'zod';
+
+/**
+ * A session id as the backend chooses it: lowercase letters, digits, `-` and `_`, starting with a letter or digit,
+ * at most 48 characters (it becomes part of container, volume and socket path names).
+ */
+export const SessionId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,47}$/, 'lowercase letters, digits, - and _, starting with a letter or digit, at most 48 characters');
+export type SessionId = z.infer<typeof SessionId>;
+
+/** A time to live in whole seconds; the controller bounds it by its `MAX_TTL_SECONDS`. */
+export const TtlSeconds = z.number().int().positive();
+
+/** `POST /sessions`. Without `ttl_seconds` the controller's `SESSION_TTL_SECONDS` applies. */
+export const CreateSessionRequest = z.object({
+  session_id: SessionId,
+  ttl_seconds: TtlSeconds.optional(),
+});
+export type CreateSessionRequest = z.infer<typeof CreateSessionRequest>;
+
+/** `POST /sessions/{id}/extend`: the session now expires `ttl_seconds` from now (this may also shorten it). */
+export const ExtendSessionRequest = z.object({
+  ttl_seconds: TtlSeconds,
+});
+export type ExtendSessionRequest = z.infer<typeof ExtendSessionRequest>;
+
+/**
+ * Where a session is in its life: `creating` until its agent and inner daemon answer, `running`, `restarting`
+ * (Docker restarts it after a crash), `stopped` (its container is not running).
+ */
+export const SessionStatus = z.enum(['creating', 'running', 'restarting', 'stopped']);
+export type SessionStatus = z.infer<typeof SessionStatus>;
+
+/** A session as `POST /sessions` (201), `GET /sessions/{id}` and `POST /sessions/{id}/extend` answer it. */
+export const SessionInfo = z.object({
+  session_id: SessionId,
+  container_name: z.string(),
+  status: SessionStatus,
+  /** ISO 8601, UTC. */
+  created_at: z.string(),
+  /** ISO 8601, UTC; the session and its data are removed after this. */
+  expires_at: z.string(),
+});
+export type SessionInfo = z.infer<typeof SessionInfo>;
+
+/** `GET /sessions`. */
+export const SessionList = z.object({
+  sessions: z.array(SessionInfo),
+});
+export type SessionList = z.infer<typeof SessionList>;
+
+/** `DELETE /sessions/{id}`: idempotent; `found` says whether there was anything to remove. */
+export const DeleteSessionResponse = z.object({
+  session_id: SessionId,
+  status: z.literal('deleted'),
+  found: z.boolean(),
+});
+export type DeleteSessionResponse = z.infer<typeof DeleteSessionResponse>;
+
+/** Path parameters of `/sessions/{id}` routes. */
+export const SessionParams = z.object({
+  id: SessionId,
+});
+export type SessionParams = z.infer<typeof SessionParams>;
+
+/** `GET /health` of the controller, exactly the seed's shape. */
+export const ControllerHealth = z.object({
+  status: z.enum(['healthy', 'unhealthy']),
+  active_sessions: z.number().int().nonnegative(),
+  docker_available: z.boolean(),
+});
+export type ControllerHealth = z.infer<typeof ControllerHealth>;

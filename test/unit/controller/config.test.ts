@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseControllerConfig } from '../../../controller/config.js';
+
+describe('controller configuration', () => {
+  it('has the seed\'s defaults and listens on loopback without a token', () => {
+    const config = parseControllerConfig({});
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '127.0.0.1',
+      sessionTtlSeconds: 1800,
+      cleanupIntervalSeconds: 300,
+      memoryBytes: 1536 * 1024 * 1024,
+      cpus: 1,
+      sessionImage: 'runner-session:latest',
+      network: 'runner-sessions',
+      namePrefix: 'sess-',
+    });
+    expect(config.apiToken).toBeUndefined();
+  });
+
+  it('listens on every interface once a token is set', () => {
+    expect(parseControllerConfig({ RUNNER_API_TOKEN: 'x'.repeat(16) }).host).toBe('0.0.0.0');
+  });
+
+  it('reads memory in Docker notation', () => {
+    expect(parseControllerConfig({ CONTAINER_MEMORY_LIMIT: '2g' }).memoryBytes).toBe(2 * 1024 ** 3);
+    expect(parseControllerConfig({ CONTAINER_MEMORY_LIMIT: '512M' }).memoryBytes).toBe(512 * 1024 ** 2);
+    expect(parseControllerConfig({ CONTAINER_CPU_LIMIT: '0.5' }).cpus).toBe(0.5);
+  });
+
+  it.each([
+    [{ SESSION_TTL_SECONDS: 'soon' }, /SESSION_TTL_SECONDS/],
+    [{ SESSION_TTL_SECONDS: '-5' }, /SESSION_TTL_SECONDS/],
+    [{ SESSION_TTL_SECONDS: '7200', MAX_TTL_SECONDS: '3600' }, /SESSION_TTL_SECONDS: must not exceed MAX_TTL_SECONDS/],
+    [{ CONTAINER_MEMORY_LIMIT: 'lots' }, /CONTAINER_MEMORY_LIMIT: expected a size/],
+    [{ CONTAINER_MEMORY_LIMIT: '1m' }, /CONTAINER_MEMORY_LIMIT: must be at least 6m/],
+    [{ CONTAINER_CPU_LIMIT: '0' }, /CONTAINER_CPU_LIMIT/],
+    [{ CLEANUP_INTERVAL_SECONDS: '0' }, /CLEANUP_INTERVAL_SECONDS/],
+    [{ MAX_SESSIONS: 'many' }, /MAX_SESSIONS/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ RUNNER_API_TOKEN: 'short' }, /RUNNER_API_TOKEN: must be at least 16/],
+    [{ HOST: '0.0.0.0' }, /RUNNER_API_TOKEN: required when HOST is not a loopback/],
+    [{ SOCKETS_DIR: 'relative/dir' }, /SOCKETS_DIR: must be an absolute path/],
+    [{ SOCKETS_DIR: `/${'x'.repeat(60)}` }, /SOCKETS_DIR: must be at most/],
+    [{ SESSION_NETWORK: 'bad name' }, /SESSION_NETWORK/],
+    [{ SESSION_REGISTRY_MIRROR: 'not a url' }, /SESSION_REGISTRY_MIRROR/],
+  ])('rejects %j with one line naming the variable', (env, message) => {
+    expect(() => parseControllerConfig(env)).toThrow(ConfigError);
+    expect(() => parseControllerConfig(env)).toThrow(message);
+    try {
+      parseControllerConfig(env);
+    } catch (error) {
+      expect((error as Error).message).not.toContain('\n');
+    }
+  });
+});
