@@ -1,0 +1,58 @@
+import type { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
+import { AppError } from '../../shared/errors.js';
+import { copyResponseHeaders, type OutgoingHeaders } from './headers.js';
+
+export interface HttpUpstream {
+  dispatcher: Dispatcher;
+  /** Needed by a shared dispatcher (ports); a per-socket pool knows its origin. */
+  origin?: string;
+  /** Path and query exactly as the client spelled them below the session prefix. */
+  path: string;
+  headers: OutgoingHeaders;
+  /** How long the upstream may take to start answering. */
+  headersTimeoutMs: number;
+  /** Longest silence allowed between two chunks of a response body. */
+  bodyTimeoutMs: number;
+  /** Names the upstream in error messages, e.g. "the agent of session abc". */
+  name: string;
+  details?: Record<string, unknown>;
+}
+
+/** Streams the request to the upstream and its answer back, status, headers and body unchanged. */
+export async function forwardHttp(request: FastifyRequest, reply: FastifyReply, upstream: HttpUpstream): Promise<FastifyReply> {
+  const abort = new AbortController();
+  const res = reply.raw;
+  // A client that goes away before the answer is complete cancels the upstream request.
+  res.once('close', () => {
+    if (!res.writableFinished) abort.abort();
+  });
+  let answer: Dispatcher.ResponseData;
+  try {
+    answer = await upstream.dispatcher.request({
+      origin: upstream.origin,
+      path: upstream.path,
+      method: request.method as Dispatcher.HttpMethod,
+      headers: upstream.headers,
+      body: (request.body as Readable | undefined) ?? null,
+      signal: abort.signal,
+      headersTimeout: upstream.headersTimeoutMs,
+      bodyTimeout: upstream.bodyTimeoutMs,
+    });
+  } catch (error) {
+    throw upstreamError(error, upstream.name, upstream.details);
+  }
+  reply.code(answer.statusCode);
+  copyResponseHeaders(answer.headers, reply);
+  return reply.send(answer.body);
+}
+
+/** 504 when the upstream took too long, 502 when it could not be reached or broke off; never a 500. */
+export function upstreamError(error: unknown, name: string, details?: Record<string, unknown>): AppError {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') {
+    return new AppError('AGENT_TIMEOUT', `${name} did not answer in time`, details, { cause: error });
+  }
+  return new AppError('AGENT_UNAVAILABLE', `${name} is not reachable`, details, { cause: error });
+}

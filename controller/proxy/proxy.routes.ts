@@ -1,0 +1,170 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AgentRoute, ControllerRoute, sessionPath } from '../../shared/routes.js';
+import type { AgentTarget, ResolveAgent } from './agent-target.js';
+import { upstreamHeaders } from './headers.js';
+import { forwardHttp } from './http-proxy.js';
+import { Upstreams } from './upstreams.js';
+import { bridgeWebSocket, type WsUpstream } from './ws-proxy.js';
+
+export interface ProxyOptions {
+  resolveAgent: ResolveAgent;
+  /** How long an upstream may take to start answering, and the longest silence allowed inside a streamed body. */
+  requestTimeoutMs?: number;
+  /** Agent routes that answer only once their work is done (exec, build, run, stop) may take this long. */
+  longRequestTimeoutMs?: number;
+  /** Called once per proxied request or WebSocket session with its duration and status (101 for a bridged WS). */
+  observe?: (kind: 'http' | 'ws', seconds: number, statusCode: number) => void;
+}
+
+// Agent routes whose answer waits for the work itself; their streaming variants answer at once.
+const LONG_AGENT_ROUTES = new Set<string>([AgentRoute.exec, AgentRoute.build, AgentRoute.run, AgentRoute.stop]);
+const BODY_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+const PORTS_SEGMENT = '/ports/';
+
+const PortParams = z.object({
+  id: z.string(),
+  port: z
+    .string()
+    .regex(/^\d{1,5}$/, 'port must be a number')
+    .transform(Number)
+    .pipe(z.number().int().min(1, 'port must be 1..65535').max(65535, 'port must be 1..65535')),
+});
+
+/**
+ * Serves everything under `/sessions/:id/` the host app does not: the session agent's API with the prefix stripped
+ * (HTTP and WebSocket), and `/sessions/:id/ports/:port/…`, a server listening inside the session.
+ */
+export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, options) => {
+  const app = scope.withTypeProvider<ZodTypeProvider>();
+  const { resolveAgent, observe } = options;
+  const timeoutMs = options.requestTimeoutMs ?? 60_000;
+  const longTimeoutMs = Math.max(options.longRequestTimeoutMs ?? 30 * 60_000, timeoutMs);
+  // Where the agent path starts in request.url: after this plugin's prefix and `/sessions/`.
+  const sessionsPrefixLength = app.prefix.length + ControllerRoute.sessions.length + 1;
+  const upstreams = new Upstreams();
+  const wsUpstreams = new WeakMap<FastifyRequest, WsUpstream>();
+  app.addHook('onClose', async () => upstreams.close());
+
+  // Bodies go to the upstream as the raw stream, unparsed and unlimited here: the upstream enforces its own limit.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  app.setValidatorCompiler(validatorCompiler);
+
+  if (observe) {
+    app.addHook('onResponse', async (request, reply) => {
+      // A bridged WebSocket reports when it ends; its upgrade socket closing is not a response.
+      if (request.ws && reply.statusCode < 400) return;
+      observe(request.ws ? 'ws' : 'http', reply.elapsedTime / 1000, reply.statusCode);
+    });
+  }
+
+  /** `/files?path=x` out of `/sessions/abc/files?path=x`, spelled exactly as the client did. */
+  const agentPath = (url: string): string => {
+    const slash = url.indexOf('/', sessionsPrefixLength);
+    return slash === -1 ? '/' : url.slice(slash);
+  };
+
+  /** `/x?y` out of `/sessions/abc/ports/8080/x?y`; `/?y` for `/sessions/abc/ports/8080?y`. */
+  const portPath = (url: string): string => {
+    const rest = agentPath(url);
+    const slash = rest.indexOf('/', PORTS_SEGMENT.length);
+    if (slash !== -1) return rest.slice(slash);
+    const query = rest.indexOf('?');
+    return query === -1 ? '/' : `/${rest.slice(query)}`;
+  };
+
+  const agentName = (id: string) => `the agent of session ${id}`;
+  const portName = (id: string, port: number) => `port ${port} of session ${id}`;
+  const portOrigin = (target: AgentTarget, port: number) =>
+    target.address.includes(':') ? `[${target.address}]:${port}` : `${target.address}:${port}`;
+
+  const forwardToAgent = async (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+    const { id } = request.params;
+    const target = await resolveAgent(id);
+    const path = agentPath(request.url);
+    const headers = upstreamHeaders(request.headers);
+    headers.authorization = `Bearer ${target.token}`;
+    return forwardHttp(request, reply, {
+      dispatcher: upstreams.agent(target.socketPath),
+      path,
+      headers,
+      headersTimeoutMs: request.method === 'POST' && isLongAgentRoute(path) ? longTimeoutMs : timeoutMs,
+      bodyTimeoutMs: timeoutMs,
+      name: agentName(id),
+    });
+  };
+
+  const forwardToPort = async (request: FastifyRequest<{ Params: z.infer<typeof PortParams> }>, reply: FastifyReply) => {
+    const { id, port } = request.params;
+    const target = await resolveAgent(id);
+    const headers = upstreamHeaders(request.headers);
+    addForwardedHeaders(headers, request, `${app.prefix}${sessionPath(id)}${PORTS_SEGMENT}${port}`);
+    return forwardHttp(request, reply, {
+      dispatcher: upstreams.ports,
+      origin: `http://${portOrigin(target, port)}`,
+      path: portPath(request.url),
+      headers,
+      headersTimeoutMs: timeoutMs,
+      bodyTimeoutMs: timeoutMs,
+      name: portName(id, port),
+      details: { port },
+    });
+  };
+
+  // Session lookup happens before the upgrade, so an unknown session is a plain 404 like over HTTP.
+  const prepareAgentUpgrade = async (request: FastifyRequest<{ Params: { id: string } }>) => {
+    if (!request.ws) return;
+    const target = await resolveAgent(request.params.id);
+    wsUpstreams.set(request, {
+      url: `ws+unix://${target.socketPath}:${agentPath(request.url)}`,
+      headers: { authorization: `Bearer ${target.token}` },
+      handshakeTimeoutMs: timeoutMs,
+    });
+  };
+
+  const preparePortUpgrade = async (request: FastifyRequest<{ Params: z.infer<typeof PortParams> }>) => {
+    if (!request.ws) return;
+    const { id, port } = request.params;
+    const target = await resolveAgent(id);
+    wsUpstreams.set(request, {
+      url: `ws://${portOrigin(target, port)}${portPath(request.url)}`,
+      headers: upstreamHeaders(request.headers, true),
+      handshakeTimeoutMs: timeoutMs,
+    });
+  };
+
+  const bridge = (client: WebSocket, request: FastifyRequest) => {
+    const upstream = wsUpstreams.get(request)!;
+    wsUpstreams.delete(request);
+    const startedAt = performance.now();
+    bridgeWebSocket(client, { ...upstream, protocol: client.protocol || undefined }, request.log, (statusCode) =>
+      observe?.('ws', (performance.now() - startedAt) / 1000, statusCode),
+    );
+  };
+
+  const agentUrl = `${ControllerRoute.sessionProxyPrefix}*`;
+  app.route({ method: 'GET', url: agentUrl, preHandler: prepareAgentUpgrade, handler: forwardToAgent, wsHandler: bridge });
+  app.route({ method: [...BODY_METHODS], url: agentUrl, handler: forwardToAgent });
+
+  for (const url of [`${ControllerRoute.sessionProxyPrefix}ports/:port`, `${ControllerRoute.sessionProxyPrefix}ports/:port/*`]) {
+    const schema = { params: PortParams };
+    app.route({ method: 'GET', url, schema, preHandler: preparePortUpgrade, handler: forwardToPort, wsHandler: bridge });
+    app.route({ method: [...BODY_METHODS], url, schema, handler: forwardToPort });
+  }
+};
+
+function isLongAgentRoute(path: string): boolean {
+  const query = path.indexOf('?');
+  return LONG_AGENT_ROUTES.has(query === -1 ? path : path.slice(0, query));
+}
+
+/** Tells an app inside the session where it is published, since it only sees the proxy's request. */
+function addForwardedHeaders(headers: Record<string, string | string[]>, request: FastifyRequest, prefix: string): void {
+  headers['x-forwarded-for'] = request.ip;
+  headers['x-forwarded-host'] = request.host;
+  headers['x-forwarded-proto'] = request.protocol;
+  headers['x-forwarded-prefix'] = prefix;
+}

@@ -1,0 +1,60 @@
+import { Agent, Pool, type Dispatcher } from 'undici';
+
+interface SocketPool {
+  pool: Pool;
+  used: boolean;
+}
+
+/**
+ * The proxy's upstream connections: one keep-alive pool per agent socket, reused by every request to that session,
+ * and one dispatcher for ports published inside sessions. Pools idle for a whole sweep interval are closed.
+ */
+export class Upstreams {
+  readonly #sockets = new Map<string, SocketPool>();
+  readonly #ports = new Agent({ connect: { timeout: 5_000 } });
+  readonly #sweep: NodeJS.Timeout;
+
+  constructor(idleMs = 60_000) {
+    this.#sweep = setInterval(() => this.#closeIdle(), idleMs).unref();
+  }
+
+  /** The pool of connections to the agent listening on socketPath. */
+  agent(socketPath: string): Dispatcher {
+    let entry = this.#sockets.get(socketPath);
+    if (entry === undefined) {
+      // The origin only fills the Host header; the socket path decides where the request goes.
+      entry = { pool: new Pool('http://agent', { socketPath, connect: { timeout: 5_000 } }), used: true };
+      this.#sockets.set(socketPath, entry);
+    }
+    entry.used = true;
+    return entry.pool;
+  }
+
+  /** The dispatcher for `http://<session ip>:<port>` origins. */
+  get ports(): Dispatcher {
+    return this.#ports;
+  }
+
+  /** How many agent sockets have an open pool (for tests and metrics). */
+  get openPools(): number {
+    return this.#sockets.size;
+  }
+
+  #closeIdle(): void {
+    for (const [socketPath, entry] of this.#sockets) {
+      if (entry.used || entry.pool.stats.size > 0) {
+        entry.used = false;
+        continue;
+      }
+      this.#sockets.delete(socketPath);
+      void entry.pool.close().catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweep);
+    const pools = [...this.#sockets.values()].map((entry) => entry.pool.destroy());
+    this.#sockets.clear();
+    await Promise.allSettled([...pools, this.#ports.destroy()]);
+  }
+}

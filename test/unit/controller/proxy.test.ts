@@ -1,0 +1,526 @@
+import { once } from 'node:events';
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import Fastify, { type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import { request } from 'undici';
+import WebSocket, { WebSocketServer } from 'ws';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { registerErrorHandling } from '../../../agent/http/error-handler.js';
+import { AppError } from '../../../shared/errors.js';
+import { proxyRoutes, type ProxyOptions } from '../../../controller/proxy/proxy.routes.js';
+import type { AgentTarget } from '../../../controller/proxy/agent-target.js';
+import { createTestAgent, TEST_TOKEN, type TestAgent } from '../../helpers/test-agent.js';
+
+const UPSTREAM_TOKEN = 'upstream-token-0123456789';
+const CLIENT_AUTH = 'Bearer client-token-never-forwarded';
+
+interface Deferred<T = void> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+}
+function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** A stand-in agent on a unix socket with the behaviours the real one has not (yet) got: slow, streaming, echo. */
+interface FakeUpstream {
+  app: FastifyInstance;
+  socketPath: string;
+  connections: number;
+  /** Bytes of the current upload seen so far, and a signal on each chunk. */
+  uploaded: number;
+  onUpload: (bytes: number) => void;
+  /** Lets /stream send its second chunk and end. */
+  release: Deferred;
+  arrived: Deferred;
+  upstreamClosed: Deferred;
+  wsClosed: Deferred<{ code: number; reason: string }>;
+  pong: Deferred<string>;
+}
+
+async function startFakeUpstream(dir: string): Promise<FakeUpstream> {
+  const app = Fastify();
+  const fake: FakeUpstream = {
+    app,
+    socketPath: join(dir, 'fake.sock'),
+    connections: 0,
+    uploaded: 0,
+    onUpload: () => {},
+    release: deferred(),
+    arrived: deferred(),
+    upstreamClosed: deferred(),
+    wsClosed: deferred(),
+    pong: deferred(),
+  };
+  app.server.on('connection', () => fake.connections++);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+  await app.register(websocket);
+
+  app.all('/echo/*', async (req) => ({ method: req.method, url: req.url, headers: req.headers }));
+  app.post('/upload', async (req) => {
+    for await (const chunk of req.body as Readable) {
+      fake.uploaded += (chunk as Buffer).length;
+      fake.onUpload(fake.uploaded);
+    }
+    return { bytes: fake.uploaded };
+  });
+  app.get('/stream', async (_req, reply) => {
+    const body = new Readable({ read() {} });
+    body.push('{"chunk":1}\n');
+    void fake.release.promise.then(() => {
+      body.push('{"chunk":2}\n');
+      body.push(null);
+    });
+    return reply.type('application/x-ndjson').send(body);
+  });
+  app.get('/wait', async (_req, reply) => {
+    reply.raw.on('close', () => fake.upstreamClosed.resolve());
+    fake.arrived.resolve();
+    await fake.release.promise;
+    return { late: true };
+  });
+  app.get('/teapot', async (_req, reply) => reply.code(418).header('x-agent', 'yes').send({ code: 'X', message: 'short and stout' }));
+
+  app.get('/ws/echo', { websocket: true }, (socket) => {
+    socket.send('hello');
+    socket.on('message', (data, isBinary) => {
+      const text = data.toString();
+      if (!isBinary && text === 'close-me') socket.close(4321, 'agent-bye');
+      else if (!isBinary && text === 'ping-me') socket.ping('keepalive');
+      else socket.send(data, { binary: isBinary });
+    });
+    socket.on('pong', (data) => fake.pong.resolve(data.toString()));
+    socket.on('close', (code, reason) => fake.wsClosed.resolve({ code, reason: reason.toString() }));
+  });
+  app.get('/ws/late', {
+    websocket: true,
+    // Accepts only after a while, so the client's first frames arrive before the upstream is open.
+    preValidation: async () => void (await new Promise((r) => setTimeout(r, 200))),
+  }, (socket) => {
+    socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
+  });
+  // Refuses in a hook, before the upgrade, as the agent's auth and limits do.
+  app.get('/ws/denied', {
+    websocket: true,
+    preValidation: async (_req, reply) => reply.code(429).send({ code: 'TOO_MANY_TERMINALS', message: 'too many' }),
+  }, (socket) => socket.close());
+
+  await app.listen({ path: fake.socketPath });
+  return fake;
+}
+
+interface Host {
+  app: FastifyInstance;
+  base: string;
+  wsBase: string;
+  observed: [string, number, number][];
+}
+
+async function startHost(targets: Record<string, AgentTarget>, options: Partial<ProxyOptions> = {}): Promise<Host> {
+  const app = Fastify();
+  registerErrorHandling(app);
+  await app.register(websocket);
+  const observed: Host['observed'] = [];
+  await app.register(proxyRoutes, {
+    resolveAgent: async (id) => {
+      const target = targets[id];
+      if (!target) throw new AppError('SESSION_NOT_FOUND', `no session ${id}`);
+      return target;
+    },
+    observe: (kind, seconds, status) => observed.push([kind, seconds, status]),
+    ...options,
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  return { app, base: `http://127.0.0.1:${port}`, wsBase: `ws://127.0.0.1:${port}`, observed };
+}
+
+interface Frame {
+  data: Buffer;
+  isBinary: boolean;
+}
+
+/** A client socket whose frames and close are recorded from the start, so none is missed between awaits. */
+function openWs(url: string): { ws: WebSocket; next(): Promise<Frame>; closed: Promise<{ code: number; reason: string }> } {
+  const ws = new WebSocket(url, { headers: { authorization: CLIENT_AUTH } });
+  // Failures show up as close codes or unexpected responses, which the tests assert.
+  ws.on('error', () => {});
+  const frames: Frame[] = [];
+  let waiting: ((frame: Frame) => void) | undefined;
+  ws.on('message', (data, isBinary) => {
+    const frame = { data: data as Buffer, isBinary };
+    if (waiting) {
+      waiting(frame);
+      waiting = undefined;
+    } else frames.push(frame);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  const next = () => {
+    const frame = frames.shift();
+    return frame ? Promise.resolve(frame) : new Promise<Frame>((resolve) => (waiting = resolve));
+  };
+  return { ws, next, closed };
+}
+
+describe('proxy', () => {
+  let dir: string;
+  let fake: FakeUpstream;
+  let hosts: Host[];
+  let cleanups: (() => Promise<unknown> | void)[];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'proxy-test-'));
+    fake = await startFakeUpstream(dir);
+    hosts = [];
+    cleanups = [];
+  });
+  afterEach(async () => {
+    fake.release.resolve();
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    for (const host of hosts) await host.app.close();
+    await fake.app.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const fakeTarget = (): AgentTarget => ({ socketPath: fake.socketPath, token: UPSTREAM_TOKEN, address: '127.0.0.1' });
+  const host = async (targets: Record<string, AgentTarget>, options: Partial<ProxyOptions> = {}) => {
+    const started = await startHost(targets, options);
+    hosts.push(started);
+    return started;
+  };
+
+  describe('through a real agent', () => {
+    let agent: TestAgent;
+    beforeEach(async () => {
+      agent = await createTestAgent({ AGENT_TOKEN: TEST_TOKEN });
+      await agent.app.listen({ path: agent.config.socket! });
+      cleanups.push(() => agent.close());
+    });
+    const agentTarget = (token = TEST_TOKEN): AgentTarget => ({ socketPath: agent.config.socket!, token, address: '127.0.0.1' });
+
+    it('answers an agent route below the session prefix with the session token in place of the client one', async () => {
+      const { base } = await host({ s1: agentTarget() });
+      const res = await request(`${base}/sessions/s1/health`, { headers: { authorization: CLIENT_AUTH } });
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.json()).toMatchObject({ status: 'healthy', daemon: { ready: true } });
+    });
+
+    it("passes the agent's error status and body through unchanged", async () => {
+      const { base } = await host({ s1: agentTarget() });
+      const res = await request(`${base}/sessions/s1/nope?x=1`);
+      expect(res.statusCode).toBe(404);
+      expect(await res.body.json()).toEqual({ code: 'ROUTE_NOT_FOUND', message: 'no route GET /nope' });
+    });
+
+    it("returns the agent's 401 when the session token is wrong", async () => {
+      const { base } = await host({ s1: agentTarget('wrong-token-0123456789') });
+      const res = await request(`${base}/sessions/s1/health`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } });
+      expect(res.statusCode).toBe(401);
+      expect(((await res.body.json()) as { code: string }).code).toBe('UNAUTHORIZED');
+    });
+  });
+
+  describe('HTTP', () => {
+    it('strips the session prefix, keeps the query exactly and replaces the client token', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const res = await rawGet(`${base}/sessions/s1/echo/a%2Fb/c?path=%2Fworkspace&x=1&x=2&empty=`, {
+        authorization: CLIENT_AUTH,
+        'x-custom': 'kept',
+        connection: 'keep-alive, x-hop',
+        'x-hop': 'dropped',
+      });
+      expect(res.statusCode).toBe(200);
+      const echoed = JSON.parse(res.body) as { url: string; headers: Record<string, string> };
+      expect(echoed.url).toBe('/echo/a%2Fb/c?path=%2Fworkspace&x=1&x=2&empty=');
+      expect(echoed.headers.authorization).toBe(`Bearer ${UPSTREAM_TOKEN}`);
+      expect(echoed.headers['x-custom']).toBe('kept');
+      expect(echoed.headers['x-hop']).toBeUndefined();
+    });
+
+    it('forwards every method with its body', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      for (const method of ['POST', 'PUT', 'PATCH', 'DELETE'] as const) {
+        const res = await request(`${base}/sessions/s1/echo/m`, { method, body: '{"a":1}', headers: { 'content-type': 'application/json' } });
+        expect(((await res.body.json()) as { method: string }).method).toBe(method);
+      }
+    });
+
+    it("passes the upstream's status, headers and body through", async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const res = await request(`${base}/sessions/s1/teapot`);
+      expect(res.statusCode).toBe(418);
+      expect(res.headers['x-agent']).toBe('yes');
+      expect(await res.body.json()).toEqual({ code: 'X', message: 'short and stout' });
+    });
+
+    it('reuses one upstream connection for many requests', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      for (let i = 0; i < 20; i++) await (await request(`${base}/sessions/s1/echo/${i}`)).body.dump();
+      expect(fake.connections).toBe(1);
+    });
+
+    it('streams a large upload to the upstream while it is still being sent', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const firstChunkArrived = deferred();
+      fake.onUpload = () => firstChunkArrived.resolve();
+      const chunk = Buffer.alloc(1024 * 1024, 7);
+      const total = 96;
+      async function* upload() {
+        yield chunk;
+        // The rest is only produced once the upstream has the first MiB: nothing waits for the whole body.
+        await firstChunkArrived.promise;
+        for (let i = 1; i < total; i++) yield chunk;
+      }
+      const res = await request(`${base}/sessions/s1/upload`, {
+        method: 'POST',
+        body: Readable.from(upload()),
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.json()).toEqual({ bytes: total * chunk.length });
+    });
+
+    it('delivers a streamed response chunk by chunk before the upstream ends it', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const res = await request(`${base}/sessions/s1/stream`);
+      expect(res.headers['content-type']).toBe('application/x-ndjson');
+      const reader = res.body[Symbol.asyncIterator]();
+      const first = await reader.next();
+      expect(String(first.value)).toBe('{"chunk":1}\n');
+      fake.release.resolve();
+      let rest = '';
+      for (let next = await reader.next(); !next.done; next = await reader.next()) rest += String(next.value);
+      expect(rest).toBe('{"chunk":2}\n');
+    });
+
+    it('answers 404 SESSION_NOT_FOUND for an unknown session', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const res = await request(`${base}/sessions/nobody/health`);
+      expect(res.statusCode).toBe(404);
+      expect(await res.body.json()).toEqual({ code: 'SESSION_NOT_FOUND', message: 'no session nobody' });
+    });
+
+    it('answers 502 AGENT_UNAVAILABLE when nothing listens on the agent socket', async () => {
+      const { base, observed } = await host({ s1: { ...fakeTarget(), socketPath: join(dir, 'gone.sock') } });
+      const res = await request(`${base}/sessions/s1/health`);
+      expect(res.statusCode).toBe(502);
+      expect(await res.body.json()).toEqual({ code: 'AGENT_UNAVAILABLE', message: 'the agent of session s1 is not reachable' });
+      expect(observed.map(([kind, , status]) => [kind, status])).toEqual([['http', 502]]);
+    });
+
+    it('answers 504 AGENT_TIMEOUT when the agent does not answer in time', async () => {
+      const { base } = await host({ s1: fakeTarget() }, { requestTimeoutMs: 300 });
+      const res = await request(`${base}/sessions/s1/wait`);
+      expect(res.statusCode).toBe(504);
+      expect(await res.body.json()).toEqual({ code: 'AGENT_TIMEOUT', message: 'the agent of session s1 did not answer in time' });
+      await fake.upstreamClosed.promise;
+    });
+
+    it('cancels the upstream request when the client goes away', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const abort = new AbortController();
+      const pending = request(`${base}/sessions/s1/wait`, { signal: abort.signal }).catch((error: Error) => error);
+      await fake.arrived.promise;
+      abort.abort();
+      expect(await pending).toBeInstanceOf(Error);
+      await fake.upstreamClosed.promise;
+    });
+
+    it('reports each request to observe with its status', async () => {
+      const { base, observed } = await host({ s1: fakeTarget() });
+      await (await request(`${base}/sessions/s1/teapot`)).body.dump();
+      expect(observed).toHaveLength(1);
+      const [kind, seconds, status] = observed[0]!;
+      expect([kind, status]).toEqual(['http', 418]);
+      expect(seconds).toBeGreaterThan(0);
+    });
+  });
+
+  describe('WebSocket', () => {
+    it('carries text and binary frames both ways with their kind', async () => {
+      const { wsBase } = await host({ s1: fakeTarget() });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/ws/echo`);
+      const hello = await next();
+      expect([hello.data.toString(), hello.isBinary]).toEqual(['hello', false]);
+      ws.send('héllo {"json":"text"}');
+      const text = await next();
+      expect([text.data.toString(), text.isBinary]).toEqual(['héllo {"json":"text"}', false]);
+      const bytes = Buffer.from([0, 1, 2, 0xc3, 0xff]);
+      ws.send(bytes);
+      const binary = await next();
+      expect(binary.isBinary).toBe(true);
+      expect(binary.data).toEqual(bytes);
+      ws.close();
+      await closed;
+    });
+
+    it("keeps the client's close code and reason on the way to the agent", async () => {
+      const { wsBase, observed } = await host({ s1: fakeTarget() });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/ws/echo`);
+      await next();
+      ws.close(4001, 'client-bye');
+      expect(await fake.wsClosed.promise).toEqual({ code: 4001, reason: 'client-bye' });
+      await closed;
+      await expect.poll(() => observed.map(([kind, , status]) => [kind, status])).toEqual([['ws', 101]]);
+    });
+
+    it("keeps the agent's close code and reason on the way to the client", async () => {
+      const { wsBase } = await host({ s1: fakeTarget() });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/ws/echo`);
+      await next();
+      ws.send('close-me');
+      expect(await closed).toEqual({ code: 4321, reason: 'agent-bye' });
+    });
+
+    it("relays the agent's keepalive pings to the client and its pongs back", async () => {
+      const { wsBase } = await host({ s1: fakeTarget() });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/ws/echo`);
+      await next();
+      const ping = new Promise<string>((resolve) => ws.once('ping', (data) => resolve(data.toString())));
+      ws.send('ping-me');
+      expect(await ping).toBe('keepalive');
+      expect(await fake.pong.promise).toBe('keepalive');
+      ws.close();
+    });
+
+    it('delivers frames the client sent before the upstream was open', async () => {
+      const { wsBase } = await host({ s1: fakeTarget() });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/ws/late`);
+      await once(ws, 'open');
+      ws.send('early-1');
+      ws.send(Buffer.from('early-2'));
+      const first = await next();
+      const second = await next();
+      expect([first.data.toString(), first.isBinary, second.data.toString(), second.isBinary]).toEqual(['early-1', false, 'early-2', true]);
+      ws.close();
+    });
+
+    it('refuses the upgrade with 404 for an unknown session', async () => {
+      const { wsBase } = await host({ s1: fakeTarget() });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/nobody/ws/echo`);
+      const [, res] = (await once(ws, 'unexpected-response')) as [unknown, { statusCode: number }];
+      expect(res.statusCode).toBe(404);
+      ws.terminate();
+    });
+
+    it('closes the client with 4502 when the agent cannot be reached', async () => {
+      const { wsBase, observed } = await host({ s1: { ...fakeTarget(), socketPath: join(dir, 'gone.sock') } });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/terminal/ws`);
+      expect(await closed).toEqual({ code: 4502, reason: 'AGENT_UNAVAILABLE: upstream is not reachable' });
+      await expect.poll(() => observed.map(([kind, , status]) => [kind, status])).toEqual([['ws', 502]]);
+    });
+
+    it("closes the client with 4000 + the agent's status when the agent refuses the upgrade", async () => {
+      const { wsBase } = await host({ s1: fakeTarget() });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/ws/denied`);
+      expect(await closed).toEqual({ code: 4429, reason: 'TOO_MANY_TERMINALS: too many' });
+    });
+
+    it('closes the client with 1011 when the agent connection breaks', async () => {
+      const { wsBase } = await host({ s1: fakeTarget() });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/ws/echo`);
+      await next();
+      for (const client of fake.app.websocketServer.clients) client.terminate();
+      expect((await closed).code).toBe(1011);
+    });
+  });
+
+  describe('ports', () => {
+    let server: Server;
+    let port: number;
+    let seen: { url: string; headers: Record<string, string | string[] | undefined> }[];
+
+    beforeEach(async () => {
+      seen = [];
+      server = createServer((req, res) => {
+        seen.push({ url: req.url!, headers: req.headers });
+        res.setHeader('content-type', 'text/plain');
+        res.end(`app says ${req.method} ${req.url}`);
+      });
+      const wss = new WebSocketServer({ server });
+      wss.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary })));
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      port = (server.address() as AddressInfo).port;
+      cleanups.push(() => {
+        for (const client of wss.clients) client.terminate();
+        server.closeAllConnections();
+        return new Promise((resolve) => server.close(resolve));
+      });
+    });
+
+    it("reaches a server published inside the session at the session's address", async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const res = await request(`${base}/sessions/s1/ports/${port}/app/page?q=1`, { headers: { authorization: CLIENT_AUTH } });
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.text()).toBe('app says GET /app/page?q=1');
+      expect(seen[0]!.headers.authorization).toBeUndefined();
+      expect(seen[0]!.headers['x-forwarded-prefix']).toBe(`/sessions/s1/ports/${port}`);
+    });
+
+    it('serves the root of the port with or without a trailing slash', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      expect(await (await request(`${base}/sessions/s1/ports/${port}`)).body.text()).toBe('app says GET /');
+      expect(await (await request(`${base}/sessions/s1/ports/${port}?x=1`)).body.text()).toBe('app says GET /?x=1');
+      expect(await (await request(`${base}/sessions/s1/ports/${port}/`)).body.text()).toBe('app says GET /');
+    });
+
+    it('carries WebSocket frames to and from the published port', async () => {
+      const { wsBase } = await host({ s1: fakeTarget() });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/ports/${port}/socket`);
+      await once(ws, 'open');
+      ws.send('to the app');
+      const echoed = await next();
+      expect([echoed.data.toString(), echoed.isBinary]).toEqual(['to the app', false]);
+      ws.close();
+      await closed;
+    });
+
+    it.each(['0', '65536', 'http', '-1', '1e3'])('rejects port %s with 400 VALIDATION', async (bad) => {
+      const { base } = await host({ s1: fakeTarget() });
+      const res = await request(`${base}/sessions/s1/ports/${bad}/x`);
+      expect(res.statusCode).toBe(400);
+      expect(((await res.body.json()) as { code: string }).code).toBe('VALIDATION');
+    });
+
+    it('answers 502 with a code when nothing listens on the port', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const closedPort = await freePort();
+      const res = await request(`${base}/sessions/s1/ports/${closedPort}/`);
+      expect(res.statusCode).toBe(502);
+      expect(await res.body.json()).toEqual({
+        code: 'AGENT_UNAVAILABLE',
+        message: `port ${closedPort} of session s1 is not reachable`,
+        port: closedPort,
+      });
+    });
+  });
+});
+
+/** A GET with exactly these headers (undici would rewrite Connection). */
+async function rawGet(url: string, headers: Record<string, string>): Promise<{ statusCode: number; body: string }> {
+  const req = httpRequest(url, { headers });
+  req.end();
+  const [res] = (await once(req, 'response')) as [IncomingMessage];
+  let body = '';
+  for await (const chunk of res) body += String(chunk);
+  return { statusCode: res.statusCode!, body };
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
