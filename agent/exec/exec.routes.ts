@@ -22,7 +22,7 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
     running.forEach((run) => run.abort());
   });
 
-  /** An AbortController that fires when the client goes away before the answer was sent. */
+  // Aborts when the client goes away before its answer was sent: nobody would read the result.
   const trackClient = (raw: ServerResponse): AbortController => {
     const run = new AbortController();
     running.add(run);
@@ -52,6 +52,7 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
     const run = trackClient(reply.raw);
     reply.hijack();
     const res = reply.raw;
+    // Headers go out at once, and proxies (nginx honours x-accel-buffering) must pass each frame through as it comes.
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     res.flushHeaders();
     const send = (frame: ExecFrame): void => {
