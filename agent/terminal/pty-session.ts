@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { spawn, type IPty } from 'node-pty';
 import { WebSocket, type RawData } from 'ws';
+import { AppError } from '../../shared/errors.js';
 import { TerminalCloseCode, type TerminalInfo } from '../../shared/schemas/terminal.js';
 import { Scrollback } from './scrollback.js';
 
@@ -100,6 +101,7 @@ export class PtySession {
     if (replay.length > 0) socket.send(replay, { binary: true });
     this.#clients.add(socket);
     socket.on('message', (data) => {
+      if (this.#ended) return;
       this.#lastActivity = new Date();
       this.#pty.write(toBuffer(data));
     });
@@ -107,7 +109,12 @@ export class PtySession {
   }
 
   resize(cols: number, rows: number): void {
-    this.#pty.resize(cols, rows);
+    try {
+      this.#pty.resize(cols, rows);
+    } catch {
+      // The shell is gone and its pty closed; the exit event is on its way.
+      throw new AppError('TERMINAL_NOT_FOUND', `terminal ${this.id} has ended`, { id: this.id });
+    }
   }
 
   /** Hangs up the shell and everything started in its session; kills what is still there after a grace period. */

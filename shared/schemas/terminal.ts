@@ -51,8 +51,6 @@ export type TerminalList = z.infer<typeof TerminalList>;
 export const TerminalCloseCode = {
   /** The shell exited; the reason is `exit <code>` (128 + signal number when a signal ended it). */
   exited: 1000,
-  /** The agent is shutting down. */
-  goingAway: 1001,
   /** The agent already runs its maximum number of terminals; the reason starts with `TOO_MANY_TERMINALS`. */
   tooManyTerminals: 4429,
   /** The terminal could not be started; the reason says why. */
