@@ -1,7 +1,8 @@
 import { lstatSync } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { pack, type Pack } from 'tar-fs';
+import { Readable } from 'node:stream';
+import { pack } from 'tar-fs';
 import { AppError } from '../../shared/errors.js';
 import { resolveWorkspacePath } from '../files/workspace-path.js';
 import { Dockerignore } from './dockerignore.js';
@@ -52,9 +53,10 @@ async function readDockerignore(workspaceReal: string, contextPublic: string): P
  * Packs the context as a tar stream. Symlinks go in as links (never followed, so a link to /etc ships a link,
  * not /etc); files `.dockerignore` excludes stay out, except the Dockerfile and `.dockerignore` the daemon needs.
  */
-export function packBuildContext(context: BuildContext): Pack {
+export function packBuildContext(context: BuildContext): Readable {
   const kept = new Set([context.dockerfile, '.dockerignore']);
-  return pack(context.dir, {
+  // tar-fs makes a streamx stream; a Node Readable is what dockerode expects to pipe.
+  const tar = pack(context.dir, {
     dereference: false,
     // Sockets, fifos and devices have no place in an image: skip them rather than fail the build.
     strict: false,
@@ -66,6 +68,7 @@ export function packBuildContext(context: BuildContext): Pack {
       return !(context.ignore.mayReinclude(relative) && isFolder(absolute));
     },
   });
+  return Readable.from(tar, { objectMode: false });
 }
 
 function isFolder(path: string): boolean {

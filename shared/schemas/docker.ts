@@ -123,7 +123,7 @@ export type BuildFrame = z.infer<typeof BuildFrame>;
 export const RunRequest = z.object({
   image: ImageReference,
   /** Replaces the image's CMD, e.g. `["sh", "-c", "echo hi"]`. */
-  command: z.array(z.string().max(128 * 1024).refine(hasNoNul, 'an argument contains a NUL byte')).max(4096).optional(),
+  command: z.array(z.string().max(128 * 1024).refine(hasNoNul, 'an argument contains a NUL byte')).min(1).max(4096).optional(),
   env: EnvMap.refine((env) => Object.values(env).every(hasNoNul), 'an env value contains a NUL byte').optional(),
   /** Published ports: `"8080:8080"`, `"127.0.0.1:8081:80"`, `"9000:9000/udp"`, or `"80"` for a free host port. */
   ports: z.array(PortMapping).max(64).default([]),

@@ -45,6 +45,7 @@ describe('docker API without a daemon', () => {
       ['a relative workdir', { image: 'runner-busybox', workdir: 'app' }],
       ['a command that is a string', { image: 'runner-busybox', command: 'echo hi' }],
       ['a command with a NUL byte', { image: 'runner-busybox', command: ['echo', 'a\0b'] }],
+      ['an empty command', { image: 'runner-busybox', command: [] }],
     ])('run: %s', async (_, body) => {
       const res = await post(AgentRoute.run, body);
       expect(res.statusCode).toBe(400);
