@@ -176,7 +176,7 @@ export class WorkspaceFiles {
     try {
       for (const name of relative ? relative.split('/') : []) {
         created = create && (await mkdir(at(dir, name), 0o755).then(() => true, ignore('EEXIST', false)));
-        const next = await open(at(dir, name), DIR_FLAGS).catch(refuseLink);
+        const next = await openSubfolder(dir, name);
         await dir.close();
         dir = next;
         if (created) await dir.chown(this.owner.uid, this.owner.gid);
@@ -217,7 +217,7 @@ async function walk(dir: FileHandle, path: string, depth: number, entries: FileE
 }
 
 async function removeTree(parent: FileHandle, name: string): Promise<void> {
-  const dir = await open(at(parent, name), DIR_FLAGS).catch(refuseLink);
+  const dir = await openSubfolder(parent, name);
   try {
     for (const child of await readdir(fdPath(dir))) {
       const stats = await lstatIfExists(at(dir, child));
@@ -279,13 +279,20 @@ function ignore<T>(code: string, value: T): (error: unknown) => T {
 const linkAppeared = (): AppError =>
   new AppError('PATH_OUTSIDE_WORKSPACE', 'a component of the path was replaced by a symbolic link while in use');
 
-// O_NOFOLLOW on a component the check saw as a real folder: it became a symbolic link since.
-function refuseLink(error: unknown): never {
-  throw errnoOf(error) === 'ELOOP' ? linkAppeared() : error;
+// Opens a folder the check saw as a real one; a symbolic link there now was put there since.
+async function openSubfolder(dir: FileHandle, name: string): Promise<FileHandle> {
+  try {
+    return await open(at(dir, name), DIR_FLAGS);
+  } catch (error) {
+    // O_DIRECTORY | O_NOFOLLOW on a symbolic link fails with ENOTDIR, like a file would: lstat tells them apart.
+    const code = errnoOf(error);
+    if (code === 'ELOOP' || (code === 'ENOTDIR' && (await lstatIfExists(at(dir, name)))?.isSymbolicLink())) throw linkAppeared();
+    throw error;
+  }
 }
 
-// A unix socket cannot be opened (ENXIO); the caller reports other special files from their stats.
+// O_NOFOLLOW on a file fails with ELOOP when it became a symbolic link; a unix socket cannot be opened (ENXIO).
 function refuseSpecial(error: unknown): never {
   if (errnoOf(error) === 'ENXIO') throw new AppError('INVALID_PATH', 'not a regular file');
-  return refuseLink(error);
+  throw errnoOf(error) === 'ELOOP' ? linkAppeared() : error;
 }
