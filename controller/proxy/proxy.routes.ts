@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -7,7 +8,7 @@ import type { AgentTarget, ResolveAgent } from './agent-target.js';
 import { upstreamHeaders } from './headers.js';
 import { forwardHttp } from './http-proxy.js';
 import { Upstreams } from './upstreams.js';
-import { bridgeWebSocket, type WsUpstream } from './ws-proxy.js';
+import { bridgeWebSocket, connectWebSocket, type UpstreamConnection, type WsUpstream } from './ws-proxy.js';
 
 export interface ProxyOptions {
   resolveAgent: ResolveAgent;
@@ -45,7 +46,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
   // Where the agent path starts in request.url: after this plugin's prefix and `/sessions/`.
   const sessionsPrefixLength = app.prefix.length + ControllerRoute.sessions.length + 1;
   const upstreams = new Upstreams();
-  const wsUpstreams = new WeakMap<FastifyRequest, WsUpstream>();
+  const wsUpstreams = new WeakMap<FastifyRequest, { connection: UpstreamConnection; startedAt: number }>();
   app.addHook('onClose', async () => upstreams.close());
 
   // Bodies go to the upstream as the raw stream, unparsed and unlimited here: the upstream enforces its own limit.
@@ -114,11 +115,30 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
     });
   };
 
-  // Session lookup happens before the upgrade, so an unknown session is a plain 404 like over HTTP.
+  // The upstream is connected before the client is upgraded: an unknown session is a plain 404 like over HTTP,
+  // and the upstream's 101 headers (a terminal's id) are passed on in the client's 101.
+  const connectBeforeUpgrade = async (request: FastifyRequest, upstream: WsUpstream) => {
+    const startedAt = performance.now();
+    const connection = await connectWebSocket(upstream);
+    const entry = { connection, startedAt };
+    wsUpstreams.set(request, entry);
+    if (!connection.ok) return;
+    if (connection.responseHeaders.length > 0) upgradeHeaders.set(request.raw, connection.responseHeaders);
+    // A client gone before its upgrade completes never reaches the bridge: its upstream must not stay open.
+    request.raw.socket.once('close', () => {
+      if (wsUpstreams.get(request) === entry) connection.socket.terminate();
+    });
+  };
+  const upgradeHeaders = new WeakMap<IncomingMessage, string[]>();
+  app.websocketServer?.on('headers', (headers: string[], raw: IncomingMessage) => {
+    const extra = upgradeHeaders.get(raw);
+    if (extra) headers.push(...extra);
+  });
+
   const prepareAgentUpgrade = async (request: FastifyRequest<{ Params: { id: string } }>) => {
     if (!request.ws) return;
     const target = await resolveAgent(request.params.id);
-    wsUpstreams.set(request, {
+    await connectBeforeUpgrade(request, {
       url: `ws+unix://${target.socketPath}:${agentPath(request.url)}`,
       headers: { authorization: `Bearer ${target.token}` },
       handshakeTimeoutMs: timeoutMs,
@@ -129,20 +149,25 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
     if (!request.ws) return;
     const { id, port } = request.params;
     const target = await resolveAgent(id);
-    wsUpstreams.set(request, {
+    await connectBeforeUpgrade(request, {
       url: `ws://${portOrigin(target, port)}${portPath(request.url)}`,
       headers: upstreamHeaders(request.headers, true),
+      protocol: firstProtocol(request.headers['sec-websocket-protocol']),
       handshakeTimeoutMs: timeoutMs,
     });
   };
 
+  // A refused upstream still upgrades the client, then closes it with a code and reason: browsers see no HTTP status.
   const bridge = (client: WebSocket, request: FastifyRequest) => {
-    const upstream = wsUpstreams.get(request)!;
+    const { connection, startedAt } = wsUpstreams.get(request)!;
     wsUpstreams.delete(request);
-    const startedAt = performance.now();
-    bridgeWebSocket(client, { ...upstream, protocol: client.protocol || undefined }, request.log, (statusCode) =>
-      observe?.('ws', (performance.now() - startedAt) / 1000, statusCode),
-    );
+    const seconds = () => (performance.now() - startedAt) / 1000;
+    if (!connection.ok) {
+      client.close(connection.closeCode, connection.reason);
+      observe?.('ws', seconds(), connection.statusCode);
+      return;
+    }
+    bridgeWebSocket(client, connection.socket, request.log, () => observe?.('ws', seconds(), 101));
   };
 
   const agentUrl = `${ControllerRoute.sessionProxyPrefix}*`;
@@ -155,6 +180,11 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
     app.route({ method: [...BODY_METHODS], url, schema, handler: forwardToPort });
   }
 };
+
+/** The subprotocol the client's server picks by default: the first one offered. */
+function firstProtocol(header: string | undefined): string | undefined {
+  return header?.split(',')[0]?.trim() || undefined;
+}
 
 function isLongAgentRoute(path: string): boolean {
   const query = path.indexOf('?');

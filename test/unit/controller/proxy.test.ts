@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,7 @@ async function startFakeUpstream(dir: string): Promise<FakeUpstream> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
   await app.register(websocket);
+  app.websocketServer.on('headers', (headers: string[]) => headers.push('X-Upstream-Id: up-42'));
 
   app.all('/echo/*', async (req) => ({ method: req.method, url: req.url, headers: req.headers }));
   app.post('/upload', async (req) => {
@@ -105,6 +106,8 @@ async function startFakeUpstream(dir: string): Promise<FakeUpstream> {
     // Accepts only after a while, so the client's first frames arrive before the upstream is open.
     preValidation: async () => void (await new Promise((r) => setTimeout(r, 200))),
   }, (socket) => {
+    // What an agent sends on connect (a terminal's replay) must reach the client even though it comes first.
+    for (let i = 0; i < 50; i++) socket.send(`replay-${i}`);
     socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
   });
   // Refuses in a hook, before the upgrade, as the agent's auth and limits do.
@@ -220,6 +223,38 @@ describe('proxy', () => {
       const res = await request(`${base}/sessions/s1/nope?x=1`);
       expect(res.statusCode).toBe(404);
       expect(await res.body.json()).toEqual({ code: 'ROUTE_NOT_FOUND', message: 'no route GET /nope' });
+    });
+
+    it('streams exec output through the proxy as the command produces it', async () => {
+      const { base } = await host({ s1: agentTarget() });
+      const res = await request(`${base}/sessions/s1/exec/stream`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: CLIENT_AUTH },
+        // The command waits for a file the test creates only after it has seen the first line.
+        body: JSON.stringify({ command: ['sh', '-c', 'echo one; while [ ! -e go ]; do sleep 0.05; done; echo two'] }),
+      });
+      expect(res.statusCode).toBe(200);
+      let text = '';
+      const frames = res.body[Symbol.asyncIterator]();
+      while (!text.includes('one')) text += String((await frames.next()).value);
+      expect(text).not.toContain('two');
+      await writeFile(join(agent.workspace, 'go'), '');
+      for (let next = await frames.next(); !next.done; next = await frames.next()) text += String(next.value);
+      const parsed = text.trim().split('\n').map((line) => JSON.parse(line) as { type: string; data?: string; exit_code?: number });
+      expect(parsed.filter((f) => f.type === 'stdout').map((f) => f.data).join('')).toBe('one\ntwo\n');
+      expect(parsed.at(-1)).toMatchObject({ type: 'exit', exit_code: 0 });
+    });
+
+    it('runs a terminal through the proxy and names it in the 101 answer', async () => {
+      const { wsBase } = await host({ s1: agentTarget() });
+      const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/terminal/ws?cols=100&rows=30`);
+      const [res] = (await once(ws, 'upgrade')) as [IncomingMessage];
+      expect(res.headers['x-terminal-id']).toMatch(/^[A-Za-z0-9_-]+$/);
+      ws.send('echo "through""-proxy"\r');
+      let output = '';
+      while (!output.includes('through-proxy')) output += (await next()).data.toString();
+      ws.send('exit\r');
+      expect((await closed).code).toBe(1000);
     });
 
     it("returns the agent's 401 when the session token is wrong", async () => {
@@ -393,16 +428,29 @@ describe('proxy', () => {
       ws.close();
     });
 
-    it('delivers frames the client sent before the upstream was open', async () => {
+    it('delivers everything the agent sends on connect, then frames the client sends at once', async () => {
       const { wsBase } = await host({ s1: fakeTarget() });
       const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/ws/late`);
       await once(ws, 'open');
       ws.send('early-1');
       ws.send(Buffer.from('early-2'));
+      const received: string[] = [];
+      for (let i = 0; i < 50; i++) received.push((await next()).data.toString());
+      expect(received).toEqual(Array.from({ length: 50 }, (_, i) => `replay-${i}`));
       const first = await next();
       const second = await next();
       expect([first.data.toString(), first.isBinary, second.data.toString(), second.isBinary]).toEqual(['early-1', false, 'early-2', true]);
       ws.close();
+      await closed;
+    });
+
+    it("passes the headers of the agent's 101 answer on to the client", async () => {
+      const { wsBase } = await host({ s1: fakeTarget() });
+      const { ws, closed } = openWs(`${wsBase}/sessions/s1/ws/echo`);
+      const [res] = (await once(ws, 'upgrade')) as [IncomingMessage];
+      expect(res.headers['x-upstream-id']).toBe('up-42');
+      ws.close();
+      await closed;
     });
 
     it('refuses the upgrade with 404 for an unknown session', async () => {
