@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -18,6 +19,7 @@ const AgentEnv = z
     AGENT_LISTEN: hostPort.optional(),
     AGENT_SOCKET: z.string().min(1).optional(),
     AGENT_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    AGENT_TOKEN_FILE: z.string().min(1).optional(),
     DOCKER_HOST: z.string().min(1).optional(),
     AGENT_LEARNER_UID: z.coerce.number().int().nonnegative().optional(),
     AGENT_LEARNER_GID: z.coerce.number().int().nonnegative().optional(),
@@ -39,7 +41,7 @@ const AgentEnv = z
     message: 'set AGENT_SOCKET (unix socket path) and/or AGENT_LISTEN (host:port)',
     path: ['AGENT_SOCKET'],
   })
-  .refine((e) => !e.AGENT_LISTEN || e.AGENT_TOKEN, {
+  .refine((e) => !e.AGENT_LISTEN || e.AGENT_TOKEN || e.AGENT_TOKEN_FILE, {
     message: 'required whenever AGENT_LISTEN is set (a TCP listener needs a bearer token)',
     path: ['AGENT_TOKEN'],
   });
@@ -82,7 +84,7 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
     workspace: e.AGENT_WORKSPACE,
     listen: e.AGENT_LISTEN,
     socket: e.AGENT_SOCKET,
-    token: e.AGENT_TOKEN,
+    token: e.AGENT_TOKEN ?? (e.AGENT_TOKEN_FILE ? readTokenFile(e.AGENT_TOKEN_FILE) : undefined),
     // A supervised rootless daemon listens on the learner's runtime directory, where dockerd-rootless.sh puts it.
     dockerHost: e.DOCKER_HOST ?? (e.AGENT_SUPERVISE_DOCKERD ? `unix:///run/user/${uid}/docker.sock` : undefined),
     learner: { uid, gid, home: e.AGENT_LEARNER_HOME ?? e.AGENT_WORKSPACE, user: e.AGENT_LEARNER_USER },
@@ -98,4 +100,16 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
     keepaliveSeconds: e.AGENT_KEEPALIVE_SECONDS,
     logLevel: e.AGENT_LOG_LEVEL,
   };
+}
+
+// A root-only file keeps the token out of every process environment (the session image's choice).
+function readTokenFile(path: string): string {
+  let token: string;
+  try {
+    token = readFileSync(path, 'utf8').trim();
+  } catch (error) {
+    throw new ConfigError(`invalid configuration: AGENT_TOKEN_FILE: cannot read ${path}: ${(error as Error).message}`);
+  }
+  if (token.length < 16) throw new ConfigError('invalid configuration: AGENT_TOKEN_FILE: token must be at least 16 characters');
+  return token;
 }

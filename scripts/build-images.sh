@@ -3,3 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash image/build-busybox-image.sh
+bash image/build-base-image.sh
+bash image/build-session-image.sh

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Starts one session by hand, for debugging the image, with the least-privilege flags of DESIGN.md (the same
+# as shared/session-security.ts gives the controller). The agent's socket and token land in a host folder.
+#   bash image/run-session.sh [name]        then follow the printed curl commands
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAME=${1:-runner-debug-$$}
+IMAGE=${SESSION_IMAGE:-runner-session:latest}
+DIR=${SESSION_DIR:-/run/runner-sessions/$NAME}
+
+mkdir -p "$DIR" && chmod 700 "$DIR"
+# The token lives in a root-only file in the mounted folder: never in an environment the learner could read.
+(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/token")
+
+# --cap-add SYS_ADMIN                      rootlesskit mounts and makes namespaces for the inner daemon
+# --security-opt seccomp=image/seccomp.json  Docker's default profile plus keyctl and pivot_root
+# --security-opt systempaths=unconfined   /proc unmasked, so the inner runc can mount a fresh procfs
+# --device /dev/net/tun                    slirp4netns gives the inner daemon its network through a tap device
+# the image's VOLUME on the inner data root  overlay2 on a volume (not on the image's own overlay)
+# tini (the image's entrypoint)            reaps the orphans each inner `docker run` leaves
+docker run -d --name "$NAME" \
+  --cap-add SYS_ADMIN \
+  --security-opt seccomp=image/seccomp.json \
+  --security-opt systempaths=unconfined \
+  --device /dev/net/tun \
+  --memory "${CONTAINER_MEMORY_LIMIT:-1536m}" --cpus "${CONTAINER_CPU_LIMIT:-1}" --pids-limit "${CONTAINER_PIDS_LIMIT:-2048}" \
+  -v "$DIR:/run/runner" \
+  "$IMAGE" >/dev/null
+
+cat <<MSG
+session $NAME started; agent socket $DIR/agent.sock
+  TOKEN=\$(cat $DIR/token)
+  curl --unix-socket $DIR/agent.sock -H "Authorization: Bearer \$TOKEN" http://session/health
+  curl --unix-socket $DIR/agent.sock -H "Authorization: Bearer \$TOKEN" -H 'content-type: application/json' \\
+       -d '{"command":["docker","info","--format","{{.SecurityOptions}}"]}' http://session/exec
+  docker exec -it -u learner $NAME bash      # a shell as the learner (DOCKER_HOST is set by /etc/profile.d)
+stop and clean up:
+  docker rm -f -v $NAME && rm -rf $DIR
+MSG

@@ -1,0 +1,45 @@
+import type Docker from 'dockerode';
+import seccompProfile from '../image/seccomp.json' with { type: 'json' };
+
+/** The session image scripts/build-images.sh builds (Dockerfile.session). */
+export const SESSION_IMAGE = 'runner-session:latest';
+
+/** Where the session image expects things (see Dockerfile.session); the controller mounts and reads these. */
+export const SESSION_PATHS = {
+  /** A root-only (0700) host folder is bind-mounted here: it holds the agent's socket and token file. */
+  agentDir: '/run/runner',
+  /** The agent's unix socket (mode 0600, root) and the root-only file it reads its bearer token from. */
+  agentSocket: '/run/runner/agent.sock',
+  tokenFile: '/run/runner/token',
+  workspace: '/workspace',
+  /** The inner daemon's data root: must be a volume (the image declares one; mount a named one to label it). */
+  dockerData: '/home/learner/.local/share/docker',
+} as const;
+
+/** The security part of a session container's HostConfig. */
+export type SessionSecurityHostConfig = Required<
+  Pick<Docker.HostConfig, 'CapAdd' | 'SecurityOpt' | 'MaskedPaths' | 'ReadonlyPaths' | 'Devices' | 'Init' | 'Privileged'>
+>;
+
+/**
+ * The least-privilege settings that let rootless dockerd run inside a session, and nothing more (DESIGN.md,
+ * "No --privileged"). The one source of these flags: the controller and the e2e tests both use it, and
+ * image/run-session.sh spells the same on the CLI. Each was shown necessary by removing it (README).
+ */
+export function sessionSecurityHostConfig(): SessionSecurityHostConfig {
+  return {
+    Privileged: false,
+    // rootlesskit mounts (tmpfs copy-ups, procfs, overlay) and makes namespaces for the inner daemon.
+    CapAdd: ['SYS_ADMIN'],
+    // Docker's default profile plus keyctl and pivot_root, which the inner runc needs; apparmor is left default.
+    SecurityOpt: [`seccomp=${JSON.stringify(seccompProfile)}`],
+    // `--security-opt systempaths=unconfined` as the Engine API takes it: an unmasked /proc, so the inner
+    // runc may mount a fresh procfs (the daemon rejects the CLI spelling in SecurityOpt).
+    MaskedPaths: [],
+    ReadonlyPaths: [],
+    // slirp4netns gives the inner daemon its network through a tap device.
+    Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
+    // The image's entrypoint is tini: with Init it would sit under docker-init instead of being PID 1.
+    Init: false,
+  };
+}

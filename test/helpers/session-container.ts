@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { Agent, request } from 'undici';
+import WebSocket from 'ws';
+import type { AgentHealth } from '../../shared/schemas/health.js';
+import { SESSION_IMAGE, SESSION_PATHS, sessionSecurityHostConfig } from '../../shared/session-security.js';
+
+export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+const MIB = 1024 * 1024;
+
+export interface StartSessionOptions {
+  /** Prefix of the container and folder names (unique per test file). */
+  prefix: string;
+  /** Changes to the HostConfig after the security settings: drop a flag to show what breaks without it. */
+  hostConfig?: (config: Docker.HostConfig) => Docker.HostConfig;
+  memoryMiB?: number;
+  image?: string;
+}
+
+export interface AgentResponse<T = unknown> {
+  status: number;
+  body: T;
+}
+
+/** One session container of the real image, started with the flags of shared/session-security.ts. */
+export class SessionContainer {
+  readonly #dispatcher: Agent;
+
+  constructor(
+    readonly container: Docker.Container,
+    readonly name: string,
+    /** The host folder mounted at SESSION_PATHS.agentDir. */
+    readonly dir: string,
+    readonly token: string,
+  ) {
+    this.#dispatcher = new Agent({ connect: { socketPath: this.socketPath } });
+  }
+
+  get socketPath(): string {
+    return join(this.dir, 'agent.sock');
+  }
+
+  /** A request to the agent over its unix socket, with the bearer token; JSON in, JSON (or text) out. */
+  async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<AgentResponse<T>> {
+    const res = await request(`http://session${path}`, {
+      method,
+      dispatcher: this.#dispatcher,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headersTimeout: 120_000,
+      bodyTimeout: 120_000,
+    });
+    const text = await res.body.text();
+    const json = res.headers['content-type']?.toString().includes('json') ? (JSON.parse(text) as T) : (text as T);
+    return { status: res.statusCode, body: json };
+  }
+
+  /** Runs a command through the agent's exec route (as the learner). */
+  async exec(command: string[], timeoutSeconds = 60): Promise<{ exit_code: number; stdout: string; stderr: string }> {
+    const res = await this.call<{ exit_code: number; stdout: string; stderr: string }>('POST', '/exec', {
+      command,
+      timeout_seconds: timeoutSeconds,
+    });
+    if (res.status !== 200) throw new Error(`exec ${command.join(' ')}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  }
+
+  /** A WebSocket to the agent over its socket (ws's `ws+unix:` form). */
+  openWebSocket(path: string): WebSocket {
+    return new WebSocket(`ws+unix://${this.socketPath}:${path}`, { headers: { authorization: `Bearer ${this.token}` } });
+  }
+
+  /** Polls /health until the agent is healthy (inner daemon ready, preloads loaded); returns that health. */
+  async waitHealthy(timeoutMs = 90_000): Promise<AgentHealth> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown = 'no answer';
+    while (Date.now() < deadline) {
+      try {
+        const res = await this.call<AgentHealth>('GET', '/health');
+        if (res.status === 200 && res.body.status === 'healthy') return res.body;
+        last = res.body;
+      } catch (error) {
+        last = (error as Error).message;
+      }
+      const state = await this.container.inspect();
+      if (!state.State.Running) throw new Error(`session exited (${state.State.ExitCode}): ${await this.logs()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`session not healthy after ${timeoutMs} ms: ${JSON.stringify(last)}`);
+  }
+
+  /** The container's output (the agent's log). */
+  async logs(): Promise<string> {
+    const buffer = await this.container.logs({ stdout: true, stderr: true, follow: false });
+    return buffer.toString('utf8');
+  }
+
+  /** `docker exec` into the session (not through the agent), e.g. as root to inspect it. */
+  async dockerExec(command: string[], user = 'root'): Promise<{ exitCode: number; output: string }> {
+    const exec = await this.container.exec({ Cmd: command, User: user, AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({});
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const sink = { write: (c: Buffer) => chunks.push(c) } as unknown as NodeJS.WritableStream;
+      docker.modem.demuxStream(stream, sink, sink);
+      stream.once('end', resolve);
+      stream.once('error', reject);
+    });
+    const { ExitCode } = await exec.inspect();
+    return { exitCode: ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
+  }
+
+  /** Removes the container, its volumes and the socket folder; safe to call twice. */
+  async remove(): Promise<void> {
+    await this.#dispatcher.close().catch(() => {});
+    await this.container.remove({ force: true, v: true }).catch((error: { statusCode?: number }) => {
+      if (error.statusCode !== 404) throw error;
+    });
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Starts a session container of the real image the way the controller does: the security settings of
+ * shared/session-security.ts, a root-only socket folder with a token file, memory/CPU/pids limits.
+ */
+export async function startSession(options: StartSessionOptions): Promise<SessionContainer> {
+  const name = `${options.prefix}-${randomBytes(4).toString('hex')}`;
+  const dir = await mkdtemp(join(tmpdir(), `${name}-`));
+  await chmod(dir, 0o700);
+  const token = randomBytes(24).toString('hex');
+  await writeFile(join(dir, 'token'), token, { mode: 0o600 });
+  const base: Docker.HostConfig = {
+    ...sessionSecurityHostConfig(),
+    Memory: (options.memoryMiB ?? 1536) * MIB,
+    MemorySwap: (options.memoryMiB ?? 1536) * MIB,
+    NanoCpus: 1e9,
+    PidsLimit: 2048,
+    Binds: [`${dir}:${SESSION_PATHS.agentDir}`],
+  };
+  try {
+    const container = await docker.createContainer({
+      name,
+      Image: options.image ?? SESSION_IMAGE,
+      Labels: { 'runner.test': options.prefix },
+      HostConfig: options.hostConfig ? options.hostConfig(base) : base,
+    });
+    const session = new SessionContainer(container, name, dir, token);
+    try {
+      await container.start();
+    } catch (error) {
+      await session.remove();
+      throw error;
+    }
+    return session;
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Removes containers a crashed earlier run of `prefix` left behind. */
+export async function removeLeftovers(prefix: string): Promise<void> {
+  const leftovers = await docker.listContainers({ all: true, filters: { label: [`runner.test=${prefix}`] } });
+  await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
+}
