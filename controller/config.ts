@@ -27,7 +27,7 @@ const ControllerEnv = z
     MAX_TTL_SECONDS: positiveInt.default(4 * 3600),
     MAX_SESSIONS: positiveInt.default(20),
     CLEANUP_INTERVAL_SECONDS: positiveInt.default(300),
-    SESSION_START_TIMEOUT_SECONDS: positiveInt.default(90),
+    SESSION_START_TIMEOUT_SECONDS: positiveInt.default(60),
     CONTAINER_MEMORY_LIMIT: memory.default(1536 * 1024 ** 2),
     CONTAINER_CPU_LIMIT: z.coerce.number().positive().max(1024).default(1),
     CONTAINER_PIDS_LIMIT: positiveInt.default(2048),

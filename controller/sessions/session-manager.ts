@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../../shared/errors.js';
+import type { AgentHealth } from '../../shared/schemas/health.js';
 import { SessionId, type CreateSessionRequest, type SessionInfo, type SessionStatus } from '../../shared/schemas/session.js';
 import type { ControllerConfig } from '../config.js';
 import type { ControllerMetrics } from '../metrics.js';
@@ -36,6 +37,8 @@ interface SessionRecord {
 const READY_POLL_MS = 100;
 const CONTAINER_CHECK_EVERY = 10;
 const FAILED_START_LOG_LINES = 30;
+// A daemon that crashed this often before it ever answered will not come up: fail now rather than at the timeout.
+const MAX_DAEMON_RESTARTS_AT_START = 5;
 
 /** The session lifecycle: create, look up, extend, delete, expire, and rebuild everything from Docker after a restart. */
 export class SessionManager {
@@ -241,7 +244,7 @@ export class SessionManager {
         await store.remove(record.id).catch(() => {});
         throw appError;
       }
-      const logs = await runtime.tailLogs(record.containerName, FAILED_START_LOG_LINES).catch(() => []);
+      const logs = appError.details?.daemon_error ? [] : await runtime.tailLogs(record.containerName, FAILED_START_LOG_LINES).catch(() => []);
       await this.#remove(record.id).catch((err: unknown) => log.error({ err }, 'could not clean up a failed session'));
       throw logs.length ? new AppError(appError.code, appError.message, { ...appError.details, logs }, { cause: error }) : appError;
     }
@@ -250,18 +253,22 @@ export class SessionManager {
   async #waitReady(record: SessionRecord, timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     const socketPath = this.deps.store.agentSocketPath(record.id);
+    let last: AgentHealth | null = null;
+    // The agent's own account of its daemon explains a failure better than its logs, which are mostly our probes.
+    const failed = (message: string): AppError =>
+      new AppError('SESSION_START_FAILED', message, last ? { daemon_error: last.daemon.last_error } : undefined);
     for (let attempt = 1; ; attempt++) {
       const health = await this.deps.probeAgent(socketPath, record.token);
+      last = health ?? last;
       if (health?.status === 'healthy' && health.daemon.ready) return;
+      if (health && health.daemon.restarts >= MAX_DAEMON_RESTARTS_AT_START) {
+        throw failed(`the session's inner Docker daemon failed to start ${health.daemon.restarts} times`);
+      }
       if (attempt % CONTAINER_CHECK_EVERY === 0) {
         const container = await this.deps.runtime.inspectSession(record.containerName);
-        if (!container || container.state === 'stopped') {
-          throw new AppError('SESSION_START_FAILED', 'the session container stopped while starting');
-        }
+        if (!container || container.state === 'stopped') throw failed('the session container stopped while starting');
       }
-      if (performance.now() > deadline) {
-        throw new AppError('SESSION_START_FAILED', `the session's agent was not ready within ${timeoutMs / 1000} s`);
-      }
+      if (performance.now() > deadline) throw failed(`the session's agent was not ready within ${timeoutMs / 1000} s`);
       await sleep(READY_POLL_MS);
     }
   }

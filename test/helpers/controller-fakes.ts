@@ -92,14 +92,16 @@ export class FakeSessionRuntime implements SessionRuntime {
 /** A probe whose answer the test decides: healthy with the inner daemon ready unless told otherwise. */
 export class FakeAgents {
   ready = true;
+  /** What a not-ready agent answers; null: it does not answer at all. */
+  notReadyHealth: AgentHealth | null = null;
   readonly probed = new Set<string>();
   readonly probe: ProbeAgent = async (socketPath) => {
     this.probed.add(socketPath);
-    return this.ready ? HEALTHY : null;
+    return this.ready ? HEALTHY : this.notReadyHealth;
   };
 }
 
-const HEALTHY: AgentHealth = {
+export const HEALTHY: AgentHealth = {
   status: 'healthy',
   uptime_seconds: 1,
   daemon: { ready: true, version: '26.1', rootless: true, supervised: true, restarts: 0, last_error: null },

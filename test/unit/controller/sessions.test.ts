@@ -2,7 +2,7 @@ import { access, readFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AppError } from '../../../shared/errors.js';
-import { createTestController, type TestController } from '../../helpers/controller-fakes.js';
+import { createTestController, HEALTHY, type TestController } from '../../helpers/controller-fakes.js';
 
 const exists = (path: string): Promise<boolean> =>
   access(path).then(
@@ -157,6 +157,18 @@ describe('sessions', () => {
     expect((await ctl.app.inject({ url: '/sessions/slow' })).statusCode).toBe(404);
     const metrics = (await ctl.app.inject({ url: '/metrics' })).body;
     expect(metrics).toMatch(/^runner_sessions_failed_total 1$/m);
+  });
+
+  it('fails a start at once when the inner daemon keeps crashing, saying why', async () => {
+    ctl = await createTestController();
+    ctl.agents.ready = false;
+    const daemon = { ...HEALTHY.daemon, ready: false, restarts: 5, last_error: 'dockerd exited (code 1): open /dev/net/tun: permission denied' };
+    ctl.agents.notReadyHealth = { ...HEALTHY, status: 'degraded', daemon };
+    const res = await create({ session_id: 'crashy' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ code: 'SESSION_START_FAILED', daemon_error: daemon.last_error });
+    expect(res.json().message).toMatch(/failed to start 5 times/);
+    expect(ctl.runtime.containers.size).toBe(0);
   });
 
   it('fails a start the engine refuses, leaving nothing behind', async () => {

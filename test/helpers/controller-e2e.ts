@@ -1,0 +1,123 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import type Docker from 'dockerode';
+import { createDockerClient } from '../../agent/docker/docker-client.js';
+import { buildApp } from '../../controller/app.js';
+import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
+import { DockerSessionRuntime } from '../../controller/runtime/docker-session-runtime.js';
+import { Label } from '../../shared/labels.js';
+
+const run = promisify(execFile);
+
+/** Builds the session image (and what it needs) the way the README does; skips what is up to date. */
+export async function buildImages(): Promise<void> {
+  await run('bash', ['scripts/build-images.sh'], { maxBuffer: 64 * 1024 * 1024 });
+}
+
+export interface E2EController {
+  /** `http://127.0.0.1:<port>` of the running controller. */
+  url: string;
+  app: FastifyInstance;
+  config: ControllerConfig;
+  docker: Docker;
+  /** Sends a request like curl would; JSON in, JSON (or text) out (typed loosely, as inject's `json()`). */
+  request(method: string, path: string, body?: unknown): Promise<{ status: number; body: ReturnType<JSON['parse']> }>;
+  /** Closes the controller (sessions keep running) and starts a new one on the same Docker and folders. */
+  restart(env?: Record<string, string>): Promise<void>;
+  /** Closes the controller only. */
+  stop(): Promise<void>;
+  /** What of this controller's exists in Docker and on disk: containers, volumes, network, session folders. */
+  leftovers(): Promise<{ containers: string[]; volumes: string[]; network: boolean; folders: string[] }>;
+  /** Stops the controller and removes every container, volume, network and folder of this test controller. */
+  destroy(): Promise<void>;
+}
+
+let counter = 0;
+
+/**
+ * A real controller on a loopback port with the real Docker runtime, under a test-only instance label, name
+ * prefix, network and sockets folder, so it never touches a developer's sessions and is easy to sweep away.
+ */
+export async function startE2EController(env: Record<string, string> = {}): Promise<E2EController> {
+  const tag = `${process.pid.toString(36)}${(counter += 1)}`;
+  const socketsDir = await mkdtemp('/tmp/rte2e-');
+  const baseEnv = {
+    SOCKETS_DIR: socketsDir,
+    RUNNER_INSTANCE: `e2e-${tag}`,
+    SESSION_NETWORK: `rte2e-${tag}`,
+    SESSION_NAME_PREFIX: 'rte2e-',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+  };
+  const docker = createDockerClient(undefined);
+  let config = parseControllerConfig({ ...baseEnv, ...env });
+  const start = async (): Promise<FastifyInstance> => {
+    const app = await buildApp({ config, runtime: new DockerSessionRuntime(docker, config, pino({ level: 'silent' })) });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    return app;
+  };
+  let app = await start();
+  const ownLabel = `${Label.instance}=${config.instance}`;
+  const controller: E2EController = {
+    get url() {
+      return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    },
+    get app() {
+      return app;
+    },
+    get config() {
+      return config;
+    },
+    docker,
+    async request(method, path, body) {
+      const res = await fetch(`${controller.url}${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // Not JSON (metrics): the text as it came.
+      }
+      return { status: res.status, body: parsed };
+    },
+    async restart(more = {}) {
+      await app.close();
+      config = parseControllerConfig({ ...baseEnv, ...env, ...more });
+      app = await start();
+    },
+    async stop() {
+      await app.close();
+    },
+    async leftovers() {
+      const containers = await docker.listContainers({ all: true, filters: { label: [ownLabel] } });
+      const { Volumes } = await docker.listVolumes({ filters: { label: [ownLabel] } });
+      const networks = await docker.listNetworks({ filters: { name: [config.network] } });
+      const folders = await readdir(socketsDir).catch(() => []);
+      return {
+        containers: containers.map((c) => c.Names[0] ?? c.Id),
+        volumes: (Volumes ?? []).map((v) => v.Name),
+        network: networks.some((n) => n.Name === config.network),
+        folders,
+      };
+    },
+    async destroy() {
+      await app.close().catch(() => {});
+      const containers = await docker.listContainers({ all: true, filters: { label: [ownLabel] } });
+      await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
+      const { Volumes } = await docker.listVolumes({ filters: { label: [ownLabel] } });
+      await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => {})));
+      await docker.getNetwork(config.network).remove().catch(() => {});
+      await rm(socketsDir, { recursive: true, force: true });
+    },
+  };
+  return controller;
+}
+
