@@ -24,13 +24,9 @@ export interface OpenFile {
   stats: Stats;
 }
 
-/*
- * Learner processes change the workspace while the agent (root) works in it, so a path checked by
- * resolveWorkspacePath could be swapped for a symbolic link before it is used. Every operation therefore walks the
- * checked path again one folder at a time through open descriptors with O_NOFOLLOW, and names the last component
- * through its folder's descriptor (/proc/self/fd/N/name, which the kernel resolves like openat(2)): nothing a
- * learner does meanwhile can redirect it outside the workspace.
- */
+// Learner processes may swap a checked folder for a symbolic link before the agent (root) uses it, so each operation
+// re-walks the checked path through descriptors opened with O_NOFOLLOW and names entries through their folder's
+// descriptor (/proc/self/fd/N/name resolves like openat(2)): a swap makes it fail, never escape.
 const fdPath = (dir: FileHandle): string => `/proc/self/fd/${dir.fd}`;
 const at = (dir: FileHandle, name: string): string => `${fdPath(dir)}/${name}`;
 
