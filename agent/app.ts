@@ -4,7 +4,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type Docker from 'dockerode';
 import type { AgentConfig } from './config.js';
 import type { DaemonMonitor } from './supervisor/daemon-monitor.js';
-import { registerErrorHandling } from './http/error-handler.js';
+import { frameworkErrorOptions, registerErrorHandling } from './http/error-handler.js';
 import { registerBearerAuth } from './http/auth.js';
 import { TerminalManager } from './terminal/terminal-manager.js';
 import { healthRoutes } from './health/health.routes.js';
@@ -33,8 +33,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     bodyLimit: config.bodyLimitBytes,
-    // Never let a path segment be reinterpreted: %2F stays an encoded slash, which the files module refuses.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
+    ...frameworkErrorOptions,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

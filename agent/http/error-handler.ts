@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import { AppError, ERROR_STATUS, type ErrorCode } from '../../shared/errors.js';
 
 // Node's file-system errors mapped once, so routes can let them propagate.
@@ -25,6 +25,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
   FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
   FST_ERR_VALIDATION: 'VALIDATION',
+  FST_ERR_BAD_URL: 'INVALID_PATH',
 };
 
 /** Turns anything thrown into an AppError; unknown errors become INTERNAL (and are logged by the caller). */
@@ -65,13 +66,24 @@ function describeErrno(code: string): string {
   return reasons[code] ?? code;
 }
 
+/** Sends any error as the project's error body; unknown errors are logged and become INTERNAL. */
+export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const appError = toAppError(error);
+  if (appError.code === 'INTERNAL') request.log.error({ err: error }, 'unhandled error');
+  else request.log.info({ code: appError.code }, appError.message);
+  return reply.status(ERROR_STATUS[appError.code]).send(appError.toBody());
+}
+
+/**
+ * Fastify options that route errors raised before routing (a malformed percent-encoding in the URL) through
+ * the same error body; pass them to `Fastify({...})`.
+ */
+export const frameworkErrorOptions: Pick<FastifyServerOptions, 'frameworkErrors'> = {
+  frameworkErrors: (error, request, reply) => void sendError(error, request, reply),
+};
+
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => {
-    const appError = toAppError(error);
-    if (appError.code === 'INTERNAL') request.log.error({ err: error }, 'unhandled error');
-    else request.log.info({ code: appError.code }, appError.message);
-    return reply.status(ERROR_STATUS[appError.code]).send(appError.toBody());
-  });
+  app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
   app.setNotFoundHandler((request, reply) => {
     const body = new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody();
     return reply.status(404).send(body);

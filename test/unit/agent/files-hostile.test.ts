@@ -43,6 +43,7 @@ const cases: HostileCase[] = [
   { name: 'GET NUL byte', method: 'GET', url: '/files/workspace/ok.txt%00.png', status: 400, code: 'INVALID_PATH' },
   { name: 'GET over-long path', method: 'GET', url: `/files/workspace/${'a/'.repeat(2100)}x`, status: 400, code: 'INVALID_PATH' },
   { name: 'GET over-long name', method: 'GET', url: `/files/workspace/${'a'.repeat(300)}`, status: 400, code: 'INVALID_PATH' },
+  { name: 'GET malformed percent-encoding', method: 'GET', url: '/files/workspace/%E0%A4%A', raw: true, status: 400, code: 'INVALID_PATH' },
   { name: 'GET backslashes are names, not separators', method: 'GET', url: '/files/workspace/..%5c..%5coutside%5csecret.txt', status: 404, code: 'FILE_NOT_FOUND' },
   { name: 'GET symlink to a file outside', method: 'GET', url: '/files/workspace/link-file', status: 403, code: 'PATH_OUTSIDE_WORKSPACE' },
   { name: 'GET raw bytes through a symlink outside', method: 'GET', url: '/files/workspace/link-file', headers: { accept: 'application/octet-stream' }, status: 403, code: 'PATH_OUTSIDE_WORKSPACE' },
