@@ -51,6 +51,7 @@ export class DockerdSupervisor implements DaemonMonitor {
   #state: DaemonHealth = { ready: false, version: null, rootless: null, supervised: true, restarts: 0, last_error: null };
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
+  #starting: Promise<void> = Promise.resolve();
   #closing = false;
   #failures = 0;
   #waiters = new Set<() => void>();
@@ -71,7 +72,7 @@ export class DockerdSupervisor implements DaemonMonitor {
       dataRoot: options.dataRoot ?? join(config.learner.home, '.local/share/docker'),
     };
     this.log = log.child({ component: 'dockerd' });
-    void this.#start();
+    this.#start();
   }
 
   health(): DaemonHealth {
@@ -96,6 +97,8 @@ export class DockerdSupervisor implements DaemonMonitor {
   async close(): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#timer);
+    // A start under way notices #closing at its next step; wait, so it cannot spawn a daemon after this.
+    await this.#starting;
     const child = this.#child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     this.log.info('stopping dockerd');
@@ -108,11 +111,16 @@ export class DockerdSupervisor implements DaemonMonitor {
     this.log.info('dockerd stopped');
   }
 
-  async #start(): Promise<void> {
+  #start(): void {
+    this.#starting = this.#attemptStart();
+  }
+
+  async #attemptStart(): Promise<void> {
     if (this.#closing) return;
     let child: ChildProcess | undefined;
     try {
       const configFile = await this.#prepare();
+      if (this.#closing) return;
       child = this.#spawn(configFile);
       await this.#waitForPing(child);
       const daemon = await this.#client.describe();
@@ -166,8 +174,9 @@ export class DockerdSupervisor implements DaemonMonitor {
     };
   }
 
+  // dockerd-rootless.sh puts its socket in XDG_RUNTIME_DIR: /run/user/<uid> for the default DOCKER_HOST.
   #runtimeDir(): string {
-    return `/run/user/${this.config.learner.uid}`;
+    return dirname(this.#socketPath);
   }
 
   #spawn(configFile: string): ChildProcess {
@@ -221,7 +230,7 @@ export class DockerdSupervisor implements DaemonMonitor {
     this.#state = { ...this.#state, ready: false, restarts: this.#state.restarts + 1, last_error: reason };
     this.log.warn({ delayMs, restarts: this.#state.restarts }, 'restarting dockerd after backoff');
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#start(), delayMs);
+    this.#timer = setTimeout(() => this.#start(), delayMs);
   }
 
   async #waitForPing(child: ChildProcess): Promise<void> {
