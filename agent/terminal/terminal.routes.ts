@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { AppError } from '../../shared/errors.js';
 import { AgentRoute } from '../../shared/routes.js';
 import {
   TerminalCloseCode,
@@ -27,16 +28,17 @@ export const terminalRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { t
     if (id) headers.push(`X-Terminal-Id: ${id}`);
   });
 
-  app.get(
-    AgentRoute.terminalWs,
-    {
-      websocket: true,
-      schema: { querystring: TerminalWsQuery },
-      preHandler: async (request) => {
-        upgradeIds.set(request.raw, request.query.id ?? randomUUID());
-      },
+  app.route({
+    method: 'GET',
+    url: AgentRoute.terminalWs,
+    schema: { querystring: TerminalWsQuery },
+    preHandler: async (request) => {
+      upgradeIds.set(request.raw, request.query.id ?? randomUUID());
     },
-    (socket, request) => {
+    handler: async () => {
+      throw new AppError('UPGRADE_REQUIRED', `${AgentRoute.terminalWs} is a WebSocket: send an Upgrade request`);
+    },
+    wsHandler: (socket, request) => {
       const id = upgradeIds.get(request.raw) ?? randomUUID();
       try {
         terminals.open({ ...request.query, id }).attach(socket);
@@ -49,7 +51,7 @@ export const terminalRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { t
       }
       keepAlive(socket, config.keepaliveSeconds);
     },
-  );
+  });
 
   app.get(AgentRoute.terminals, { schema: { response: { 200: TerminalList } } }, async () => ({
     terminals: terminals.list(),

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
+import { AppError } from '../../shared/errors.js';
 import { AgentRoute } from '../../shared/routes.js';
 import type { WatchFrame } from '../../shared/schemas/watch.js';
 import type { RouteDeps } from '../app.js';
@@ -19,13 +20,20 @@ export const watchRoutes: FastifyPluginAsync<RouteDeps> = async (app, { config }
   });
   app.addHook('onClose', async () => watcher.close());
 
-  app.get(AgentRoute.watchWs, { websocket: true }, (socket) => {
-    const unsubscribe = watcher.subscribe((frame) => {
-      if (socket.bufferedAmount > MAX_BUFFERED_BYTES) socket.close(WS_TRY_AGAIN_LATER, 'too far behind');
-      else socket.send(JSON.stringify(frame));
-    });
-    socket.once('close', unsubscribe);
-    keepAlive(socket, config.keepaliveSeconds);
+  app.route({
+    method: 'GET',
+    url: AgentRoute.watchWs,
+    handler: async () => {
+      throw new AppError('UPGRADE_REQUIRED', `${AgentRoute.watchWs} is a WebSocket: send an Upgrade request (or use ${AgentRoute.watchSse})`);
+    },
+    wsHandler: (socket) => {
+      const unsubscribe = watcher.subscribe((frame) => {
+        if (socket.bufferedAmount > MAX_BUFFERED_BYTES) socket.close(WS_TRY_AGAIN_LATER, 'too far behind');
+        else socket.send(JSON.stringify(frame));
+      });
+      socket.once('close', unsubscribe);
+      keepAlive(socket, config.keepaliveSeconds);
+    },
   });
 
   app.get(AgentRoute.watchSse, (_request, reply) => {

@@ -299,7 +299,8 @@ describe('terminal', () => {
     const [, shell, job] = output.match(/shell=(\d+) job=(\d+)/)!;
     await agent.app.close();
     expect(await isRunning(Number(shell))).toBe(false);
-    expect(await isRunning(Number(job))).toBe(false);
+    // The signal is sent; the job dies when the kernel next schedules it.
+    await waitUntil(async () => !(await isRunning(Number(job))), 'the background job to end');
   });
 
   it.each([
@@ -310,6 +311,15 @@ describe('terminal', () => {
     const ws = new WebSocket(`${base.replace(/^http/, 'ws')}${path}`);
     const status = await new Promise<number>((resolve) => ws.once('unexpected-response', (_req, res) => resolve(res.statusCode!)));
     expect(status).toBe(400);
+  });
+
+  it('answers a plain HTTP request to the WebSocket routes with UPGRADE_REQUIRED', async () => {
+    await start();
+    for (const url of [AgentRoute.terminalWs, AgentRoute.watchWs]) {
+      const res = await agent.app.inject({ url });
+      expect(res.statusCode).toBe(426);
+      expect(res.json().code).toBe('UPGRADE_REQUIRED');
+    }
   });
 
   it('answers resize and DELETE of an unknown terminal with TERMINAL_NOT_FOUND, a bad size with VALIDATION', async () => {
