@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# The README's start command. Until the controller lands it starts the agent alone against the host's Docker
-# engine, on TCP 127.0.0.1:8080 with a token printed below, and a workspace in ./.dev-workspace.
+# The README's start command: installs what is missing (Docker engine, npm dependencies), builds the images
+# (the session image included), then starts the controller on :8080. Configure it by environment (README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-docker.sh
 bash scripts/install-deps.sh
 bash scripts/build-images.sh
-export AGENT_WORKSPACE=${AGENT_WORKSPACE:-$PWD/.dev-workspace}
-export AGENT_LISTEN=${AGENT_LISTEN:-127.0.0.1:8080}
-export AGENT_TOKEN=${AGENT_TOKEN:-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}
-mkdir -p "$AGENT_WORKSPACE"
-echo "agent on http://$AGENT_LISTEN, workspace $AGENT_WORKSPACE, token: $AGENT_TOKEN" >&2
-exec npx tsx agent/main.ts
+if [ -z "${RUNNER_API_TOKEN:-}" ]; then
+  echo "start: RUNNER_API_TOKEN is not set: the controller listens on 127.0.0.1 only, without authentication" >&2
+fi
+# exec: the controller itself receives SIGTERM and shuts down cleanly (sessions keep running).
+exec node --import tsx controller/main.ts

@@ -11,7 +11,7 @@ export function startExpiry(manager: SessionManager, intervalSeconds: number, lo
     if (sweeping) return;
     sweeping = true;
     manager
-      .reconcile()
+      .sweep()
       .catch((err: unknown) => log.warn({ err }, 'session sweep failed; retrying at the next interval'))
       .finally(() => {
         sweeping = false;

@@ -110,6 +110,7 @@ export class SessionManager {
   }
 
   async get(sessionId: string): Promise<SessionInfo> {
+    await this.#ensureReconciled();
     const record = this.#live(sessionId);
     if (!record.ready) return this.#info(record, 'creating');
     const container = await this.deps.runtime.inspectSession(record.containerName);
@@ -138,6 +139,7 @@ export class SessionManager {
   /** The session now expires `ttlSeconds` from now; kept in its state file so it survives a restart. */
   async extend(sessionId: string, ttlSeconds: number): Promise<SessionInfo> {
     const ttl = this.#boundTtl(ttlSeconds);
+    await this.#ensureReconciled();
     await this.#withLock(sessionId, async () => {
       const record = this.#live(sessionId);
       if (!record.ready) throw new AppError('SESSION_NOT_READY', `session ${sessionId} is still being created`);
@@ -162,16 +164,24 @@ export class SessionManager {
   /** Where the proxy reaches a session's agent. */
   async resolveAgent(sessionId: string): Promise<AgentTarget> {
     if (!SessionId.safeParse(sessionId).success) throw notFound(sessionId);
+    await this.#ensureReconciled();
     const record = this.#live(sessionId);
     if (!record.ready) throw new AppError('SESSION_NOT_READY', `session ${sessionId} is still being created`);
     return { socketPath: this.deps.store.agentSocketPath(sessionId), token: record.token, address: record.address ?? '' };
+  }
+
+  /** The periodic sweep: the first reconcile if Docker was away at start, a plain one after that. */
+  async sweep(): Promise<void> {
+    const first = this.#reconciled === null;
+    await this.#ensureReconciled(true);
+    if (!first) await this.#reconcile();
   }
 
   /**
    * Brings memory in line with Docker and the state files: expires what is due, adopts sessions it does not know
    * (a previous controller's), forgets sessions whose container vanished, and removes orphaned volumes and folders.
    */
-  async reconcile(startStopped = false): Promise<void> {
+  async #reconcile(startStopped = false): Promise<void> {
     const { runtime, store, log } = this.deps;
     const containers = await runtime.listSessions();
     const present = new Set(containers.map((c) => c.sessionId));
@@ -207,7 +217,7 @@ export class SessionManager {
   }
 
   async #ensureReconciled(startStopped = false): Promise<void> {
-    this.#reconciled ??= this.reconcile(startStopped).catch((error: unknown) => {
+    this.#reconciled ??= this.#reconcile(startStopped).catch((error: unknown) => {
       this.#reconciled = null;
       throw error;
     });
@@ -234,6 +244,10 @@ export class SessionManager {
       });
       record.address = container.address;
       await this.#waitReady(record, config.sessionStartTimeoutSeconds * 1000);
+      // The time to live counts from when the session is usable, not from the request: a slow start costs nothing.
+      const expiresAt = new Date(this.#now() + (record.expiresAt.getTime() - record.createdAt.getTime()));
+      await store.write(this.#state(record, expiresAt));
+      record.expiresAt = expiresAt;
       record.ready = true;
       log.info('created session');
     } catch (error) {

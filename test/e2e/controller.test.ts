@@ -15,8 +15,7 @@ describe.sequential('controller on real Docker with the session image', () => {
 
   afterEach(async () => {
     // Whatever a test left (a failed assertion midway) goes before the next one starts.
-    const { body } = await ctl.request('GET', '/sessions').catch(() => ({ body: { sessions: [] } }));
-    for (const s of body.sessions ?? []) await ctl.request('DELETE', `/sessions/${s.session_id}`);
+    for (const id of await ctl.sessionIds()) await ctl.request('DELETE', `/sessions/${id}`).catch(() => {});
   });
 
   afterAll(async () => ctl?.destroy());
@@ -95,18 +94,19 @@ describe.sequential('controller on real Docker with the session image', () => {
   it('after a restart serves existing sessions, removes expired ones and orphans, and keeps extensions', async () => {
     // No sweeps while the test arranges things: only the restart's reconcile may remove anything.
     await ctl.restart({ CLEANUP_INTERVAL_SECONDS: '3600' });
-    expect((await ctl.request('POST', '/sessions', { session_id: 'expires', ttl_seconds: 6 })).status).toBe(201);
-    expect((await ctl.request('POST', '/sessions', { session_id: 'extended', ttl_seconds: 6 })).status).toBe(201);
+    expect((await ctl.request('POST', '/sessions', { session_id: 'extended', ttl_seconds: 5 })).status).toBe(201);
     const extended = await ctl.request('POST', '/sessions/extended/extend', { ttl_seconds: 600 });
     expect(extended.status).toBe(200);
-    const expiresAt = Date.parse((await ctl.request('GET', '/sessions/expires')).body.expires_at);
+    const expiring = await ctl.request('POST', '/sessions', { session_id: 'expires', ttl_seconds: 5 });
+    expect(expiring.status).toBe(201);
     await ctl.stop();
+    expect((await ctl.leftovers()).containers.sort()).toEqual(['/rte2e-expires', '/rte2e-extended']);
     // An orphan of a crashed controller: a volume of this instance whose session has no container.
     await ctl.docker.createVolume({
       Name: 'rte2e-ghost-workspace',
       Labels: { [Label.managedBy]: MANAGED_BY, [Label.instance]: ctl.config.instance, [Label.sessionId]: 'ghost' },
     });
-    await sleep(Math.max(0, expiresAt - Date.now() + 500));
+    await sleep(Math.max(0, Date.parse(expiring.body.expires_at) - Date.now() + 500));
 
     await ctl.restart({ CLEANUP_INTERVAL_SECONDS: '3600' });
     expect((await ctl.request('GET', '/sessions/expires')).status).toBe(404);

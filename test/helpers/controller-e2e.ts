@@ -30,6 +30,8 @@ export interface E2EController {
   restart(env?: Record<string, string>): Promise<void>;
   /** Closes the controller only. */
   stop(): Promise<void>;
+  /** Ids of the sessions this controller has containers for, expired ones included. */
+  sessionIds(): Promise<string[]>;
   /** What of this controller's exists in Docker and on disk: containers, volumes, network, session folders. */
   leftovers(): Promise<{ containers: string[]; volumes: string[]; network: boolean; folders: string[] }>;
   /** Stops the controller and removes every container, volume, network and folder of this test controller. */
@@ -95,6 +97,10 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
     },
     async stop() {
       await app.close();
+    },
+    async sessionIds() {
+      const containers = await docker.listContainers({ all: true, filters: { label: [ownLabel] } });
+      return containers.map((c) => c.Labels[Label.sessionId] ?? '').filter(Boolean);
     },
     async leftovers() {
       const containers = await docker.listContainers({ all: true, filters: { label: [ownLabel] } });

@@ -94,9 +94,12 @@ export class FakeAgents {
   ready = true;
   /** What a not-ready agent answers; null: it does not answer at all. */
   notReadyHealth: AgentHealth | null = null;
+  /** Runs before each answer: a test moves its clock here to make a start slow. */
+  beforeAnswer: () => void = () => {};
   readonly probed = new Set<string>();
   readonly probe: ProbeAgent = async (socketPath) => {
     this.probed.add(socketPath);
+    this.beforeAnswer();
     return this.ready ? HEALTHY : this.notReadyHealth;
   };
 }

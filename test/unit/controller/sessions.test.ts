@@ -31,6 +31,17 @@ describe('sessions', () => {
     expect([...ctl.runtime.volumes.keys()].sort()).toEqual(['sess-test-123-docker', 'sess-test-123-workspace']);
   });
 
+  it('counts the time to live from when the session is ready', async () => {
+    ctl = await createTestController();
+    ctl.agents.beforeAnswer = () => {
+      ctl.clock.now += 10_000;
+    };
+    const res = await create({ session_id: 'slow-start', ttl_seconds: 60 });
+    expect(res.json()).toMatchObject({ created_at: '2025-10-27T22:00:00.000Z', expires_at: '2025-10-27T22:01:10.000Z' });
+    const state = JSON.parse(await readFile(join(ctl.socketsDir, 'slow-start', 'session.json'), 'utf8'));
+    expect(state.expires_at).toBe('2025-10-27T22:01:10.000Z');
+  });
+
   it('keeps an id that already starts with sess- as the container name', async () => {
     ctl = await createTestController();
     const res = await create({ session_id: 'sess-abc123' });
@@ -301,6 +312,18 @@ describe('restart', () => {
     const app = await ctl.restart();
     expect((await app.inject({ url: '/sessions/lost' })).json().expires_at).toBe('2025-10-27T22:15:00.000Z');
     expect(await exists(join(ctl.socketsDir, 'lost', 'session.json'))).toBe(true);
+  });
+
+  it('serves its sessions once Docker answers again after being down at start', async () => {
+    ctl = await createTestController();
+    await ctl.app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'patient' } });
+    ctl.runtime.dockerAvailable = false;
+    const app = await ctl.restart();
+    const down = await app.inject({ url: '/sessions/patient' });
+    expect(down.statusCode).toBe(503);
+    expect(down.json().code).toBe('DOCKER_UNAVAILABLE');
+    ctl.runtime.dockerAvailable = true;
+    expect((await app.inject({ url: '/sessions/patient' })).statusCode).toBe(200);
   });
 
   it('starts sessions Docker stopped (a host reboot) again', async () => {
