@@ -1,5 +1,4 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { FastifyReply } from 'fastify';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection; undici also refuses most of them.
 const HOP_BY_HOP = new Set([
@@ -46,10 +45,12 @@ export function upstreamHeaders(incoming: IncomingHttpHeaders, websocket = false
   return out;
 }
 
-/** Copies an upstream response's end-to-end headers onto the reply. */
-export function copyResponseHeaders(headers: Record<string, string | string[] | undefined>, reply: FastifyReply): void {
+/** An upstream response's end-to-end headers, for the client's response. */
+export function responseHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHeaders {
+  const out: OutgoingHeaders = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value !== undefined && !HOP_BY_HOP.has(name)) reply.header(name, value);
+    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
   }
+  return out;
 }

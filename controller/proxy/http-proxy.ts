@@ -1,8 +1,8 @@
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { AppError } from '../../shared/errors.js';
-import { copyResponseHeaders, type OutgoingHeaders } from './headers.js';
+import { responseHeaders, type OutgoingHeaders } from './headers.js';
 
 export interface HttpUpstream {
   dispatcher: Dispatcher;
@@ -43,9 +43,16 @@ export async function forwardHttp(request: FastifyRequest, reply: FastifyReply, 
   } catch (error) {
     throw upstreamError(error, upstream.name, upstream.details);
   }
-  reply.code(answer.statusCode);
-  copyResponseHeaders(answer.headers, reply);
-  return reply.send(answer.body);
+  // Written here rather than by reply.send, which would hold the status until the first body chunk and turn an
+  // upstream that breaks off before it into a 500: a stream's 200 must reach the client as soon as the agent sends it.
+  reply.hijack();
+  const headers = responseHeaders(answer.headers);
+  res.writeHead(answer.statusCode, headers);
+  // A streamed answer (no length) may be quiet for a while; a sized one goes out with its first chunk.
+  if (headers['content-length'] === undefined) res.flushHeaders();
+  // An upstream that breaks off mid-body can only cut the response; a client gone destroys the upstream body.
+  pipeline(answer.body, res, () => {});
+  return reply;
 }
 
 /** 504 when the upstream took too long, 502 when it could not be reached or broke off; never a 500. */

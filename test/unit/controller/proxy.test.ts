@@ -82,6 +82,19 @@ async function startFakeUpstream(dir: string): Promise<FakeUpstream> {
     });
     return reply.type('application/x-ndjson').send(body);
   });
+  // Headers at once, then silence until released: like an exec stream before the command prints anything.
+  app.get('/quiet-stream', (_req, reply) => {
+    reply.hijack();
+    reply.raw.on('close', () => fake.upstreamClosed.resolve());
+    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    reply.raw.flushHeaders();
+    void fake.release.promise.then(() => reply.raw.end('{"late":true}\n'));
+  });
+  app.get('/broken-stream', (_req, reply) => {
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    reply.raw.write('{"chunk":1}\n', () => reply.raw.destroy());
+  });
   app.get('/wait', async (_req, reply) => {
     reply.raw.on('close', () => fake.upstreamClosed.resolve());
     fake.arrived.resolve();
@@ -338,6 +351,30 @@ describe('proxy', () => {
       expect(rest).toBe('{"chunk":2}\n');
     });
 
+    it("sends a stream's status and headers before its first chunk", async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const res = await request(`${base}/sessions/s1/quiet-stream`);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toBe('application/x-ndjson');
+      fake.release.resolve();
+      expect(await res.body.text()).toBe('{"late":true}\n');
+    });
+
+    it('cuts the response, never a 500, when the upstream breaks off mid-stream', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const res = await request(`${base}/sessions/s1/broken-stream`);
+      expect(res.statusCode).toBe(200);
+      await expect(res.body.text()).rejects.toThrow();
+    });
+
+    it('cuts a streamed response that stays silent longer than the timeout', async () => {
+      const { base } = await host({ s1: fakeTarget() }, { requestTimeoutMs: 300 });
+      const res = await request(`${base}/sessions/s1/quiet-stream`);
+      expect(res.statusCode).toBe(200);
+      await expect(res.body.text()).rejects.toThrow();
+      await fake.upstreamClosed.promise;
+    });
+
     it('answers 404 SESSION_NOT_FOUND for an unknown session', async () => {
       const { base } = await host({ s1: fakeTarget() });
       const res = await request(`${base}/sessions/nobody/health`);
@@ -486,16 +523,19 @@ describe('proxy', () => {
   describe('ports', () => {
     let server: Server;
     let port: number;
+    let appProtocols: string[];
     let seen: { url: string; headers: Record<string, string | string[] | undefined> }[];
 
     beforeEach(async () => {
       seen = [];
+      appProtocols = [];
       server = createServer((req, res) => {
         seen.push({ url: req.url!, headers: req.headers });
         res.setHeader('content-type', 'text/plain');
         res.end(`app says ${req.method} ${req.url}`);
       });
       const wss = new WebSocketServer({ server });
+      wss.on('connection', (socket) => appProtocols.push(socket.protocol));
       wss.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary })));
       server.listen(0, '127.0.0.1');
       await once(server, 'listening');
@@ -532,6 +572,19 @@ describe('proxy', () => {
       expect([echoed.data.toString(), echoed.isBinary]).toEqual(['to the app', false]);
       ws.close();
       await closed;
+    });
+
+    it('agrees on the subprotocol the app picks, as a dev server\'s live reload needs', async () => {
+      const { wsBase } = await host({ s1: fakeTarget() });
+      const ws = new WebSocket(`${wsBase}/sessions/s1/ports/${port}/hmr`, ['vite-hmr']);
+      await once(ws, 'open');
+      expect(ws.protocol).toBe('vite-hmr');
+      ws.send('reload');
+      const [echoed] = (await once(ws, 'message')) as [Buffer];
+      expect(echoed.toString()).toBe('reload');
+      expect(appProtocols).toEqual(['vite-hmr']);
+      ws.close();
+      await once(ws, 'close');
     });
 
     it.each(['0', '65536', 'http', '-1', '1e3'])('rejects port %s with 400 VALIDATION', async (bad) => {
