@@ -1,4 +1,4 @@
-import { chown, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -38,9 +38,10 @@ export interface TestAgent {
  */
 export async function createTestAgent(env: Record<string, string> = {}): Promise<TestAgent> {
   const root = await realpath(await mkdtemp(join(tmpdir(), 'agent-test-')));
+  // The learner must be able to reach its workspace by absolute path, as in a session.
+  await chmod(root, 0o755);
   const workspace = join(root, 'workspace');
   const outside = join(root, 'outside');
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(workspace);
   await mkdir(outside);
   await chown(workspace, LEARNER_UID, LEARNER_UID);
