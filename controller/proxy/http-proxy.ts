@@ -41,6 +41,8 @@ export async function forwardHttp(request: FastifyRequest, reply: FastifyReply, 
       bodyTimeout: upstream.bodyTimeoutMs,
     });
   } catch (error) {
+    // Nobody is left to answer when the client itself went away.
+    if (abort.signal.aborted) return reply.hijack();
     throw upstreamError(error, upstream.name, upstream.details);
   }
   // Written here rather than by reply.send, which would hold the status until the first body chunk and turn an

@@ -188,7 +188,9 @@ function firstProtocol(header: string | undefined): string | undefined {
 
 function isLongAgentRoute(path: string): boolean {
   const query = path.indexOf('?');
-  return LONG_AGENT_ROUTES.has(query === -1 ? path : path.slice(0, query));
+  const route = query === -1 ? path : path.slice(0, query);
+  // The agent ignores a trailing slash, so `/exec/` is `/exec`.
+  return LONG_AGENT_ROUTES.has(route.endsWith('/') ? route.slice(0, -1) : route);
 }
 
 /** Tells an app inside the session where it is published, since it only sees the proxy's request. */

@@ -95,6 +95,10 @@ async function startFakeUpstream(dir: string): Promise<FakeUpstream> {
     reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson' });
     reply.raw.write('{"chunk":1}\n', () => reply.raw.destroy());
   });
+  app.post('/exec', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    return { exit_code: 0 };
+  });
   app.get('/wait', async (_req, reply) => {
     reply.raw.on('close', () => fake.upstreamClosed.resolve());
     fake.arrived.resolve();
@@ -396,6 +400,13 @@ describe('proxy', () => {
       expect(res.statusCode).toBe(504);
       expect(await res.body.json()).toEqual({ code: 'AGENT_TIMEOUT', message: 'the agent of session s1 did not answer in time' });
       await fake.upstreamClosed.promise;
+    });
+
+    it('waits for an exec that runs longer than the request timeout', async () => {
+      const { base } = await host({ s1: fakeTarget() }, { requestTimeoutMs: 300 });
+      const res = await request(`${base}/sessions/s1/exec`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.json()).toEqual({ exit_code: 0 });
     });
 
     it('cancels the upstream request when the client goes away', async () => {
