@@ -6,6 +6,9 @@ import { AppError } from '../../shared/errors.js';
 import type { FileEntry, FileList, FileType } from '../../shared/schemas/files.js';
 import { PUBLIC_WORKSPACE, resolveWorkspacePath } from './workspace-path.js';
 
+/** Name prefix of the temporary file a write goes to before its rename; watchers ignore it. */
+export const WRITE_TEMP_PREFIX = '.runner-write-';
+
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
 const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
 
@@ -82,7 +85,7 @@ export class WorkspaceFiles {
     try {
       const existing = await lstatIfExists(at(dir, name));
       if (existing) checkRegularFile(existing, requested);
-      const temp = `.runner-write-${randomBytes(8).toString('hex')}.tmp`;
+      const temp = `${WRITE_TEMP_PREFIX}${randomBytes(8).toString('hex')}.tmp`;
       const file = await open(at(dir, temp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       try {
         await file.writeFile(data);

@@ -1,8 +1,9 @@
 import { realpathSync } from 'node:fs';
-import { relative } from 'node:path';
+import { basename, relative } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { FastifyBaseLogger } from 'fastify';
 import type { WatchChange, WatchFrame } from '../../shared/schemas/watch.js';
+import { WRITE_TEMP_PREFIX } from '../files/workspace-files.js';
 
 export type WatchListener = (frame: WatchFrame) => void;
 
@@ -17,6 +18,7 @@ const CHANGES: Record<string, Pick<WatchChange, 'type' | 'kind'>> = {
 // The folders themselves are reported, their contents not: an `npm install` or a `git commit` would flood every
 // subscriber and use up the system's inotify watches.
 const IGNORED_INSIDE = /(^|\/)(node_modules|\.git)\//;
+const isWriteTemp = (path: string): boolean => basename(path).startsWith(WRITE_TEMP_PREFIX);
 
 /** One chokidar watcher on the workspace, shared by every subscriber: started by the first, closed after the last. */
 export class WorkspaceWatcher {
@@ -54,7 +56,7 @@ export class WorkspaceWatcher {
       ignoreInitial: true,
       // A symlink is reported as an entry of the workspace; where it points (maybe outside) is never watched.
       followSymlinks: false,
-      ignored: (path) => IGNORED_INSIDE.test(relative(root, path)),
+      ignored: (path) => IGNORED_INSIDE.test(relative(root, path)) || isWriteTemp(path),
     });
     this.#watcher = watcher;
     watcher.on('all', (event, path) => {

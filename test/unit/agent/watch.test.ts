@@ -132,4 +132,19 @@ describe('watch', () => {
     const paths = sub.frames.flatMap((frame) => ('path' in frame ? [frame.path] : []));
     expect(paths).toEqual(['node_modules', 'marker.txt']);
   });
+
+  it('reports a file written through the files API under its own name only, never its temporary file', async () => {
+    await start();
+    const sub = await subscribeWs();
+    const put = await fetch(`${base}/files/workspace/app.py`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'print(1)\n' }),
+    });
+    expect(put.status).toBe(201);
+    await writeFile(join(agent.workspace, 'marker.txt'), '');
+    await waitForFrame(sub, { type: 'created', path: 'marker.txt' });
+    const paths = sub.frames.flatMap((frame) => ('path' in frame ? [frame.path] : []));
+    expect(paths).toEqual(['app.py', 'marker.txt']);
+  });
 });
