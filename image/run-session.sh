@@ -16,7 +16,7 @@ mkdir -p "$DIR" && chmod 700 "$DIR"
 # --security-opt seccomp=image/seccomp.json  Docker's default profile plus keyctl and pivot_root
 # --security-opt systempaths=unconfined   /proc unmasked, so the inner runc can mount a fresh procfs
 # --device /dev/net/tun                    slirp4netns gives the inner daemon its network through a tap device
-# the image's VOLUME on the inner data root  overlay2 on a volume (not on the image's own overlay)
+# -v NAME-docker:/home/learner/.local/share/docker   the inner data root on a volume: overlay2 needs it
 # tini (the image's entrypoint)            reaps the orphans each inner `docker run` leaves
 docker run -d --name "$NAME" \
   --cap-add SYS_ADMIN \
@@ -24,6 +24,7 @@ docker run -d --name "$NAME" \
   --security-opt systempaths=unconfined \
   --device /dev/net/tun \
   --memory "${CONTAINER_MEMORY_LIMIT:-1536m}" --cpus "${CONTAINER_CPU_LIMIT:-1}" --pids-limit "${CONTAINER_PIDS_LIMIT:-2048}" \
+  -v "$NAME-docker:/home/learner/.local/share/docker" \
   -v "$DIR:/run/runner" \
   "$IMAGE" >/dev/null
 
@@ -35,5 +36,5 @@ session $NAME started; agent socket $DIR/agent.sock
        -d '{"command":["docker","info","--format","{{.SecurityOptions}}"]}' http://session/exec
   docker exec -it -u learner $NAME bash      # a shell as the learner (DOCKER_HOST is set by /etc/profile.d)
 stop and clean up:
-  docker rm -f -v $NAME && rm -rf $DIR
+  docker rm -f $NAME && docker volume rm $NAME-docker && rm -rf $DIR
 MSG

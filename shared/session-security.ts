@@ -12,7 +12,7 @@ export const SESSION_PATHS = {
   agentSocket: '/run/runner/agent.sock',
   tokenFile: '/run/runner/token',
   workspace: '/workspace',
-  /** The inner daemon's data root: must be a volume (the image declares one; mount a named one to label it). */
+  /** The inner daemon's data root: mount a volume here (overlay2 needs it; the image declares none, so none leaks). */
   dockerData: '/home/learner/.local/share/docker',
 } as const;
 

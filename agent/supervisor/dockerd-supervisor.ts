@@ -199,8 +199,8 @@ export class DockerdSupervisor implements DaemonMonitor {
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream }).on('line', (line) => {
         this.log.debug({ line }, 'dockerd output');
-        // dockerd-rootless.sh traces every command (set -x); those lines never explain a failure.
-        if (line.startsWith('+ ')) return;
+        // Its traced commands (set -x) and info chatter never explain a failure; errors and warnings do.
+        if (line.startsWith('+ ') || /level=(info|debug)/.test(line)) return;
         lastLines.push(line);
         if (lastLines.length > STDERR_LINES_KEPT) lastLines.shift();
       });

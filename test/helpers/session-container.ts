@@ -18,6 +18,8 @@ export interface StartSessionOptions {
   hostConfig?: (config: Docker.HostConfig) => Docker.HostConfig;
   memoryMiB?: number;
   image?: string;
+  /** Replaces the image's entrypoint (tini). */
+  entrypoint?: string[];
 }
 
 export interface AgentResponse<T = unknown> {
@@ -35,6 +37,8 @@ export class SessionContainer {
     /** The host folder mounted at SESSION_PATHS.agentDir. */
     readonly dir: string,
     readonly token: string,
+    /** The named volume on the inner daemon's data root. */
+    readonly dockerData: string,
   ) {
     this.#dispatcher = new Agent({ connect: { socketPath: this.socketPath } });
   }
@@ -122,6 +126,9 @@ export class SessionContainer {
     await this.container.remove({ force: true, v: true }).catch((error: { statusCode?: number }) => {
       if (error.statusCode !== 404) throw error;
     });
+    await docker.getVolume(this.dockerData).remove().catch((error: { statusCode?: number }) => {
+      if (error.statusCode !== 404) throw error;
+    });
     await rm(this.dir, { recursive: true, force: true });
   }
 }
@@ -135,6 +142,8 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
   const dir = await mkdtemp(join(tmpdir(), `${name}-`));
   await chmod(dir, 0o700);
   const token = randomBytes(24).toString('hex');
+  const dockerData = `${name}-docker`;
+  await docker.createVolume({ Name: dockerData, Labels: { 'runner.test': options.prefix } });
   await writeFile(join(dir, 'token'), token, { mode: 0o600 });
   const base: Docker.HostConfig = {
     ...sessionSecurityHostConfig(),
@@ -143,15 +152,17 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
     NanoCpus: 1e9,
     PidsLimit: 2048,
     Binds: [`${dir}:${SESSION_PATHS.agentDir}`],
+    Mounts: [{ Type: 'volume', Source: dockerData, Target: SESSION_PATHS.dockerData }],
   };
   try {
     const container = await docker.createContainer({
       name,
       Image: options.image ?? SESSION_IMAGE,
       Labels: { 'runner.test': options.prefix },
+      ...(options.entrypoint ? { Entrypoint: options.entrypoint, Cmd: [] } : {}),
       HostConfig: options.hostConfig ? options.hostConfig(base) : base,
     });
-    const session = new SessionContainer(container, name, dir, token);
+    const session = new SessionContainer(container, name, dir, token, dockerData);
     try {
       await container.start();
     } catch (error) {
@@ -160,6 +171,7 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
     }
     return session;
   } catch (error) {
+    await docker.getVolume(dockerData).remove().catch(() => {});
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
@@ -169,4 +181,6 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
 export async function removeLeftovers(prefix: string): Promise<void> {
   const leftovers = await docker.listContainers({ all: true, filters: { label: [`runner.test=${prefix}`] } });
   await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
+  const { Volumes } = await docker.listVolumes({ filters: { label: [`runner.test=${prefix}`] } });
+  await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => {})));
 }
