@@ -63,5 +63,7 @@ export function upstreamError(error: unknown, name: string, details?: Record<str
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') {
     return new AppError('AGENT_TIMEOUT', `${name} did not answer in time`, details, { cause: error });
   }
-  return new AppError('AGENT_UNAVAILABLE', `${name} is not reachable`, details, { cause: error });
+  // A learner's app not listening is not the agent's fault: say which one is missing.
+  const unavailable = details?.port === undefined ? 'AGENT_UNAVAILABLE' : 'PORT_UNAVAILABLE';
+  return new AppError(unavailable, `${name} is not reachable`, details, { cause: error });
 }

@@ -611,7 +611,7 @@ describe('proxy', () => {
       const res = await request(`${base}/sessions/s1/ports/${closedPort}/`);
       expect(res.statusCode).toBe(502);
       expect(await res.body.json()).toEqual({
-        code: 'AGENT_UNAVAILABLE',
+        code: 'PORT_UNAVAILABLE',
         message: `port ${closedPort} of session s1 is not reachable`,
         port: closedPort,
       });
