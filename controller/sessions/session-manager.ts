@@ -244,10 +244,11 @@ export class SessionManager {
       });
       record.address = container.address;
       await this.#waitReady(record, config.sessionStartTimeoutSeconds * 1000);
-      // The time to live counts from when the session is usable, not from the request: a slow start costs nothing.
-      const expiresAt = new Date(this.#now() + (record.expiresAt.getTime() - record.createdAt.getTime()));
-      await store.write(this.#state(record, expiresAt));
-      record.expiresAt = expiresAt;
+      // The session exists, and its time to live runs, from when it is usable: a slow start costs the learner nothing.
+      const ttlMs = record.expiresAt.getTime() - record.createdAt.getTime();
+      record.createdAt = new Date(this.#now());
+      record.expiresAt = new Date(record.createdAt.getTime() + ttlMs);
+      await store.write(this.#state(record, record.expiresAt));
       record.ready = true;
       log.info('created session');
     } catch (error) {

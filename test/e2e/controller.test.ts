@@ -122,6 +122,30 @@ describe.sequential('controller on real Docker with the session image', () => {
     await ctl.restart({ CLEANUP_INTERVAL_SECONDS: '1' });
   });
 
+  it('isolates sessions: from A (an exec and an inner container) nothing of B is reachable', async () => {
+    for (const id of ['iso-a', 'iso-b']) expect((await ctl.request('POST', '/sessions', { session_id: id })).status).toBe(201);
+    const exec = async (id: string, command: string[]) => (await ctl.request('POST', `/sessions/${id}/exec`, { command })).body;
+    // B serves a page from an inner container on a published port, and keeps a file in its workspace.
+    const web = 'mkdir -p /www && echo secret-of-b >/www/index.html && httpd -f -p 8080 -h /www';
+    expect(await exec('iso-b', ['docker', 'run', '-d', '-p', '8080:8080', 'runner-busybox', 'sh', '-c', web])).toMatchObject({ exit_code: 0 });
+    expect(await exec('iso-b', ['sh', '-c', 'echo secret-of-b >/workspace/b.txt'])).toMatchObject({ exit_code: 0 });
+    const info = await ctl.docker.getContainer('rte2e-iso-b').inspect();
+    const addressOfB = info.NetworkSettings.Networks[ctl.config.network]!.IPAddress;
+    // The page is up: the host reaches it (this is how the ports route reaches it too).
+    await vi.waitFor(async () => expect(await (await fetch(`http://${addressOfB}:8080/`)).text()).toBe('secret-of-b\n'), { timeout: 30_000, interval: 500 });
+
+    const fromA = await exec('iso-a', ['curl', '-sS', '-m', '3', `http://${addressOfB}:8080/`]);
+    expect(fromA.exit_code).not.toBe(0);
+    expect(fromA.stdout).not.toContain('secret-of-b');
+    const fromInner = await exec('iso-a', ['docker', 'run', '--rm', 'runner-busybox', 'wget', '-T', '3', '-qO-', `http://${addressOfB}:8080/`]);
+    expect(fromInner.exit_code).not.toBe(0);
+    expect(fromInner.stdout).not.toContain('secret-of-b');
+    // B's agent folder is not mounted in A, and A's own is closed to the learner.
+    expect((await exec('iso-a', ['cat', '/proc/self/mountinfo'])).stdout).not.toContain('iso-b');
+    expect((await exec('iso-a', ['ls', '/run/runner'])).exit_code).not.toBe(0);
+    expect((await exec('iso-a', ['cat', '/workspace/b.txt'])).exit_code).not.toBe(0);
+  });
+
   it('leaves no container, volume or folder behind once its sessions are deleted', async () => {
     for (const id of ['x1', 'x2']) expect((await ctl.request('POST', '/sessions', { session_id: id })).status).toBe(201);
     for (const id of ['x1', 'x2']) expect((await ctl.request('DELETE', `/sessions/${id}`)).body.found).toBe(true);

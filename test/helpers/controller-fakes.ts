@@ -153,6 +153,7 @@ export async function createTestController(env: Record<string, string> = {}): Pr
       return controller.app;
     },
     async close() {
+      // A test may have closed it already (shutdown tests): Fastify's close is then a no-op.
       await controller.app.close();
       await rm(socketsDir, { recursive: true, force: true });
     },

@@ -37,7 +37,7 @@ describe('sessions', () => {
       ctl.clock.now += 10_000;
     };
     const res = await create({ session_id: 'slow-start', ttl_seconds: 60 });
-    expect(res.json()).toMatchObject({ created_at: '2025-10-27T22:00:00.000Z', expires_at: '2025-10-27T22:01:10.000Z' });
+    expect(res.json()).toMatchObject({ created_at: '2025-10-27T22:00:10.000Z', expires_at: '2025-10-27T22:01:10.000Z' });
     const state = JSON.parse(await readFile(join(ctl.socketsDir, 'slow-start', 'session.json'), 'utf8'));
     expect(state.expires_at).toBe('2025-10-27T22:01:10.000Z');
   });
