@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { AppError } from '../../shared/errors.js';
 
 interface Rule {
   pattern: string;
@@ -19,7 +20,9 @@ export class Dockerignore {
       .map((line) => {
         const negated = line.startsWith('!');
         const pattern = posix.normalize(negated ? line.slice(1).trim() : line).replace(/^\/+|\/+$/g, '');
-        return { pattern, regex: toRegExp(pattern), negated };
+        const regex = toRegExp(pattern);
+        if (!regex) throw new AppError('VALIDATION', `.dockerignore: invalid pattern ${line}`);
+        return { pattern, regex, negated };
       })
       .filter((rule) => rule.pattern !== '' && rule.pattern !== '.');
   }
@@ -42,7 +45,7 @@ export class Dockerignore {
 }
 
 // Go's filepath.Match syntax plus `**` (any number of folders), as Docker's patternmatcher reads it.
-function toRegExp(pattern: string): RegExp {
+function toRegExp(pattern: string): RegExp | undefined {
   let source = '';
   for (let i = 0; i < pattern.length; i += 1) {
     const char = pattern[i]!;
@@ -60,7 +63,7 @@ function toRegExp(pattern: string): RegExp {
       source += '[^/]';
     } else if (char === '[') {
       const close = pattern.indexOf(']', i + 1);
-      if (close === -1) return /(?!)/;
+      if (close === -1) return undefined;
       const body = pattern.slice(i + 1, close);
       source += body.startsWith('^') ? `[^/${body.slice(1)}]` : `[${body}]`;
       i = close;
@@ -71,7 +74,12 @@ function toRegExp(pattern: string): RegExp {
       source += escapeRegExp(char);
     }
   }
-  return new RegExp(`^${source}$`);
+  try {
+    return new RegExp(`^${source}$`);
+  } catch {
+    // A character class JavaScript refuses (such as `[z-a]`) is as bad a pattern for Docker.
+    return undefined;
+  }
 }
 
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

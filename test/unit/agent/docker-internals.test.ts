@@ -63,6 +63,12 @@ describe('.dockerignore', () => {
   });
 });
 
+describe('.dockerignore with a broken pattern', () => {
+  it.each(['[abc', 'a[z-a]'])('refuses %s as a client error', (pattern) => {
+    expect(() => new Dockerignore(pattern)).toThrow(expect.objectContaining({ code: 'VALIDATION' }));
+  });
+});
+
 describe('build context', () => {
   let agent: TestAgent;
   let scratch: string | undefined;
