@@ -144,7 +144,10 @@ export class SessionManager {
       const record = this.#live(sessionId);
       if (!record.ready) throw new AppError('SESSION_NOT_READY', `session ${sessionId} is still being created`);
       const expiresAt = new Date(this.#now() + ttl * 1000);
-      await this.deps.store.write(this.#state(record, expiresAt));
+      await this.deps.store.write(this.#state(record, expiresAt)).catch((error: unknown) => {
+        // A host file-system error is the controller's trouble, not a missing file of the client's.
+        throw new AppError('INTERNAL', 'could not save the new expiry', undefined, { cause: error });
+      });
       record.expiresAt = expiresAt;
       this.deps.log.info({ sessionId, expiresAt }, 'extended session');
     });
