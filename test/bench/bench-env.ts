@@ -1,0 +1,228 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import type Docker from 'dockerode';
+import { createDockerClient } from '../../agent/docker/docker-client.js';
+import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
+import { Label } from '../../shared/labels.js';
+
+const execFileAsync = promisify(execFile);
+
+/** Label on what the bench makes itself (the `docker run` baselines); the controller labels its own. */
+export const BENCH_LABEL = 'runner.bench';
+const CONTROLLER_START_TIMEOUT_MS = 60_000;
+const CONTROLLER_STOP_TIMEOUT_MS = 15_000;
+// Every name the bench gives starts with `rtb<pid in base 36>-`, so a crashed run's leftovers can be found by name.
+const NAME_RE = /^\/?rtb([0-9a-z]+)-/;
+const NETWORK_RE = /^rtbench-([0-9a-z]+)$/;
+
+/** The Docker CLI, as a user types it; resolves to its stdout. */
+export async function dockerCli(args: string[], timeoutMs = 120_000): Promise<string> {
+  const { stdout } = await execFileAsync('docker', args, { maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs });
+  return stdout;
+}
+
+/**
+ * Everything one bench run owns: a test-only controller instance, name prefix, network and sockets folder, so it
+ * never touches real sessions; `cleanup()` removes all of it, and `sweepLeftovers()` what crashed runs left.
+ */
+export class BenchEnv {
+  readonly docker: Docker = createDockerClient(process.env.DOCKER_HOST);
+  readonly id = process.pid.toString(36);
+  readonly instance = `bench-${this.id}`;
+  readonly namePrefix = `rtb${this.id}-`;
+  readonly network = `rtbench-${this.id}`;
+  #controller: ControllerProcess | null = null;
+  #cleaned: Promise<void> | null = null;
+
+  private constructor(
+    /** Short (unix socket paths are limited), root-only: the controller's SOCKETS_DIR. */
+    readonly socketsDir: string,
+    /** Baselines' socket folders, transfer files, the controller's log. */
+    readonly tmpDir: string,
+  ) {}
+
+  static async create(): Promise<BenchEnv> {
+    const id = process.pid.toString(36);
+    const socketsDir = await mkdtemp(`/tmp/rtb${id}-s`);
+    const tmpDir = await mkdtemp(join(tmpdir(), `rtb${id}-t`));
+    return new BenchEnv(socketsDir, tmpDir);
+  }
+
+  get controllerLog(): string {
+    return join(this.tmpDir, 'controller.log');
+  }
+
+  /** The controller's environment: the bench's own instance, network, folder and names; nothing of the caller's. */
+  controllerEnv(port: number, extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      SOCKETS_DIR: this.socketsDir,
+      RUNNER_INSTANCE: this.instance,
+      SESSION_NETWORK: this.network,
+      SESSION_NAME_PREFIX: this.namePrefix,
+      // The fleet, the main session and a warm pool must all fit.
+      MAX_SESSIONS: '40',
+      LOG_LEVEL: 'warn',
+      ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+      ...extra,
+    };
+  }
+
+  /** The configuration the controller will parse from `controllerEnv` (the bench reads limits and features from it). */
+  controllerConfig(extra: Record<string, string> = {}): ControllerConfig {
+    return parseControllerConfig(this.controllerEnv(0, extra));
+  }
+
+  get controller(): ControllerProcess {
+    if (!this.#controller) throw new Error('no controller is running');
+    return this.#controller;
+  }
+
+  /** Starts `controller/main.ts` as `npm run controller` does, on a free loopback port, and waits for /health. */
+  async startController(extra: Record<string, string> = {}): Promise<ControllerProcess> {
+    await this.#controller?.stop();
+    const port = await freePort();
+    this.#controller = await ControllerProcess.start(this.controllerEnv(port, extra), this.controllerLog);
+    return this.#controller;
+  }
+
+  async stopController(): Promise<void> {
+    await this.#controller?.stop();
+    this.#controller = null;
+  }
+
+  /** Removes the controller, every container, volume and network of this run, and its folders; safe to call twice. */
+  cleanup(): Promise<void> {
+    this.#cleaned ??= this.#cleanup();
+    return this.#cleaned;
+  }
+
+  async #cleanup(): Promise<void> {
+    await this.stopController().catch(() => {});
+    await removeDockerResources(this.docker, (id) => id === this.id, this.instance);
+    await rm(this.socketsDir, { recursive: true, force: true });
+    await rm(this.tmpDir, { recursive: true, force: true });
+  }
+
+  /** Removes what earlier bench runs left behind when they were killed (their process is gone). */
+  async sweepLeftovers(): Promise<void> {
+    const dead = (id: string) => id !== this.id && !isAlive(Number.parseInt(id, 36));
+    await removeDockerResources(this.docker, dead);
+  }
+}
+
+/**
+ * Removes containers and volumes named `rtb<id>-…` and networks `rtbench-<id>` for ids `matches` accepts (and,
+ * when given, everything labelled with the controller instance).
+ */
+async function removeDockerResources(docker: Docker, matches: (id: string) => boolean, instance?: string): Promise<void> {
+  const owned = (name: string) => {
+    const id = NAME_RE.exec(name)?.[1];
+    return id !== undefined && matches(id);
+  };
+  const containers = await docker.listContainers({ all: true });
+  const doomed = containers.filter(
+    (c) => (instance !== undefined && c.Labels[Label.instance] === instance) || ((c.Labels[BENCH_LABEL] ?? c.Labels[Label.instance]) !== undefined && c.Names.some(owned)),
+  );
+  await Promise.all(doomed.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
+  const { Volumes } = await docker.listVolumes();
+  // By name only when nobody else could have labelled it: the controller's or a `docker run -v` baseline's (no labels).
+  const ours = (labels: Record<string, string> | null | undefined) => !labels || Object.keys(labels).length === 0 || labels[Label.instance]?.startsWith('bench-');
+  const volumes = (Volumes ?? []).filter((v) => (instance !== undefined && v.Labels?.[Label.instance] === instance) || (owned(v.Name) && ours(v.Labels)));
+  // A container that was just removed can hold its volumes for a moment.
+  for (const volume of volumes) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const removed = await docker.getVolume(volume.Name).remove().then(
+        () => true,
+        (error: { statusCode?: number }) => error.statusCode === 404,
+      );
+      if (removed) break;
+      await sleep(100);
+    }
+  }
+  const networks = await docker.listNetworks();
+  for (const network of networks) {
+    const id = NETWORK_RE.exec(network.Name)?.[1];
+    if (id !== undefined && matches(id)) await docker.getNetwork(network.Id).remove().catch(() => {});
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no free port');
+  return address.port;
+}
+
+/** The controller as its own process (`node --import tsx controller/main.ts`, as scripts/start.sh runs it). */
+export class ControllerProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+    readonly logPath: string,
+  ) {}
+
+  static async start(env: Record<string, string>, logPath: string): Promise<ControllerProcess> {
+    const log = await open(logPath, 'a');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'controller/main.ts'], {
+      cwd: new URL('../..', import.meta.url).pathname,
+      // PATH and HOME only from outside: a RUNNER_API_TOKEN or SESSION_* of the caller must not change what is measured.
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
+      stdio: ['ignore', log.fd, log.fd],
+    });
+    await log.close();
+    const controller = new ControllerProcess(child, `http://127.0.0.1:${env.PORT}`, logPath);
+    const deadline = performance.now() + CONTROLLER_START_TIMEOUT_MS;
+    while (performance.now() < deadline) {
+      if (child.exitCode !== null || child.signalCode !== null) break;
+      const ok = await fetch(`${controller.url}/health`).then(
+        (res) => res.ok,
+        () => false,
+      );
+      if (ok) return controller;
+      await sleep(100);
+    }
+    await controller.stop();
+    throw new Error(`the controller did not start: ${(await readFile(logPath, 'utf8').catch(() => '')).slice(-2000)}`);
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  /** Resident memory of the controller process, in bytes (VmRSS). */
+  async rssBytes(): Promise<number> {
+    const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
+    const kib = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+    if (kib === undefined) throw new Error('no VmRSS for the controller');
+    return Number(kib) * 1024;
+  }
+
+  /** SIGTERM (the controller closes; sessions keep running), SIGKILL if it lingers. */
+  async stop(): Promise<void> {
+    const { child } = this;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), CONTROLLER_STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+}

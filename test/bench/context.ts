@@ -1,0 +1,60 @@
+import type Docker from 'dockerode';
+import { SessionStore } from '../../controller/sessions/session-store.js';
+import { AgentApi, ControllerApi } from './agent-api.js';
+import type { BenchEnv } from './bench-env.js';
+import type { Profile } from './profile.js';
+import { summarize, type Summary } from './stats.js';
+
+/** What every figure gets: the run's profile, resources, the running controller's API and the sample store. */
+export class BenchContext {
+  readonly samples: Record<string, Record<string, Summary>> = {};
+
+  constructor(
+    readonly profile: Profile,
+    readonly env: BenchEnv,
+    public api: ControllerApi,
+    readonly log: (message: string) => void,
+  ) {}
+
+  /** Keeps each method's summary for the JSON report and returns them. */
+  record<K extends string>(figure: string, timings: Record<K, number[]>): Record<K, Summary> {
+    const summaries = Object.fromEntries(Object.entries<number[]>(timings).map(([name, values]) => [name, summarize(values)])) as Record<K, Summary>;
+    this.samples[figure] = summaries;
+    return summaries;
+  }
+
+  /** Stops the controller (its sessions keep running) and starts it again with `extra` in its environment. */
+  async restartController(extra: Record<string, string> = {}): Promise<void> {
+    await this.api.close();
+    const controller = await this.env.startController(extra);
+    this.api = new ControllerApi(controller.url);
+  }
+
+  /** Creates a session through the controller and opens both ways to its agent. */
+  async openSession(sessionId: string): Promise<BenchSession> {
+    const info = await this.api.createSession(sessionId);
+    return this.attach(sessionId, info.container_name);
+  }
+
+  async attach(sessionId: string, containerName: string): Promise<BenchSession> {
+    const store = new SessionStore(this.env.socketsDir, this.env.instance);
+    const token = await store.readToken(sessionId);
+    if (!token) throw new Error(`no agent token for session ${sessionId}`);
+    return {
+      id: sessionId,
+      containerName,
+      container: this.env.docker.getContainer(containerName),
+      viaController: this.api.agent(sessionId),
+      direct: AgentApi.direct(store.agentSocketPath(sessionId), token),
+    };
+  }
+}
+
+/** A session the bench made, reachable through the controller and directly. */
+export interface BenchSession {
+  id: string;
+  containerName: string;
+  container: Docker.Container;
+  viaController: AgentApi;
+  direct: AgentApi;
+}

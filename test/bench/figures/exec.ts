@@ -1,0 +1,44 @@
+import { dockerCli } from '../bench-env.js';
+import type { BenchContext, BenchSession } from '../context.js';
+import { compareRow, type Row } from '../report.js';
+import { interleave } from '../stats.js';
+
+/**
+ * `true` run in the session four ways: through the controller, direct to the agent's socket, by the Docker CLI
+ * (`docker exec`, how the reference runner runs commands) and by the Engine API (what an SDK's exec_run does).
+ */
+export async function measureExec(ctx: BenchContext, session: BenchSession): Promise<Row[]> {
+  const dockerExecApi = async () => {
+    const exec = await session.container.exec({ Cmd: ['true'], AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({});
+    await new Promise<void>((resolve, reject) => {
+      stream.once('end', resolve);
+      stream.once('error', reject);
+      stream.resume();
+    });
+    const { ExitCode } = await exec.inspect();
+    if (ExitCode !== 0) throw new Error(`docker exec (API) exited ${ExitCode}`);
+  };
+  const timings = await interleave(
+    {
+      controller: () => session.viaController.exec(['true']),
+      direct: () => session.direct.exec(['true']),
+      dockerExecCli: () => dockerCli(['exec', session.containerName, 'true']),
+      dockerExecApi,
+    },
+    { warmup: 10, rounds: ctx.profile.execRounds, maxMs: 90_000 },
+  );
+  const s = ctx.record('exec_true', timings);
+  const c = s.controller;
+  const cli = '`docker exec <session> true`';
+  return [
+    compareRow('exec `true` via controller, p50', 'ms', c.p50, cli, s.dockerExecCli.p50, {
+      target: { text: '≤ 0.2× docker exec', check: (v, b) => v <= 0.2 * b },
+      note: `n=${c.n} per method, interleaved`,
+    }),
+    compareRow('exec `true` via controller, p99', 'ms', c.p99, cli, s.dockerExecCli.p99),
+    compareRow('exec `true` via controller, p50', 'ms', c.p50, 'docker exec via Engine API', s.dockerExecApi.p50),
+    compareRow('exec `true` via controller, p50', 'ms', c.p50, 'direct to agent socket', s.direct.p50, { by: 'delta' }),
+    compareRow('exec `true` via controller, p99', 'ms', c.p99, 'direct to agent socket', s.direct.p99, { by: 'delta' }),
+  ];
+}

@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { dockerCli } from '../bench-env.js';
+import type { BenchContext, BenchSession } from '../context.js';
+import { compareRow, type Row } from '../report.js';
+import { interleave } from '../stats.js';
+
+const MIB = 1024 * 1024;
+
+/**
+ * Writes a file of random bytes into the workspace and reads it back, checking every byte: through the controller
+ * (raw `application/octet-stream` both ways), direct to the agent, and by `docker cp` in and out.
+ */
+export async function measureFileTransfer(ctx: BenchContext, session: BenchSession, mib: number, rounds: number): Promise<Row[]> {
+  const data = randomBytes(mib * MIB);
+  const hostIn = join(ctx.env.tmpDir, `transfer-${mib}.in`);
+  const hostOut = join(ctx.env.tmpDir, `transfer-${mib}.out`);
+  await writeFile(hostIn, data);
+  const check = (back: Buffer, how: string) => {
+    if (!back.equals(data)) throw new Error(`${how}: read back ${back.length} bytes that differ from the ${data.length} written`);
+  };
+  const viaApi = async (api: BenchSession['direct'], path: string) => {
+    await api.writeFile(path, data);
+    check(await api.readFile(path), path);
+  };
+  const dockerCp = async () => {
+    const path = `/workspace/bench-${mib}-cp.bin`;
+    await dockerCli(['cp', hostIn, `${session.containerName}:${path}`]);
+    await dockerCli(['cp', `${session.containerName}:${path}`, hostOut]);
+    check(await readFile(hostOut), 'docker cp');
+    await rm(hostOut, { force: true });
+  };
+  try {
+    const timings = await interleave(
+      {
+        controller: () => viaApi(session.viaController, `/workspace/bench-${mib}-controller.bin`),
+        direct: () => viaApi(session.direct, `/workspace/bench-${mib}-direct.bin`),
+        dockerCp,
+      },
+      { warmup: 1, rounds, maxMs: 120_000 },
+    );
+    const s = ctx.record(`file_transfer_${mib}mib`, timings);
+    // Both directions move the file once: throughput is 2 × size over the round trip.
+    const rate = (ms: number) => (2 * mib) / (ms / 1000);
+    const figure = `${mib} MiB write + read via controller, p50 throughput`;
+    const note = `n=${s.controller.n} each; p50 round trip ${s.controller.p50.toFixed(0)} ms via controller, ${s.direct.p50.toFixed(0)} ms direct, ${s.dockerCp.p50.toFixed(0)} ms docker cp`;
+    return [
+      compareRow(figure, 'MiB/s', rate(s.controller.p50), 'direct to agent socket', rate(s.direct.p50), {
+        target: { text: '≥ 0.8× direct', check: (v, b) => v >= 0.8 * b },
+        note,
+      }),
+      compareRow(figure, 'MiB/s', rate(s.controller.p50), '`docker cp` in and out', rate(s.dockerCp.p50)),
+    ];
+  } finally {
+    await rm(hostIn, { force: true });
+    await rm(hostOut, { force: true });
+  }
+}

@@ -1,0 +1,142 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pLimit from 'p-limit';
+import { dockerCli } from '../bench-env.js';
+import type { BenchContext, BenchSession } from '../context.js';
+import { compareRow, missingRow, type Row } from '../report.js';
+import { summarize, timed } from '../stats.js';
+
+const MIB = 1024 * 1024;
+// Creating sessions three at a time: more only queues on 2 cores and makes starts time out.
+const CREATE_CONCURRENCY = 3;
+const LOAD_MAX_PER_SESSION = 100_000;
+const RSS_SAMPLE_MS = 1_000;
+
+/**
+ * Grows to `profile.sessions` sessions (the main one included), lets the new ones sit idle, then reads their memory
+ * with `docker stats` and the controller's RSS; then every session runs an exec loop through the controller at once.
+ * Returns the fleet so the caller removes it.
+ */
+export async function measureFleet(ctx: BenchContext, main: BenchSession, rssAtStart: number): Promise<{ rows: Row[]; fleet: BenchSession[] }> {
+  const { profile, api, env } = ctx;
+  const count = profile.sessions;
+  const limit = pLimit(CREATE_CONCURRENCY);
+  const fresh: BenchSession[] = [];
+  const createTimes: number[] = [];
+  ctx.log(`creating ${count - 1} more sessions, ${CREATE_CONCURRENCY} at a time`);
+  const started = performance.now();
+  const results = await Promise.allSettled(
+    Array.from({ length: count - 1 }, (_, i) =>
+      limit(async () => {
+        let session: BenchSession | undefined;
+        createTimes.push(await timed(async () => (session = await ctx.openSession(`fleet-${i + 1}`))));
+        fresh.push(session!);
+      }),
+    ),
+  );
+  const createWallMs = performance.now() - started;
+  const failed = results.filter((r) => r.status === 'rejected');
+  if (failed.length > 0) throw new Error(`${failed.length} of ${count - 1} sessions failed to start: ${String((failed[0] as PromiseRejectedResult).reason)}`);
+  const creates = ctx.record('fleet_create', { concurrent: createTimes });
+  const fleet = [main, ...fresh];
+
+  ctx.log(`letting ${fresh.length} new sessions idle for ${profile.idleSettleMs / 1000} s`);
+  await sleep(profile.idleSettleMs);
+  const memory = await idleMemoryMiB(fresh.map((s) => s.containerName));
+  const mem = summarize(memory);
+  ctx.samples.idle_memory_mib = { sessions: mem };
+  const rss = (await env.controller.rssBytes()) / MIB;
+
+  ctx.log(`exec loop in ${fleet.length} sessions for ${profile.loadMs / 1000} s`);
+  const load = await execLoad(ctx, fleet);
+  const s = ctx.record('fleet_exec_load', { controller: load.latencies });
+
+  const rows: Row[] = [
+    {
+      figure: `idle memory per session (docker stats), median of ${memory.length}`,
+      value: mem.p50,
+      unit: 'MiB',
+      target: '≤ 64 MiB',
+      pass: mem.p50 <= 64,
+      note: `min ${mem.min.toFixed(1)}, max ${mem.max.toFixed(1)} MiB, ${profile.idleSettleMs / 1000} s after ready`,
+    },
+    compareRow(`controller RSS with ${fleet.length} sessions`, 'MiB', rss, 'RSS at start, no sessions', rssAtStart / MIB, {
+      by: 'delta',
+      note: `peak ${(load.peakRssBytes / MIB).toFixed(1)} MiB during the exec loop; ${fleet.length - 1} sessions created ${CREATE_CONCURRENCY} at a time in ${(createWallMs / 1000).toFixed(1)} s (each p50 ${(creates.concurrent.p50 / 1000).toFixed(2)} s)`,
+    }),
+  ];
+  if (s.controller.n === 0) {
+    rows.push(missingRow(`${fleet.length} sessions × exec loop`, 'ops/s', `no exec succeeded; ${load.errors} errors`));
+  } else {
+    const label = `${fleet.length} sessions × exec loop ${(load.elapsedMs / 1000).toFixed(0)} s`;
+    rows.push(
+      { figure: `${label}: throughput`, value: s.controller.n / (load.elapsedMs / 1000), unit: 'ops/s', pass: null, note: `${s.controller.n} execs` },
+      { figure: `${label}: p50`, value: s.controller.p50, unit: 'ms', pass: null },
+      { figure: `${label}: p99`, value: s.controller.p99, unit: 'ms', pass: null },
+      {
+        figure: `${label}: errors`,
+        value: load.errors,
+        unit: 'count',
+        target: '0',
+        pass: load.errors === 0,
+        ...(load.firstError ? { note: `first: ${load.firstError}` } : {}),
+      },
+    );
+  }
+  return { rows, fleet };
+}
+
+/** Memory of each container as `docker stats` reports it (usage without the page cache), in MiB. */
+async function idleMemoryMiB(names: string[]): Promise<number[]> {
+  const out = await dockerCli(['stats', '--no-stream', '--format', '{{.Name}}\t{{.MemUsage}}', ...names]);
+  return out
+    .trim()
+    .split('\n')
+    .map((line) => parseSize(line.split('\t')[1]?.split('/')[0]?.trim() ?? ''));
+}
+
+function parseSize(text: string): number {
+  const match = /^([\d.]+)\s*([KMGT]?i?B)$/i.exec(text);
+  if (!match) throw new Error(`unreadable docker stats size: ${text}`);
+  const factor: Record<string, number> = { B: 1 / MIB, KIB: 1 / 1024, KB: 1000 / MIB, MIB: 1, MB: 1e6 / MIB, GIB: 1024, GB: 1e9 / MIB };
+  return Number(match[1]) * (factor[match[2]!.toUpperCase()] ?? Number.NaN);
+}
+
+interface LoadResult {
+  latencies: number[];
+  errors: number;
+  firstError?: string;
+  elapsedMs: number;
+  peakRssBytes: number;
+}
+
+/** One loop per session, all at once, each running `true` through the controller until the time is up. */
+async function execLoad(ctx: BenchContext, fleet: BenchSession[]): Promise<LoadResult> {
+  const result: LoadResult = { latencies: [], errors: 0, elapsedMs: 0, peakRssBytes: 0 };
+  const start = performance.now();
+  const deadline = start + ctx.profile.loadMs;
+  const sampler = setInterval(() => {
+    void ctx.env.controller.rssBytes().then(
+      (rss) => (result.peakRssBytes = Math.max(result.peakRssBytes, rss)),
+      () => {},
+    );
+  }, RSS_SAMPLE_MS);
+  const loop = async (session: BenchSession) => {
+    for (let i = 0; i < LOAD_MAX_PER_SESSION && performance.now() < deadline; i++) {
+      const t0 = performance.now();
+      try {
+        await session.viaController.exec(['true']);
+        result.latencies.push(performance.now() - t0);
+      } catch (error) {
+        result.errors += 1;
+        result.firstError ??= (error as Error).message.slice(0, 200);
+      }
+    }
+  };
+  try {
+    await Promise.all(fleet.map(loop));
+  } finally {
+    clearInterval(sampler);
+  }
+  result.elapsedMs = performance.now() - start;
+  return result;
+}

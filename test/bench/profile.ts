@@ -1,0 +1,52 @@
+/** How much each figure measures: the full run (about 10 minutes) or `--quick` (a smoke test of a minute or two). */
+export interface Profile {
+  name: 'full' | 'quick';
+  /** Cold creates through the controller and `docker run` baselines, each. */
+  createRounds: number;
+  execRounds: number;
+  listingRounds: number;
+  keystrokes: number;
+  /** Write+read rounds per method: 1 MiB, 50 MiB. */
+  smallFileRounds: number;
+  largeFileRounds: number;
+  buildRounds: number;
+  /** Sessions alive for the memory figures and the concurrent load. */
+  sessions: number;
+  /** How long new sessions sit idle before `docker stats` (their daemons finish starting up). */
+  idleSettleMs: number;
+  loadMs: number;
+  warmPoolSize: number;
+  warmRounds: number;
+}
+
+export const FULL: Profile = {
+  name: 'full',
+  createRounds: 8,
+  execRounds: 200,
+  listingRounds: 1000,
+  keystrokes: 400,
+  smallFileRounds: 12,
+  largeFileRounds: 3,
+  buildRounds: 4,
+  sessions: 20,
+  idleSettleMs: 20_000,
+  loadMs: 30_000,
+  warmPoolSize: 3,
+  warmRounds: 8,
+};
+
+export const QUICK: Profile = {
+  name: 'quick',
+  createRounds: 2,
+  execRounds: 30,
+  listingRounds: 100,
+  keystrokes: 40,
+  smallFileRounds: 3,
+  largeFileRounds: 1,
+  buildRounds: 1,
+  sessions: 3,
+  idleSettleMs: 5_000,
+  loadMs: 8_000,
+  warmPoolSize: 2,
+  warmRounds: 2,
+};

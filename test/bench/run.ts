@@ -1,0 +1,174 @@
+import { spawn } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { resolve } from 'node:path';
+import pLimit from 'p-limit';
+import { ControllerApi } from './agent-api.js';
+import { BenchEnv, dockerCli } from './bench-env.js';
+import { BenchContext, type BenchSession } from './context.js';
+import { measureColdCreate } from './figures/cold-create.js';
+import { measureExec } from './figures/exec.js';
+import { measureFileListing } from './figures/file-listing.js';
+import { measureFileTransfer } from './figures/file-transfer.js';
+import { measureFleet } from './figures/fleet.js';
+import { measureImageBuild } from './figures/image-build.js';
+import { measureTerminalEcho } from './figures/terminal-echo.js';
+import { measureWarmCreate } from './figures/warm-create.js';
+import { FULL, QUICK } from './profile.js';
+import { missingRow, renderTable, writeReport, type Row, type Unit } from './report.js';
+
+const REPO = resolve(new URL('../..', import.meta.url).pathname);
+const USAGE = `usage: npm run bench [-- --quick] [-- --out FILE]
+  --quick     fewer iterations and ${QUICK.sessions} sessions instead of ${FULL.sessions}: a smoke test of a couple of minutes
+  --out FILE  where the JSON goes (default test/bench/results/latest.json, quick.json with --quick)`;
+
+interface Args {
+  quick: boolean;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const quick = argv.includes('--quick');
+  const outAt = argv.indexOf('--out');
+  const unknown = argv.filter((a, i) => a !== '--quick' && a !== '--out' && !(outAt !== -1 && i === outAt + 1));
+  if (unknown.length > 0 || (outAt !== -1 && !argv[outAt + 1])) {
+    process.stderr.write(`${USAGE}\n`);
+    process.exit(2);
+  }
+  const out = outAt === -1 ? `test/bench/results/${quick ? 'quick' : 'latest'}.json` : argv[outAt + 1]!;
+  return { quick, out: resolve(REPO, out) };
+}
+
+const began = performance.now();
+function log(message: string): void {
+  process.stderr.write(`[bench ${((performance.now() - began) / 1000).toFixed(0).padStart(4)} s] ${message}\n`);
+}
+
+/** Runs a build script with its output on our stderr (stdout is the table's). */
+function runScript(command: string, args: string[]): Promise<void> {
+  return new Promise((done, fail) => {
+    const child = spawn(command, args, { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', fail);
+    child.once('exit', (code) => (code === 0 ? done() : fail(new Error(`${command} ${args.join(' ')} exited ${code}`))));
+  });
+}
+
+async function environment(): Promise<Record<string, unknown>> {
+  const quiet = (p: Promise<string>) => p.then((s) => s.trim(), () => 'unknown');
+  const git = (args: string[]) =>
+    new Promise<string>((done) => {
+      const child = spawn('git', args, { cwd: REPO });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.once('exit', () => done(out.trim()));
+      child.once('error', () => done('unknown'));
+    });
+  return {
+    node: process.version,
+    cpus: cpus().length,
+    memory_mib: Math.round(totalmem() / 1024 ** 2),
+    loadavg_at_start: loadavg(),
+    docker_server: await quiet(dockerCli(['version', '--format', '{{.Server.Version}}'])),
+    session_image: await quiet(dockerCli(['image', 'inspect', '--format', '{{.Id}}', 'runner-session:latest'])),
+    git_commit: await git(['rev-parse', '--short', 'HEAD']),
+    git_dirty: (await git(['status', '--porcelain', '--', 'controller', 'agent', 'shared'])) !== '',
+    controller: 'node --import tsx controller/main.ts (as scripts/start.sh runs it), a child process on a loopback port',
+  };
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const profile = args.quick ? QUICK : FULL;
+  const startedAt = new Date();
+  const env = await BenchEnv.create();
+  const onSignal = (signal: NodeJS.Signals) => {
+    log(`${signal}: removing everything this run made`);
+    void env.cleanup().finally(() => process.exit(130));
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, onSignal);
+
+  const rows: Row[] = [];
+  const errors: string[] = [];
+  let ctx: BenchContext | undefined;
+  let info: Record<string, unknown> = {};
+  // A figure that fails becomes an ERROR row; the others are still measured.
+  const figure = async (name: string, unit: Unit, measure: () => Promise<Row[]>): Promise<void> => {
+    log(name);
+    try {
+      rows.push(...(await measure()));
+    } catch (error) {
+      const message = (error as Error).message.split('\n')[0]!.slice(0, 300);
+      errors.push(`${name}: ${(error as Error).stack ?? message}`);
+      rows.push(missingRow(name, unit, `error: ${message}`));
+      log(`${name} failed: ${message}`);
+    }
+  };
+
+  try {
+    log(`profile ${profile.name}; removing leftovers of killed runs`);
+    await env.sweepLeftovers();
+    log('building images (scripts/build-images.sh; skips what is up to date)');
+    await runScript('bash', ['scripts/build-images.sh']);
+    info = await environment();
+    const controller = await env.startController();
+    const api = new ControllerApi(controller.url);
+    ctx = new BenchContext(profile, env, api, log);
+    const c = ctx;
+    const rssAtStart = await controller.rssBytes();
+
+    let coldP50: number | null = null;
+    await figure('session create, cold', 'ms', async () => {
+      const cold = await measureColdCreate(c);
+      coldP50 = cold.coldP50;
+      return cold.rows;
+    });
+
+    let main: BenchSession | undefined;
+    await figure('main session', 'ms', async () => {
+      main = await c.openSession('main');
+      return [];
+    });
+    if (main) {
+      const s = main;
+      await figure('exec `true`', 'ms', () => measureExec(c, s));
+      await figure('proxy overhead, file listing', 'ms', () => measureFileListing(c, s));
+      await figure('terminal keystroke echo', 'ms', () => measureTerminalEcho(c, s));
+      await figure('1 MiB write + read', 'MiB/s', () => measureFileTransfer(c, s, 1, profile.smallFileRounds));
+      await figure('50 MiB write + read', 'MiB/s', () => measureFileTransfer(c, s, 50, profile.largeFileRounds));
+      await figure('small image build', 'ms', () => measureImageBuild(c, s));
+      await figure(`${profile.sessions} sessions: memory and exec load`, 'MiB', async () => (await measureFleet(c, s, rssAtStart)).rows);
+    }
+    log('removing the sessions');
+    await deleteAllSessions(c);
+    await figure('session create from the warm pool', 'ms', () => measureWarmCreate(c, coldP50));
+  } catch (error) {
+    errors.push((error as Error).stack ?? String(error));
+    log(`run aborted: ${(error as Error).message}`);
+  } finally {
+    await ctx?.api.close().catch(() => {});
+    log('cleaning up containers, volumes, network and folders');
+    await env.cleanup().catch((error: unknown) => errors.push(`cleanup: ${String(error)}`));
+  }
+
+  const table = renderTable(rows);
+  process.stdout.write(`\nrunner bench (${profile.name}), ${startedAt.toISOString()}, ${info.cpus ?? '?'} CPUs, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n\n${table}\n`);
+  if (errors.length > 0) process.stdout.write(`\nerrors:\n${errors.map((e) => `  ${e.split('\n')[0]}`).join('\n')}\n`);
+  await writeReport(args.out, {
+    profile: profile.name,
+    started_at: startedAt.toISOString(),
+    finished_at: new Date().toISOString(),
+    environment: { ...info, loadavg_at_end: loadavg() },
+    rows,
+    samples: ctx?.samples ?? {},
+    errors,
+  });
+  process.stdout.write(`\nJSON: ${args.out}\n`);
+  return errors.length > 0 ? 1 : 0;
+}
+
+async function deleteAllSessions(ctx: BenchContext): Promise<void> {
+  const { sessions } = await ctx.api.listSessions();
+  const limit = pLimit(4);
+  await Promise.all(sessions.map((s) => limit(() => ctx.api.deleteSession(s.session_id))));
+}
+
+process.exitCode = await main();
