@@ -34,7 +34,9 @@ export interface DockerdSupervisorOptions {
 const DEFAULTS = {
   command: [ROOTLESS_SCRIPT],
   configDir: '/run/runner-dockerd',
-  stopTimeoutMs: 5_000,
+  // dockerd gives each container its own stop timeout (10 s) on shutdown; a session that ends needs no such
+  // patience, and `docker stop` of the session (10 s grace) must end well within its grace.
+  stopTimeoutMs: 3_000,
   backoff: { initialMs: 250, maxMs: 15_000, resetAfterMs: 60_000 },
   startTimeoutMs: 60_000,
   tunDevice: '/dev/net/tun' as string | null,
@@ -102,7 +104,9 @@ export class DockerdSupervisor implements DaemonMonitor {
     const child = this.#child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     this.log.info('stopping dockerd');
-    this.#signalGroup(child, 'SIGTERM');
+    // rootlesskit forwards the signal to dockerd, which stops its containers and containerd in order; the
+    // whole group at once would take containerd away from under it.
+    child.kill('SIGTERM');
     const killer = setTimeout(() => this.#signalGroup(child, 'SIGKILL'), this.#opts.stopTimeoutMs);
     await this.#exited;
     clearTimeout(killer);
@@ -168,8 +172,6 @@ export class DockerdSupervisor implements DaemonMonitor {
       'storage-driver': 'overlay2',
       'log-driver': 'json-file',
       'log-opts': { 'max-size': '10m', 'max-file': '3' },
-      // So `docker stop` of the session (10 s grace) finishes with time to spare.
-      'shutdown-timeout': 3,
       ...(this.config.registryMirror ? { 'registry-mirrors': [this.config.registryMirror] } : {}),
     };
   }

@@ -18,6 +18,8 @@ export interface StartSessionOptions {
   hostConfig?: (config: Docker.HostConfig) => Docker.HostConfig;
   memoryMiB?: number;
   image?: string;
+  /** Docker network of the session; none by default. */
+  network?: string;
   /** Replaces the image's entrypoint (tini). */
   entrypoint?: string[];
 }
@@ -151,6 +153,8 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
     MemorySwap: (options.memoryMiB ?? 1536) * MIB,
     NanoCpus: 1e9,
     PidsLimit: 2048,
+    // The tests need no egress: no network keeps them independent of the host's default bridge.
+    NetworkMode: options.network ?? 'none',
     Binds: [`${dir}:${SESSION_PATHS.agentDir}`],
     Mounts: [{ Type: 'volume', Source: dockerData, Target: SESSION_PATHS.dockerData }],
   };
