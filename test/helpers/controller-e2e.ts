@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type Docker from 'dockerode';
@@ -9,6 +9,7 @@ import { createDockerClient } from '../../agent/docker/docker-client.js';
 import { buildApp } from '../../controller/app.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import { DockerSessionRuntime } from '../../controller/runtime/docker-session-runtime.js';
+import { SessionStore } from '../../controller/sessions/session-store.js';
 import { Label } from '../../shared/labels.js';
 
 const run = promisify(execFile);
@@ -24,8 +25,20 @@ export interface E2EController {
   app: FastifyInstance;
   config: ControllerConfig;
   docker: Docker;
-  /** Sends a request like curl would; JSON in, JSON (or text) out (typed loosely, as inject's `json()`). */
-  request(method: string, path: string, body?: unknown): Promise<{ status: number; body: ReturnType<JSON['parse']> }>;
+  /**
+   * Sends a request like curl would; JSON in, JSON (or text) out (typed loosely, as inject's `json()`). Carries
+   * the controller's bearer token when it has one; `headers` are added (and may replace it).
+   */
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: ReturnType<JSON['parse']> }>;
+  /** `Authorization` for the controller's token (empty without one), for clients other than `request`. */
+  authHeaders(): Record<string, string>;
+  /** A session's agent as the controller reaches it (its unix socket and own token), to compare with direct access. */
+  agent(sessionId: string): Promise<{ socketPath: string; token: string }>;
   /** Closes the controller (sessions keep running) and starts a new one on the same Docker and folders. */
   restart(env?: Record<string, string>): Promise<void>;
   /** Closes the controller only. */
@@ -57,8 +70,13 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
   };
   const docker = createDockerClient(undefined);
   let config = parseControllerConfig({ ...baseEnv, ...env });
+  const sockets = new Set<Socket>();
   const start = async (): Promise<FastifyInstance> => {
     const app = await buildApp({ config, runtime: new DockerSessionRuntime(docker, config, pino({ level: 'silent' })) });
+    app.server.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     await app.listen({ host: '127.0.0.1', port: 0 });
     return app;
   };
@@ -75,10 +93,10 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
       return config;
     },
     docker,
-    async request(method, path, body) {
+    async request(method, path, body, headers = {}) {
       const res = await fetch(`${controller.url}${path}`, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: { ...controller.authHeaders(), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await res.text();
@@ -89,6 +107,15 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
         // Not JSON (metrics): the text as it came.
       }
       return { status: res.status, body: parsed };
+    },
+    authHeaders(): Record<string, string> {
+      return config.apiToken ? { authorization: `Bearer ${config.apiToken}` } : {};
+    },
+    async agent(sessionId) {
+      const store = new SessionStore(config.socketsDir, config.instance);
+      const token = await store.readToken(sessionId);
+      if (!token) throw new Error(`session ${sessionId} has no agent token`);
+      return { socketPath: store.agentSocketPath(sessionId), token };
     },
     async restart(more = {}) {
       await app.close();
@@ -115,7 +142,10 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
       };
     },
     async destroy() {
-      await app.close().catch(() => {});
+      const closing = app.close();
+      // Teardown must not wait on a connection the app lost track of (a refused WebSocket upgrade kept open).
+      for (const socket of sockets) socket.destroy();
+      await closing.catch(() => {});
       const containers = await docker.listContainers({ all: true, filters: { label: [ownLabel] } });
       await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
       const { Volumes } = await docker.listVolumes({ filters: { label: [ownLabel] } });
