@@ -15,7 +15,7 @@ for i in $(seq "$RUNS"); do
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/token"
   t0=$(now)
   docker run -d --name "$name" --cap-add SYS_ADMIN --security-opt seccomp=image/seccomp.json \
-    --security-opt systempaths=unconfined --device /dev/net/tun --memory 1536m --cpus 1 --pids-limit 2048 \
+    --security-opt systempaths=unconfined --device /dev/net/tun --network "${SESSION_NETWORK:-bridge}" --memory 1536m --cpus 1 --pids-limit 2048 \
     -v "$name-docker:/home/learner/.local/share/docker" -v "$dir:/run/runner" "$IMAGE" >/dev/null
   t1=$(now)
   until curl -sf --unix-socket "$dir/agent.sock" -H "Authorization: Bearer $(cat "$dir/token")" http://s/health 2>/dev/null |

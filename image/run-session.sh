@@ -23,6 +23,7 @@ docker run -d --name "$NAME" \
   --security-opt seccomp=image/seccomp.json \
   --security-opt systempaths=unconfined \
   --device /dev/net/tun \
+  --network "${SESSION_NETWORK:-bridge}" \
   --memory "${CONTAINER_MEMORY_LIMIT:-1536m}" --cpus "${CONTAINER_CPU_LIMIT:-1}" --pids-limit "${CONTAINER_PIDS_LIMIT:-2048}" \
   -v "$NAME-docker:/home/learner/.local/share/docker" \
   -v "$DIR:/run/runner" \
@@ -34,7 +35,7 @@ session $NAME started; agent socket $DIR/agent.sock
   curl --unix-socket $DIR/agent.sock -H "Authorization: Bearer \$TOKEN" http://session/health
   curl --unix-socket $DIR/agent.sock -H "Authorization: Bearer \$TOKEN" -H 'content-type: application/json' \\
        -d '{"command":["docker","info","--format","{{.SecurityOptions}}"]}' http://session/exec
-  docker exec -it -u learner $NAME bash      # a shell as the learner (DOCKER_HOST is set by /etc/profile.d)
+  docker exec -it -u learner $NAME bash -l   # a login shell as the learner (/etc/profile.d sets DOCKER_HOST)
 stop and clean up:
   docker rm -f $NAME && docker volume rm $NAME-docker && rm -rf $DIR
 MSG
