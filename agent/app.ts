@@ -39,7 +39,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
-  registerBearerAuth(app, config.token);
+  registerBearerAuth(app, config.token, config.tokenFile);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
 
   const terminals = new TerminalManager(config, app.log);

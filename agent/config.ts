@@ -51,6 +51,8 @@ export interface AgentConfig {
   listen?: { host: string; port: number };
   socket?: string;
   token?: string;
+  /** Where the token came from, when a file: the agent reads it again when a request's token does not match. */
+  tokenFile?: string;
   dockerHost?: string;
   learner: { uid: number; gid: number; home: string; user: string };
   superviseDockerd: boolean;
@@ -85,6 +87,7 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
     listen: e.AGENT_LISTEN,
     socket: e.AGENT_SOCKET,
     token: e.AGENT_TOKEN ?? (e.AGENT_TOKEN_FILE ? readTokenFile(e.AGENT_TOKEN_FILE) : undefined),
+    tokenFile: e.AGENT_TOKEN ? undefined : e.AGENT_TOKEN_FILE,
     // A supervised rootless daemon listens on the learner's runtime directory, where dockerd-rootless.sh puts it.
     dockerHost: e.DOCKER_HOST ?? (e.AGENT_SUPERVISE_DOCKERD ? `unix:///run/user/${uid}/docker.sock` : undefined),
     learner: { uid, gid, home: e.AGENT_LEARNER_HOME ?? e.AGENT_WORKSPACE, user: e.AGENT_LEARNER_USER },

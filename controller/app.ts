@@ -31,7 +31,8 @@ const GOING_AWAY = 1001;
 
 /**
  * Builds the controller's HTTP/WebSocket app without listening (main.ts listens; tests use inject or port 0).
- * When ready it reconciles sessions with Docker and starts the expiry sweep; closing it leaves sessions running.
+ * When ready it reconciles sessions with Docker, starts the expiry sweep and fills the warm pool; closing it leaves
+ * sessions and pool members running.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, runtime } = deps;
@@ -43,7 +44,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
 
   // The gauge reads the count only when scraped, after `sessions` exists.
-  const metrics: ControllerMetrics = new ControllerMetrics(() => sessions.count());
+  const metrics: ControllerMetrics = new ControllerMetrics(
+    () => sessions.count(),
+    () => sessions.poolCounts(),
+  );
   const sessions: SessionManager = new SessionManager({
     config,
     runtime,
@@ -72,7 +76,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await sessions.start();
     stopExpiry = startExpiry(sessions, config.cleanupIntervalSeconds, app.log);
   });
-  app.addHook('onClose', async () => stopExpiry?.());
+  app.addHook('onClose', async () => {
+    stopExpiry?.();
+    // Sessions and warm pool members keep running: the next controller adopts them.
+    await sessions.close();
+  });
 
   await app.register(healthRoutes, { runtime, sessions });
   await app.register(metricsRoutes, { metrics });

@@ -26,6 +26,7 @@ const ControllerEnv = z
     SESSION_TTL_SECONDS: positiveInt.default(1800),
     MAX_TTL_SECONDS: positiveInt.default(4 * 3600),
     MAX_SESSIONS: positiveInt.default(20),
+    WARM_POOL_SIZE: z.coerce.number().int().nonnegative().default(0),
     CLEANUP_INTERVAL_SECONDS: positiveInt.default(300),
     SESSION_START_TIMEOUT_SECONDS: positiveInt.default(60),
     CONTAINER_MEMORY_LIMIT: memory.default(1536 * 1024 ** 2),
@@ -48,6 +49,11 @@ const ControllerEnv = z
     message: 'must not exceed MAX_TTL_SECONDS',
     path: ['SESSION_TTL_SECONDS'],
   })
+  // Pool members are containers on the host too: never more of them than sessions may run.
+  .refine((e) => e.WARM_POOL_SIZE <= e.MAX_SESSIONS, {
+    message: 'must not exceed MAX_SESSIONS',
+    path: ['WARM_POOL_SIZE'],
+  })
   .refine((e) => e.RUNNER_API_TOKEN || !e.HOST || isLoopback(e.HOST), {
     message: 'required when HOST is not a loopback address (the API would be open to the network)',
     path: ['RUNNER_API_TOKEN'],
@@ -65,6 +71,8 @@ export interface ControllerConfig {
   sessionTtlSeconds: number;
   maxTtlSeconds: number;
   maxSessions: number;
+  /** Sessions started ahead, unassigned, for POST /sessions to claim; 0 turns the warm pool off. */
+  warmPoolSize: number;
   cleanupIntervalSeconds: number;
   sessionStartTimeoutSeconds: number;
   memoryBytes: number;
@@ -97,6 +105,7 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     sessionTtlSeconds: e.SESSION_TTL_SECONDS,
     maxTtlSeconds: e.MAX_TTL_SECONDS,
     maxSessions: e.MAX_SESSIONS,
+    warmPoolSize: e.WARM_POOL_SIZE,
     cleanupIntervalSeconds: e.CLEANUP_INTERVAL_SECONDS,
     sessionStartTimeoutSeconds: e.SESSION_START_TIMEOUT_SECONDS,
     memoryBytes: e.CONTAINER_MEMORY_LIMIT,

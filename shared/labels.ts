@@ -9,6 +9,11 @@ export const Label = {
   instance: 'io.runner.instance',
   /** The session's id as the client gave it. */
   sessionId: 'io.runner.session-id',
+  /**
+   * Instead of a session id, on what the warm pool started ahead of any session: the member's pool id. It stays
+   * after a session claims the member (labels are immutable); the session's state file then names the pool id.
+   */
+  poolId: 'io.runner.pool-id',
   /** ISO time the session was created. */
   createdAt: 'io.runner.created-at',
   /** ISO time the session first expires; an extension lives in the session's state file (labels are immutable). */

@@ -1,15 +1,28 @@
+import { readFile } from 'node:fs/promises';
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../shared/errors.js';
 
-/** Requires `Authorization: Bearer <token>` on every request when a token is configured. */
-export function registerBearerAuth(app: FastifyInstance, token: string | undefined): void {
+const MIN_TOKEN_LENGTH = 16;
+
+/**
+ * Requires `Authorization: Bearer <token>` on every request when a token is configured. With a token file, a
+ * request whose token does not match makes the agent read the file again: the controller gives a session started
+ * ahead (the warm pool) its own token by rewriting the file, and from then on only the new token is accepted.
+ */
+export function registerBearerAuth(app: FastifyInstance, token: string | undefined, tokenFile?: string): void {
   if (!token) return;
-  const expected = Buffer.from(`Bearer ${token}`);
+  let expected = Buffer.from(`Bearer ${token}`);
+  const matches = (given: Buffer): boolean => given.length === expected.length && timingSafeEqual(given, expected);
   app.addHook('onRequest', async (request) => {
     const given = Buffer.from(request.headers.authorization ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new AppError('UNAUTHORIZED', 'missing or wrong bearer token');
+    if (matches(given)) return;
+    if (tokenFile) {
+      // A file gone or too short (a session being removed) keeps the token the agent has.
+      const current = await readFile(tokenFile, 'utf8').then((text) => text.trim(), () => '');
+      if (current.length >= MIN_TOKEN_LENGTH) expected = Buffer.from(`Bearer ${current}`);
+      if (matches(given)) return;
     }
+    throw new AppError('UNAUTHORIZED', 'missing or wrong bearer token');
   });
 }

@@ -43,9 +43,9 @@ export class DockerSessionRuntime implements SessionRuntime {
       Hostname: spec.containerName.slice(0, HOSTNAME_MAX),
       Image: config.sessionImage,
       Labels: {
-        ...this.#ownLabels(spec.sessionId),
+        ...this.#ownLabels(spec),
         [Label.createdAt]: spec.createdAt.toISOString(),
-        [Label.expiresAt]: spec.expiresAt.toISOString(),
+        ...(spec.expiresAt ? { [Label.expiresAt]: spec.expiresAt.toISOString() } : {}),
       },
       Env: [
         // The image's own defaults, spelled out so that the mount below and these paths cannot drift apart.
@@ -71,7 +71,7 @@ export class DockerSessionRuntime implements SessionRuntime {
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
       },
     };
-    this.log.debug({ sessionId: spec.sessionId, containerName: spec.containerName }, 'creating session container');
+    this.log.debug({ sessionId: spec.sessionId, poolId: spec.poolId, containerName: spec.containerName }, 'creating session container');
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(options);
@@ -104,6 +104,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
       return containers.map((c) => ({
         sessionId: c.Labels[Label.sessionId] ?? '',
+        ...poolIdOf(c.Labels),
         containerName: (c.Names[0] ?? c.Id).replace(/^\//, ''),
         state: stateOf(c.State),
         address: c.NetworkSettings?.Networks?.[this.config.network]?.IPAddress || null,
@@ -124,20 +125,30 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  async removeSession(sessionId: string, containerName: string): Promise<void> {
+  async removeSession(sessionId: string, containerName: string, poolId?: string): Promise<void> {
+    const owner = { sessionId, poolId };
     const container = this.docker.getContainer(containerName);
     try {
       const info = await container.inspect();
       // The name may belong to something that is not this session (another controller, a hand-made container).
-      if (this.#owns(info.Config.Labels, sessionId)) {
-        this.log.debug({ sessionId, containerName }, 'removing session container');
+      if (this.#owns(info.Config.Labels, owner)) {
+        this.log.debug({ sessionId, poolId, containerName }, 'removing session container');
         await container.remove({ force: true, v: true });
       }
     } catch (error) {
       if (statusOf(error) !== 404) throw toRuntimeError(error, 'remove the session container');
     }
-    const volumes = await this.#listVolumes([`${Label.sessionId}=${sessionId}`]);
+    const volumes = await this.#listVolumes([poolId ? `${Label.poolId}=${poolId}` : `${Label.sessionId}=${sessionId}`]);
     for (const volume of volumes) await this.removeVolume(volume.name);
+  }
+
+  async renameSession(containerName: string, newName: string): Promise<void> {
+    try {
+      await this.docker.getContainer(containerName).rename({ name: newName });
+    } catch (error) {
+      if (statusOf(error) === 409) throw new AppError('SESSION_EXISTS', `a container named ${newName} already exists`);
+      throw toRuntimeError(error, `rename container ${containerName} to ${newName}`);
+    }
   }
 
   async listVolumes(): Promise<RuntimeVolume[]> {
@@ -173,7 +184,7 @@ export class DockerSessionRuntime implements SessionRuntime {
   async #listVolumes(extraLabels: string[]): Promise<RuntimeVolume[]> {
     try {
       const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), ...extraLabels] } });
-      return (Volumes ?? []).map((v) => ({ name: v.Name, sessionId: v.Labels?.[Label.sessionId] ?? '' }));
+      return (Volumes ?? []).map((v) => ({ name: v.Name, sessionId: v.Labels?.[Label.sessionId] ?? '', ...poolIdOf(v.Labels) }));
     } catch (error) {
       throw toRuntimeError(error, 'list session volumes');
     }
@@ -184,7 +195,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     try {
       const existing = await this.docker.getVolume(name).inspect();
       // Creating a volume that exists silently returns it: never hand a new session someone else's data.
-      if (!this.#owns(existing.Labels, spec.sessionId)) {
+      if (!this.#owns(existing.Labels, spec)) {
         throw new AppError('SESSION_EXISTS', `volume ${name} belongs to something else`);
       }
       await this.removeVolume(name);
@@ -193,7 +204,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       if (statusOf(error) !== 404) throw toRuntimeError(error, `inspect volume ${name}`);
     }
     try {
-      await this.docker.createVolume({ Name: name, Labels: { ...this.#ownLabels(spec.sessionId), [Label.volumeRole]: role } });
+      await this.docker.createVolume({ Name: name, Labels: { ...this.#ownLabels(spec), [Label.volumeRole]: role } });
       return name;
     } catch (error) {
       throw toRuntimeError(error, `create volume ${name}`);
@@ -228,23 +239,38 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  #ownLabels(sessionId: string): Record<string, string> {
-    return { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance, [Label.sessionId]: sessionId };
+  // A pool member is labelled by its pool id only: a session id on it would be wrong once a session claims it.
+  #ownLabels(owner: Owner): Record<string, string> {
+    const [key, id] = owner.poolId ? [Label.poolId, owner.poolId] : [Label.sessionId, owner.sessionId];
+    return { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance, [key]: id };
   }
 
   #ownLabelFilter(): string[] {
     return [`${Label.managedBy}=${MANAGED_BY}`, `${Label.instance}=${this.config.instance}`];
   }
 
-  #owns(labels: Record<string, string> | null | undefined, sessionId: string): boolean {
-    return labels?.[Label.managedBy] === MANAGED_BY && labels[Label.instance] === this.config.instance && labels[Label.sessionId] === sessionId;
+  #owns(labels: Record<string, string> | null | undefined, owner: Owner): boolean {
+    if (labels?.[Label.managedBy] !== MANAGED_BY || labels[Label.instance] !== this.config.instance) return false;
+    return owner.poolId ? labels[Label.poolId] === owner.poolId : labels[Label.sessionId] === owner.sessionId && !labels[Label.poolId];
   }
+}
+
+// Whose a container or volume is: a session's (cold start) or a warm pool member's (claimed or not).
+interface Owner {
+  sessionId: string;
+  poolId?: string;
+}
+
+function poolIdOf(labels: Record<string, string> | null | undefined): { poolId?: string } {
+  const poolId = labels?.[Label.poolId];
+  return poolId ? { poolId } : {};
 }
 
 function toRuntimeSession(info: Docker.ContainerInspectInfo, network: string): RuntimeSession {
   const labels = info.Config.Labels ?? {};
   return {
     sessionId: labels[Label.sessionId] ?? '',
+    ...poolIdOf(labels),
     containerName: info.Name.replace(/^\//, ''),
     state: stateOf(info.State.Status),
     address: info.NetworkSettings.Networks?.[network]?.IPAddress || null,

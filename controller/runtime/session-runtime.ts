@@ -1,16 +1,23 @@
 /** What the controller asks of a runtime to start one session. */
 export interface SessionSpec {
+  /** The session's id; empty for a warm pool member, which belongs to no session yet. */
   sessionId: string;
+  /** A warm pool member's id: its container and volumes carry it instead of a session id, for good. */
+  poolId?: string;
   containerName: string;
   /** Host folder mounted into the session: holds the agent's token file; the agent creates its socket there. */
   agentDir: string;
   createdAt: Date;
-  expiresAt: Date;
+  /** None for a pool member: its time starts when a session claims it (and lives in the state file). */
+  expiresAt?: Date;
 }
 
 /** A session's container as the runtime sees it. */
 export interface RuntimeSession {
+  /** The session id of its labels; empty for a container the warm pool started (see poolId). */
   sessionId: string;
+  /** Set on a container the warm pool started, claimed or not. */
+  poolId?: string;
   containerName: string;
   state: 'created' | 'running' | 'restarting' | 'stopped';
   /** The session's address on the sessions network (for reaching ports published inside it), when running. */
@@ -23,7 +30,9 @@ export interface RuntimeSession {
 /** A volume the runtime made for a session. */
 export interface RuntimeVolume {
   name: string;
+  /** Empty on a warm pool member's volume (see poolId). */
   sessionId: string;
+  poolId?: string;
 }
 
 /**
@@ -42,8 +51,13 @@ export interface SessionRuntime {
   listSessions(): Promise<RuntimeSession[]>;
   /** Starts a stopped session container again. */
   startSession(containerName: string): Promise<void>;
-  /** Removes the container (if any) and every volume of the session; idempotent. */
-  removeSession(sessionId: string, containerName: string): Promise<void>;
+  /**
+   * Removes the container (if any) and every volume of the session; idempotent. A session the warm pool started
+   * is found by its pool id (its labels carry no session id).
+   */
+  removeSession(sessionId: string, containerName: string, poolId?: string): Promise<void>;
+  /** Renames a container, running or not (a claimed pool member takes its session's name); SESSION_EXISTS if taken. */
+  renameSession(containerName: string, newName: string): Promise<void>;
   /** Every session volume this controller owns. */
   listVolumes(): Promise<RuntimeVolume[]>;
   removeVolume(name: string): Promise<void>;

@@ -1,11 +1,18 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'undici';
+import { AppError } from '../../shared/errors.js';
 import { AgentHealth } from '../../shared/schemas/health.js';
 import { AgentRoute } from '../../shared/routes.js';
+import type { SessionRuntime } from '../runtime/session-runtime.js';
 
 /** Asks a session's agent for its health; null when it does not answer (yet). */
 export type ProbeAgent = (socketPath: string, token: string) => Promise<AgentHealth | null>;
 
 const PROBE_TIMEOUT_MS = 2_000;
+const READY_POLL_MS = 100;
+const CONTAINER_CHECK_EVERY = 10;
+// A daemon that crashed this often before it ever answered will not come up: fail now rather than at the timeout.
+const MAX_DAEMON_RESTARTS_AT_START = 5;
 
 /** The real probe: `GET /health` over the agent's unix socket with its token. */
 export const probeAgentHealth: ProbeAgent = async (socketPath, token) => {
@@ -29,3 +36,43 @@ export const probeAgentHealth: ProbeAgent = async (socketPath, token) => {
     await client.close().catch(() => {});
   }
 };
+
+export interface WaitReadyOptions {
+  probeAgent: ProbeAgent;
+  runtime: SessionRuntime;
+  socketPath: string;
+  token: string;
+  containerName: string;
+  timeoutMs: number;
+  /** Stops waiting (the controller is closing); the wait then rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Polls a starting session's agent until it is healthy with its inner daemon ready. Throws SESSION_START_FAILED
+ * (with the daemon's last error when the agent gave one) if the container stops, the daemon keeps crashing, or
+ * the time runs out.
+ */
+export async function waitAgentReady(options: WaitReadyOptions): Promise<void> {
+  const { probeAgent, runtime, socketPath, token, containerName, timeoutMs, signal } = options;
+  const deadline = performance.now() + timeoutMs;
+  let last: AgentHealth | null = null;
+  // The agent's own account of its daemon explains a failure better than its logs, which are mostly our probes.
+  const failed = (message: string): AppError =>
+    new AppError('SESSION_START_FAILED', message, last ? { daemon_error: last.daemon.last_error } : undefined);
+  for (let attempt = 1; ; attempt++) {
+    signal?.throwIfAborted();
+    const health = await probeAgent(socketPath, token);
+    last = health ?? last;
+    if (health?.status === 'healthy' && health.daemon.ready) return;
+    if (health && health.daemon.restarts >= MAX_DAEMON_RESTARTS_AT_START) {
+      throw failed(`the session's inner Docker daemon failed to start ${health.daemon.restarts} times`);
+    }
+    if (attempt % CONTAINER_CHECK_EVERY === 0) {
+      const container = await runtime.inspectSession(containerName);
+      if (!container || container.state === 'stopped') throw failed('the session container stopped while starting');
+    }
+    if (performance.now() > deadline) throw failed(`the session's agent was not ready within ${timeoutMs / 1000} s`);
+    await sleep(READY_POLL_MS, undefined, { signal });
+  }
+}

@@ -1,15 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../../shared/errors.js';
-import type { AgentHealth } from '../../shared/schemas/health.js';
 import { SessionId, type CreateSessionRequest, type SessionInfo, type SessionStatus } from '../../shared/schemas/session.js';
 import type { ControllerConfig } from '../config.js';
-import type { ControllerMetrics } from '../metrics.js';
+import type { ControllerMetrics, PoolCounts } from '../metrics.js';
 import type { AgentTarget } from '../proxy/agent-target.js';
 import type { RuntimeSession, SessionRuntime } from '../runtime/session-runtime.js';
-import type { ProbeAgent } from './agent-probe.js';
+import { waitAgentReady, type ProbeAgent } from './agent-probe.js';
 import type { SessionState, SessionStore } from './session-store.js';
+import { WarmPool } from './warm-pool.js';
 
 export interface SessionManagerDeps {
   config: ControllerConfig;
@@ -32,13 +31,11 @@ interface SessionRecord {
   address: string | null;
   /** False while POST /sessions is still waiting for the agent. */
   ready: boolean;
+  /** Set when the session is a claimed warm pool member: its container and volumes carry this id, not the session's. */
+  poolId?: string;
 }
 
-const READY_POLL_MS = 100;
-const CONTAINER_CHECK_EVERY = 10;
 const FAILED_START_LOG_LINES = 30;
-// A daemon that crashed this often before it ever answered will not come up: fail now rather than at the timeout.
-const MAX_DAEMON_RESTARTS_AT_START = 5;
 
 /** The session lifecycle: create, look up, extend, delete, expire, and rebuild everything from Docker after a restart. */
 export class SessionManager {
@@ -47,14 +44,26 @@ export class SessionManager {
   readonly #locks = new Map<string, Promise<void>>();
   #reconciled: Promise<void> | null = null;
   readonly #now: () => number;
+  readonly #pool: WarmPool;
 
   constructor(private readonly deps: SessionManagerDeps) {
     this.#now = deps.now ?? Date.now;
+    this.#pool = new WarmPool({ ...deps, now: this.#now, activeSessions: () => this.count() });
   }
 
-  /** Sessions that exist now, including those being created (what MAX_SESSIONS counts). */
+  /** Sessions that exist now, including those being created (what MAX_SESSIONS counts); warm pool members are not sessions. */
   count(): number {
     return this.#sessions.size;
+  }
+
+  /** The warm pool's members and how many are ready (for metrics). */
+  poolCounts(): PoolCounts {
+    return this.#pool.counts();
+  }
+
+  /** Stops topping up the warm pool; sessions and pool members keep running for the next controller. */
+  async close(): Promise<void> {
+    await this.#pool.close();
   }
 
   containerName(sessionId: string): string {
@@ -106,6 +115,7 @@ export class SessionManager {
     }
     this.deps.metrics.sessionsCreated.inc();
     this.deps.metrics.createSeconds.observe((performance.now() - startedAt) / 1000);
+    this.#pool.fill();
     return this.#info(record, 'running');
   }
 
@@ -125,11 +135,11 @@ export class SessionManager {
 
   async list(): Promise<SessionInfo[]> {
     await this.#ensureReconciled();
-    const containers = new Map((await this.deps.runtime.listSessions()).map((c) => [c.sessionId, c]));
+    const containers = new Map((await this.deps.runtime.listSessions()).map((c) => [ownerKey(c), c]));
     const sessions: SessionInfo[] = [];
     for (const record of this.#sessions.values()) {
       if (this.#isExpired(record)) continue;
-      const container = containers.get(record.id);
+      const container = containers.get(ownerKey({ sessionId: record.id, poolId: record.poolId }));
       if (!record.ready) sessions.push(this.#info(record, 'creating'));
       else if (container) sessions.push(this.#info(record, statusOf(container)));
     }
@@ -156,12 +166,16 @@ export class SessionManager {
 
   /** Removes the session's container, volumes and folder; idempotent. Resolves to whether there was a session. */
   async delete(sessionId: string): Promise<boolean> {
-    return this.#withLock(sessionId, async () => {
+    // A claimed warm session's container is labelled by its pool id: only the reconciled records know it.
+    await this.#ensureReconciled();
+    const found = await this.#withLock(sessionId, async () => {
       const found = this.#sessions.has(sessionId) || (await this.deps.runtime.inspectSession(this.containerName(sessionId))) !== null;
       await this.#remove(sessionId);
       if (found) this.deps.metrics.sessionsDeleted.inc();
       return found;
     });
+    this.#pool.fill();
+    return found;
   }
 
   /** Where the proxy reaches a session's agent. */
@@ -186,8 +200,20 @@ export class SessionManager {
    */
   async #reconcile(startStopped = false): Promise<void> {
     const { runtime, store, log } = this.deps;
-    const containers = await runtime.listSessions();
+    const listedAt = performance.now();
+    const listed = await runtime.listSessions();
+    // A pool member a session claimed is that session (its state names the pool id); the others are the pool's.
+    const claims = await store.poolClaims();
+    const containers: RuntimeSession[] = [];
+    const poolContainers: RuntimeSession[] = [];
+    for (const c of listed) {
+      const claimedBy = c.poolId && claims.get(c.poolId);
+      if (!c.poolId) containers.push(c);
+      else if (claimedBy) containers.push({ ...c, sessionId: claimedBy });
+      else poolContainers.push(c);
+    }
     const present = new Set(containers.map((c) => c.sessionId));
+    const presentPools = new Set(listed.map((c) => c.poolId));
     for (const container of containers) {
       if (this.#locks.has(container.sessionId)) continue;
       await this.#isolate(container.sessionId, 'reconcile session', async () => {
@@ -203,20 +229,35 @@ export class SessionManager {
     }
     for (const record of [...this.#sessions.values()]) {
       if (!record.ready || present.has(record.id) || this.#locks.has(record.id)) continue;
+      // Claimed after the claims were read: listed as a pool container, but there.
+      if (record.poolId && presentPools.has(record.poolId)) continue;
       log.warn({ sessionId: record.id }, 'session container vanished; removing what is left of it');
       await this.#isolate(record.id, 'remove vanished session', () => this.#withLock(record.id, () => this.#remove(record.id)));
     }
+    await this.#pool.reconcile(poolContainers, listedAt, (poolId) => this.#claimedPool(poolId));
     const owned = (id: string): boolean => present.has(id) || this.#sessions.has(id) || this.#locks.has(id);
+    const ownedPool = (poolId: string): boolean => presentPools.has(poolId) || this.#pool.has(poolId) || this.#claimedPool(poolId);
     for (const volume of await runtime.listVolumes()) {
-      if (owned(volume.sessionId)) continue;
+      if (volume.poolId ? ownedPool(volume.poolId) : owned(volume.sessionId)) continue;
       log.info({ volume: volume.name }, 'removing orphaned volume');
-      await this.#isolate(volume.sessionId, 'remove orphaned volume', () => runtime.removeVolume(volume.name));
+      await this.#isolate(volume.sessionId || (volume.poolId ?? ''), 'remove orphaned volume', () => runtime.removeVolume(volume.name));
     }
     for (const id of await store.list()) {
       if (owned(id)) continue;
       log.info({ sessionId: id }, 'removing orphaned session folder');
       await this.#isolate(id, 'remove orphaned folder', () => store.remove(id));
     }
+    for (const poolId of await store.listPool()) {
+      if (ownedPool(poolId)) continue;
+      log.info({ poolId }, 'removing orphaned warm session folder');
+      await this.#isolate(poolId, 'remove orphaned warm session folder', () => store.removePoolMember(poolId));
+    }
+  }
+
+  // Whether a session (being created or not) has claimed this pool member.
+  #claimedPool(poolId: string): boolean {
+    for (const record of this.#sessions.values()) if (record.poolId === poolId) return true;
+    return false;
   }
 
   async #ensureReconciled(startStopped = false): Promise<void> {
@@ -235,6 +276,7 @@ export class SessionManager {
     if (await runtime.inspectSession(record.containerName)) {
       throw new AppError('SESSION_EXISTS', `a container named ${record.containerName} already exists`);
     }
+    if (await this.#claimWarm(record)) return;
     try {
       await store.ensureRoot();
       await store.create(this.#state(record, record.expiresAt), record.token);
@@ -246,7 +288,14 @@ export class SessionManager {
         expiresAt: record.expiresAt,
       });
       record.address = container.address;
-      await this.#waitReady(record, config.sessionStartTimeoutSeconds * 1000);
+      await waitAgentReady({
+        probeAgent: this.deps.probeAgent,
+        runtime,
+        socketPath: store.agentSocketPath(record.id),
+        token: record.token,
+        containerName: record.containerName,
+        timeoutMs: config.sessionStartTimeoutSeconds * 1000,
+      });
       // The session exists, and its time to live runs, from when it is usable: a slow start costs the learner nothing.
       const ttlMs = record.expiresAt.getTime() - record.createdAt.getTime();
       record.createdAt = new Date(this.#now());
@@ -268,32 +317,27 @@ export class SessionManager {
     }
   }
 
-  async #waitReady(record: SessionRecord, timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    const socketPath = this.deps.store.agentSocketPath(record.id);
-    let last: AgentHealth | null = null;
-    // The agent's own account of its daemon explains a failure better than its logs, which are mostly our probes.
-    const failed = (message: string): AppError =>
-      new AppError('SESSION_START_FAILED', message, last ? { daemon_error: last.daemon.last_error } : undefined);
-    for (let attempt = 1; ; attempt++) {
-      const health = await this.deps.probeAgent(socketPath, record.token);
-      last = health ?? last;
-      if (health?.status === 'healthy' && health.daemon.ready) return;
-      if (health && health.daemon.restarts >= MAX_DAEMON_RESTARTS_AT_START) {
-        throw failed(`the session's inner Docker daemon failed to start ${health.daemon.restarts} times`);
-      }
-      if (attempt % CONTAINER_CHECK_EVERY === 0) {
-        const container = await this.deps.runtime.inspectSession(record.containerName);
-        if (!container || container.state === 'stopped') throw failed('the session container stopped while starting');
-      }
-      if (performance.now() > deadline) throw failed(`the session's agent was not ready within ${timeoutMs / 1000} s`);
-      await sleep(READY_POLL_MS);
+  // A ready warm pool member becomes this session in milliseconds; false when there is none (or the claim failed).
+  async #claimWarm(record: SessionRecord): Promise<boolean> {
+    const member = this.#pool.take();
+    if (!member) return false;
+    // Set before any await: from now on reconcile sees this pool id as the session's, never as a free member.
+    record.poolId = member.poolId;
+    const state = { ...this.#state(record, record.expiresAt), pool_id: member.poolId };
+    const claimed = await this.#pool.claim(member, { state, token: record.token });
+    if (!claimed) {
+      record.poolId = undefined;
+      return false;
     }
+    record.address = member.address;
+    record.ready = true;
+    return true;
   }
 
   // A session a previous controller made: its state file, or (if that is lost) the expiry in its labels.
   async #adopt(container: RuntimeSession): Promise<SessionRecord | null> {
     const { store, log } = this.deps;
+    if (container.poolId) await this.#settleClaim(container);
     const token = await store.readToken(container.sessionId);
     let state = await store.read(container.sessionId);
     if (!state && token && container.createdAt && container.expiresAt) {
@@ -309,7 +353,7 @@ export class SessionManager {
     if (!state || !token) {
       // Without its token the agent cannot be reached: the session is of no use to anyone.
       log.warn({ sessionId: container.sessionId }, 'session has lost its token or state; removing it');
-      await this.#withLock(container.sessionId, () => this.#remove(container.sessionId));
+      await this.#withLock(container.sessionId, () => this.#remove(container.sessionId, container));
       return null;
     }
     const record: SessionRecord = {
@@ -320,6 +364,7 @@ export class SessionManager {
       expiresAt: new Date(state.expires_at),
       address: container.address,
       ready: true,
+      ...(container.poolId ? { poolId: container.poolId } : {}),
     };
     this.#sessions.set(record.id, record);
     log.info({ sessionId: record.id, expiresAt: record.expiresAt }, 'adopted session');
@@ -336,10 +381,27 @@ export class SessionManager {
     });
   }
 
-  // Callers hold the session's lock.
-  async #remove(sessionId: string): Promise<void> {
-    await this.deps.runtime.removeSession(sessionId, this.#sessions.get(sessionId)?.containerName ?? this.containerName(sessionId));
-    await this.deps.store.remove(sessionId);
+  // A claim the previous controller did not finish: the folder moved and the container named after the session.
+  async #settleClaim(container: RuntimeSession): Promise<void> {
+    await this.deps.store.settleClaim(container.poolId!, container.sessionId);
+    const name = this.containerName(container.sessionId);
+    if (container.containerName === name) return;
+    await this.deps.runtime.renameSession(container.containerName, name).then(
+      () => {
+        container.containerName = name;
+      },
+      (err: unknown) => this.deps.log.warn({ err, sessionId: container.sessionId }, 'could not give a claimed warm session its name'),
+    );
+  }
+
+  // Callers hold the session's lock. A claimed warm session is found by its pool id (record, container or state).
+  async #remove(sessionId: string, container?: RuntimeSession): Promise<void> {
+    const { runtime, store } = this.deps;
+    const record = this.#sessions.get(sessionId);
+    const poolId = record?.poolId ?? container?.poolId ?? (await store.read(sessionId))?.pool_id;
+    await runtime.removeSession(sessionId, record?.containerName ?? container?.containerName ?? this.containerName(sessionId), poolId);
+    await store.remove(sessionId);
+    if (poolId) await store.removePoolMember(poolId);
     this.#sessions.delete(sessionId);
   }
 
@@ -371,6 +433,7 @@ export class SessionManager {
       container_name: record.containerName,
       created_at: record.createdAt.toISOString(),
       expires_at: expiresAt.toISOString(),
+      ...(record.poolId ? { pool_id: record.poolId } : {}),
     };
   }
 
@@ -411,6 +474,11 @@ export class SessionManager {
 
 function notFound(sessionId: string): AppError {
   return new AppError('SESSION_NOT_FOUND', `no session ${sessionId}`);
+}
+
+// Which container is whose: a claimed warm session's by its pool id, every other session's by its id.
+function ownerKey(owner: { sessionId: string; poolId?: string }): string {
+  return owner.poolId ? `pool:${owner.poolId}` : owner.sessionId;
 }
 
 function statusOf(container: RuntimeSession): SessionStatus {

@@ -1,29 +1,52 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { SessionId } from '../../shared/schemas/session.js';
 import { SESSION_PATHS } from '../../shared/session-security.js';
 
 const STATE_FILE = 'session.json';
+const POOL_FILE = 'pool.json';
 const AGENT_DIR = 'agent';
 const AGENT_SOCKET = basename(SESSION_PATHS.agentSocket);
 const AGENT_TOKEN = basename(SESSION_PATHS.tokenFile);
+// A `.` never occurs in a session id, so a pool folder (or container name) cannot collide with a session's.
+const POOL_PREFIX = 'warm.';
 
-// What labels cannot hold, because they are fixed at creation: an extended expiry.
+/** A warm pool member's id: its folder, container and volume names and its labels carry it. */
+export const PoolId = z.string().regex(/^[a-f0-9]{12}$/);
+
+// What labels cannot hold, because they are fixed at creation: an extended expiry, and which session a warm pool
+// member became.
 const SessionState = z.object({
   session_id: SessionId,
   instance: z.string(),
   container_name: z.string(),
   created_at: z.iso.datetime(),
   expires_at: z.iso.datetime(),
+  /** Set when the session was a warm pool member: its container and volumes are labelled with this pool id. */
+  pool_id: PoolId.optional(),
 });
 export type SessionState = z.infer<typeof SessionState>;
 
+// A pool member's own record, for telling this controller's members from another instance's in a shared folder.
+const PoolState = z.object({
+  pool_id: PoolId,
+  instance: z.string(),
+  container_name: z.string(),
+  created_at: z.iso.datetime(),
+});
+export type PoolState = z.infer<typeof PoolState>;
+
 /**
  * One folder per session under SOCKETS_DIR: `agent/` is bind-mounted into the session (the agent's token file,
- * read once at its start, and its socket); `session.json` stays on the host, out of the session's reach. Keeping
- * the state beside the socket means one `rm -r` removes both, and a controller in a container sees the same
- * paths as the engine.
+ * read at its start and again when a request's token does not match, and its socket); `session.json` stays on the
+ * host, out of the session's reach. Keeping the state beside the socket means one `rm -r` removes both, and a
+ * controller in a container sees the same paths as the engine.
+ *
+ * A warm pool member starts in `warm.<pool id>/` (with `pool.json`). A session claims it by writing its
+ * `session.json` there (the claim's commit point), then the folder is renamed to the session's id and
+ * `warm.<pool id>` becomes a symlink to it, so the container's bind mount, which names the old path, still
+ * resolves when Docker restarts the container.
  */
 export class SessionStore {
   constructor(
@@ -59,33 +82,116 @@ export class SessionStore {
   /** Writes the state atomically (rename), so a crash never leaves half a file. */
   async write(state: SessionState): Promise<void> {
     await mkdir(this.folder(state.session_id), { recursive: true, mode: 0o700 });
-    const file = join(this.folder(state.session_id), STATE_FILE);
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(state, null, 2), { mode: 0o600 });
-    await rename(tmp, file);
+    await writeAtomically(join(this.folder(state.session_id), STATE_FILE), JSON.stringify(state, null, 2));
   }
 
   /** The session's state, or null when it is missing or unreadable. */
   async read(sessionId: string): Promise<SessionState | null> {
-    try {
-      const parsed = SessionState.safeParse(JSON.parse(await readFile(join(this.folder(sessionId), STATE_FILE), 'utf8')));
-      return parsed.success ? parsed.data : null;
-    } catch {
-      return null;
-    }
+    return readJson(join(this.folder(sessionId), STATE_FILE), SessionState);
   }
 
   /** The session agent's token, or null when the file is gone. */
   async readToken(sessionId: string): Promise<string | null> {
-    try {
-      return (await readFile(this.agentTokenFile(sessionId), 'utf8')).trim() || null;
-    } catch {
-      return null;
-    }
+    return readTokenFile(this.agentTokenFile(sessionId));
   }
 
   async remove(sessionId: string): Promise<void> {
     await rm(this.folder(sessionId), { recursive: true, force: true });
+  }
+
+  poolFolder(poolId: string): string {
+    return join(this.socketsDir, `${POOL_PREFIX}${poolId}`);
+  }
+
+  poolAgentDir(poolId: string): string {
+    return join(this.poolFolder(poolId), AGENT_DIR);
+  }
+
+  poolSocketPath(poolId: string): string {
+    return join(this.poolAgentDir(poolId), AGENT_SOCKET);
+  }
+
+  /** Creates a pool member's folder with its first token (which no client ever sees). */
+  async createPoolMember(state: PoolState, agentToken: string): Promise<void> {
+    await this.removePoolMember(state.pool_id);
+    await mkdir(this.poolAgentDir(state.pool_id), { recursive: true, mode: 0o700 });
+    await writeAtomically(join(this.poolAgentDir(state.pool_id), AGENT_TOKEN), agentToken);
+    await writeAtomically(join(this.poolFolder(state.pool_id), POOL_FILE), JSON.stringify(state, null, 2));
+  }
+
+  /** Replaces a pool member's token; whole or not at all, as the agent may read it at any moment. */
+  async writePoolToken(poolId: string, agentToken: string): Promise<void> {
+    await writeAtomically(join(this.poolAgentDir(poolId), AGENT_TOKEN), agentToken);
+  }
+
+  async readPoolToken(poolId: string): Promise<string | null> {
+    return readTokenFile(join(this.poolAgentDir(poolId), AGENT_TOKEN));
+  }
+
+  /** A pool member's own record, also through the link of a claimed one; null when missing or unreadable. */
+  async readPoolMember(poolId: string): Promise<PoolState | null> {
+    return readJson(join(this.poolFolder(poolId), POOL_FILE), PoolState);
+  }
+
+  /** Makes a pool member the session `state` names: the state written (the commit), then the folder moved. */
+  async claimPoolMember(state: SessionState & { pool_id: string }): Promise<void> {
+    await writeAtomically(join(this.poolFolder(state.pool_id), STATE_FILE), JSON.stringify(state, null, 2));
+    await this.settleClaim(state.pool_id, state.session_id);
+  }
+
+  /**
+   * Finishes a claim (idempotent; reconcile repeats it after a crash): the pool folder becomes the session's
+   * folder, and its old path a link to it.
+   */
+  async settleClaim(poolId: string, sessionId: string): Promise<void> {
+    const poolFolder = this.poolFolder(poolId);
+    const entry = await lstat(poolFolder).catch(() => null);
+    if (entry?.isSymbolicLink()) return;
+    if (entry?.isDirectory()) {
+      // The id was free when the claim began: anything under its name is a leftover of an earlier failure.
+      await rm(this.folder(sessionId), { recursive: true, force: true });
+      await rename(poolFolder, this.folder(sessionId));
+    }
+    await symlink(sessionId, poolFolder);
+  }
+
+  /** Which session claimed a pool member, by the state in its folder (or what its link points to); null if none. */
+  async readClaim(poolId: string): Promise<SessionState | null> {
+    return readJson(join(this.poolFolder(poolId), STATE_FILE), SessionState);
+  }
+
+  /**
+   * Pool id → session id of every claim on disk: the sessions' states naming a pool id, and claims whose folder
+   * was not moved yet. Reconcile tells claimed pool containers from unclaimed ones with it.
+   */
+  async poolClaims(): Promise<Map<string, string>> {
+    const claims = new Map<string, string>();
+    for (const sessionId of await this.list()) {
+      const state = await this.read(sessionId);
+      if (state?.pool_id) claims.set(state.pool_id, sessionId);
+    }
+    for (const poolId of await this.listPool()) {
+      const state = claims.has(poolId) ? null : await this.readClaim(poolId);
+      if (state?.instance === this.instance && state.pool_id === poolId) claims.set(poolId, state.session_id);
+    }
+    return claims;
+  }
+
+  /** Removes a pool member's folder, or the link a claimed one leaves (never the session's folder it points to). */
+  async removePoolMember(poolId: string): Promise<void> {
+    await rm(this.poolFolder(poolId), { recursive: true, force: true });
+  }
+
+  /** Pool ids of the pool folders and links this controller owns (its instance in pool.json, or none readable). */
+  async listPool(): Promise<string[]> {
+    const owned: string[] = [];
+    for (const name of await readdir(this.socketsDir).catch(() => [] as string[])) {
+      const poolId = name.startsWith(POOL_PREFIX) ? name.slice(POOL_PREFIX.length) : '';
+      if (!PoolId.safeParse(poolId).success) continue;
+      const state = await this.readPoolMember(poolId);
+      if (!state || state.instance === this.instance) owned.push(poolId);
+    }
+    return owned;
   }
 
   /** Ids of the session folders this controller owns (its instance in the state, or no readable state at all). */
@@ -107,5 +213,29 @@ export class SessionStore {
 
   async ensureRoot(): Promise<void> {
     await mkdir(this.socketsDir, { recursive: true, mode: 0o711 });
+  }
+}
+
+// A rename within the folder: a reader (the agent, a restarted controller) sees the old file or the new, never half.
+async function writeAtomically(file: string, content: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, content, { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | null> {
+  try {
+    const parsed = schema.safeParse(JSON.parse(await readFile(file, 'utf8')));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+async function readTokenFile(file: string): Promise<string | null> {
+  try {
+    return (await readFile(file, 'utf8')).trim() || null;
+  } catch {
+    return null;
   }
 }

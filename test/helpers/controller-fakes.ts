@@ -30,7 +30,7 @@ export class FakeSessionRuntime implements SessionRuntime {
     this.specs.push(spec);
     for (const role of ['workspace', 'docker']) {
       const name = `${spec.containerName}-${role}`;
-      this.volumes.set(name, { name, sessionId: spec.sessionId });
+      this.volumes.set(name, { name, sessionId: spec.sessionId, ...(spec.poolId ? { poolId: spec.poolId } : {}) });
     }
     if (this.failNextCreate) {
       const error = this.failNextCreate;
@@ -39,11 +39,12 @@ export class FakeSessionRuntime implements SessionRuntime {
     }
     const session: RuntimeSession = {
       sessionId: spec.sessionId,
+      ...(spec.poolId ? { poolId: spec.poolId } : {}),
       containerName: spec.containerName,
       state: 'running',
       address: `172.30.0.${this.specs.length + 1}`,
       createdAt: spec.createdAt,
-      expiresAt: spec.expiresAt,
+      expiresAt: spec.expiresAt ?? null,
     };
     this.containers.set(spec.containerName, session);
     return { ...session };
@@ -65,10 +66,21 @@ export class FakeSessionRuntime implements SessionRuntime {
     if (session) session.state = 'running';
   }
 
-  async removeSession(sessionId: string, containerName: string): Promise<void> {
+  async removeSession(sessionId: string, containerName: string, poolId?: string): Promise<void> {
     this.#requireDocker();
-    if (this.containers.get(containerName)?.sessionId === sessionId) this.containers.delete(containerName);
-    for (const [name, volume] of this.volumes) if (volume.sessionId === sessionId) this.volumes.delete(name);
+    const owns = (o: { sessionId: string; poolId?: string }): boolean => (poolId ? o.poolId === poolId : o.sessionId === sessionId && !o.poolId);
+    const container = this.containers.get(containerName);
+    if (container && owns(container)) this.containers.delete(containerName);
+    for (const [name, volume] of this.volumes) if (owns(volume)) this.volumes.delete(name);
+  }
+
+  async renameSession(containerName: string, newName: string): Promise<void> {
+    this.#requireDocker();
+    const session = this.containers.get(containerName);
+    if (!session) throw new AppError('DOCKER_ERROR', `no container ${containerName}`);
+    if (this.containers.has(newName)) throw new AppError('SESSION_EXISTS', `a container named ${newName} already exists`);
+    this.containers.delete(containerName);
+    this.containers.set(newName, { ...session, containerName: newName });
   }
 
   async listVolumes(): Promise<RuntimeVolume[]> {

@@ -1,0 +1,296 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { ControllerConfig } from '../config.js';
+import type { ControllerMetrics, PoolCounts } from '../metrics.js';
+import type { RuntimeSession, SessionRuntime } from '../runtime/session-runtime.js';
+import { waitAgentReady, type ProbeAgent } from './agent-probe.js';
+import type { SessionState, SessionStore } from './session-store.js';
+
+export interface WarmPoolDeps {
+  config: ControllerConfig;
+  runtime: SessionRuntime;
+  store: SessionStore;
+  probeAgent: ProbeAgent;
+  metrics: ControllerMetrics;
+  log: FastifyBaseLogger;
+  /** Sessions that exist now: the pool only grows while sessions and pool together stay within MAX_SESSIONS. */
+  activeSessions: () => number;
+  now: () => number;
+}
+
+/** A container the pool started ahead. `claiming` while a session takes it over, `removing` on its way out. */
+export interface PoolMember {
+  poolId: string;
+  containerName: string;
+  /** The member's current token: nobody but the controller ever holds it; a claim replaces it. */
+  token: string;
+  address: string | null;
+  status: 'starting' | 'ready' | 'claiming' | 'removing';
+  /** performance.now() when it became ready: reconcile only calls a member vanished if it was ready before it listed. */
+  readySince: number;
+}
+
+/** What a claim turns a member into. */
+export interface ClaimTarget {
+  /** The session's state; with its pool_id it is the claim's commit point on disk. */
+  state: SessionState & { pool_id: string };
+  token: string;
+}
+
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 60_000;
+
+/**
+ * The warm pool (WARM_POOL_SIZE): session containers started ahead, unassigned, so that POST /sessions can hand
+ * one over in milliseconds instead of waiting seconds for an agent and an inner daemon. Members are labelled by a
+ * pool id, never a session id; a claim gives a member a new token, writes the session's state (pool id included)
+ * and renames its folder and container, all without restarting it. One member starts at a time, in the background.
+ */
+export class WarmPool {
+  readonly #members = new Map<string, PoolMember>();
+  #filling: Promise<void> | null = null;
+  #retry: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #closed = false;
+  readonly #closing = new AbortController();
+
+  constructor(private readonly deps: WarmPoolDeps) {}
+
+  get enabled(): boolean {
+    return this.deps.config.warmPoolSize > 0;
+  }
+
+  counts(): PoolCounts {
+    let members = 0;
+    let ready = 0;
+    for (const member of this.#members.values()) {
+      if (member.status === 'starting' || member.status === 'ready') members += 1;
+      if (member.status === 'ready') ready += 1;
+    }
+    return { members, ready };
+  }
+
+  /** Whether the pool knows this pool id (in any state): reconcile must leave its container, volumes and folder. */
+  has(poolId: string): boolean {
+    return this.#members.has(poolId);
+  }
+
+  /** Takes the oldest ready member for a claim, or null (then a miss is counted): synchronous, so two creates never share one. */
+  take(): PoolMember | null {
+    if (!this.enabled) return null;
+    for (const member of this.#members.values()) {
+      if (member.status !== 'ready') continue;
+      member.status = 'claiming';
+      return member;
+    }
+    this.deps.metrics.poolMisses.inc();
+    return null;
+  }
+
+  /**
+   * Hands a taken member to a session: the new token (the agent switches to it at the probe, and the old one stops
+   * working), the session's state, its folder and container name. False if that failed; the member is then removed
+   * and the caller starts the session cold.
+   */
+  async claim(member: PoolMember, target: ClaimTarget): Promise<boolean> {
+    const { store, runtime, metrics } = this.deps;
+    const startedAt = performance.now();
+    const sessionId = target.state.session_id;
+    const log = this.deps.log.child({ sessionId, poolId: member.poolId });
+    try {
+      await store.writePoolToken(member.poolId, target.token);
+      // A probe with the new token makes the agent read its token file again: from here the old token is refused.
+      const health = await this.deps.probeAgent(store.poolSocketPath(member.poolId), target.token);
+      if (health?.status !== 'healthy' || !health.daemon.ready) throw new Error('the warm session did not answer with its new token');
+      await store.claimPoolMember(target.state);
+      await runtime.renameSession(member.containerName, target.state.container_name);
+      this.#members.delete(member.poolId);
+      metrics.poolClaims.inc();
+      metrics.poolClaimSeconds.observe((performance.now() - startedAt) / 1000);
+      log.info({ containerName: target.state.container_name }, 'claimed a warm session');
+      return true;
+    } catch (err) {
+      log.warn({ err }, 'could not claim a warm session; removing it and starting one cold');
+      metrics.poolFailures.inc();
+      await this.#remove(member, sessionId);
+      return false;
+    }
+  }
+
+  /** Starts members in the background until the pool is full (one at a time; after a failure, with a backoff). */
+  fill(): void {
+    if (!this.enabled || this.#closed || this.#filling || this.#retry) return;
+    this.#filling = this.#fill().finally(() => {
+      this.#filling = null;
+    });
+  }
+
+  /**
+   * Brings the pool in line with Docker (reconcile calls it with the containers it listed that no session claimed):
+   * adopts members a previous controller started while there is room, removes the rest and those not running, and
+   * forgets members whose container vanished. `claimed` says whether a session took a pool id since the listing.
+   */
+  async reconcile(containers: RuntimeSession[], listedAt: number, claimed: (poolId: string) => boolean): Promise<void> {
+    const listed = new Set(containers.map((c) => c.poolId));
+    for (const container of containers) {
+      const poolId = container.poolId!;
+      const member = this.#members.get(poolId);
+      if (member?.status === 'ready' && container.state === 'stopped') {
+        // Docker gave up restarting it: a new member is cheaper than finding out why.
+        this.deps.log.warn({ poolId }, 'warm session stopped; replacing it');
+        await this.#remove(member);
+      }
+      if (member || claimed(poolId)) continue;
+      await this.#isolate(poolId, 'reconcile a warm session', () => this.#adopt(container));
+    }
+    for (const member of [...this.#members.values()]) {
+      if (member.status !== 'ready' || member.readySince > listedAt || listed.has(member.poolId)) continue;
+      this.deps.log.warn({ poolId: member.poolId }, 'warm session container vanished; removing what is left of it');
+      await this.#remove(member);
+    }
+    this.fill();
+  }
+
+  /** Stops starting members; those already running stay, for the next controller to adopt. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    this.#closing.abort();
+    await this.#filling;
+  }
+
+  async #fill(): Promise<void> {
+    while (!this.#closed) {
+      // Adopted members are checked first: a ready one is worth more than a new one.
+      const unchecked = [...this.#members.values()].find((m) => m.status === 'starting');
+      if (!unchecked && this.#wanted() <= 0) return;
+      try {
+        await (unchecked ? this.#check(unchecked) : this.#start());
+        this.#failures = 0;
+      } catch (err) {
+        if (this.#closed) return;
+        this.#failures += 1;
+        const delayMs = Math.min(RETRY_FIRST_MS * 2 ** (this.#failures - 1), RETRY_MAX_MS);
+        this.deps.log.warn({ err, retryInMs: delayMs }, 'could not start a warm session');
+        this.#retry = setTimeout(() => {
+          this.#retry = undefined;
+          this.fill();
+        }, delayMs).unref();
+        return;
+      }
+    }
+  }
+
+  // Members to start: the pool size, less what sessions leave of MAX_SESSIONS, less the members there are.
+  #wanted(): number {
+    const { warmPoolSize, maxSessions } = this.deps.config;
+    const room = Math.min(warmPoolSize, maxSessions - this.deps.activeSessions());
+    return room - this.counts().members;
+  }
+
+  async #start(): Promise<void> {
+    const { store, runtime, config } = this.deps;
+    const poolId = randomBytes(6).toString('hex');
+    const member: PoolMember = {
+      poolId,
+      containerName: `${config.namePrefix}warm.${poolId}`,
+      token: randomBytes(32).toString('hex'),
+      address: null,
+      status: 'starting',
+      readySince: 0,
+    };
+    // Known before anything exists, so that a concurrent reconcile leaves its volumes and folder alone.
+    this.#members.set(poolId, member);
+    const log = this.deps.log.child({ poolId });
+    log.info({ containerName: member.containerName }, 'starting a warm session');
+    try {
+      await store.ensureRoot();
+      const createdAt = new Date(this.deps.now());
+      await store.createPoolMember(
+        { pool_id: poolId, instance: config.instance, container_name: member.containerName, created_at: createdAt.toISOString() },
+        member.token,
+      );
+      const container = await runtime.createSession({
+        sessionId: '',
+        poolId,
+        containerName: member.containerName,
+        agentDir: store.poolAgentDir(poolId),
+        createdAt,
+      });
+      member.address = container.address;
+    } catch (error) {
+      this.deps.metrics.poolFailures.inc();
+      await this.#remove(member);
+      throw error;
+    }
+    await this.#check(member);
+    log.info('warm session ready');
+  }
+
+  // Waits for a starting member's agent; a member that does not come up is removed. Closing leaves it as it is.
+  async #check(member: PoolMember): Promise<void> {
+    try {
+      await waitAgentReady({
+        probeAgent: this.deps.probeAgent,
+        runtime: this.deps.runtime,
+        socketPath: this.deps.store.poolSocketPath(member.poolId),
+        token: member.token,
+        containerName: member.containerName,
+        timeoutMs: this.deps.config.sessionStartTimeoutSeconds * 1000,
+        signal: this.#closing.signal,
+      });
+    } catch (error) {
+      if (this.#closed) throw error;
+      this.deps.metrics.poolFailures.inc();
+      if (member.status === 'starting') await this.#remove(member);
+      throw error;
+    }
+    if (member.status !== 'starting') return;
+    member.status = 'ready';
+    member.readySince = performance.now();
+  }
+
+  // A member a previous controller started: kept (and checked by the fill loop) while the pool has room for it.
+  async #adopt(container: RuntimeSession): Promise<void> {
+    const poolId = container.poolId!;
+    const token = await this.deps.store.readPoolToken(poolId);
+    const member: PoolMember = {
+      poolId,
+      containerName: container.containerName,
+      token: token ?? '',
+      address: container.address,
+      status: 'starting',
+      readySince: 0,
+    };
+    this.#members.set(poolId, member);
+    if (!token || container.state !== 'running' || this.#wanted() < 0) {
+      this.deps.log.info({ poolId, state: container.state, hasToken: token !== null }, 'removing a warm session the pool cannot use');
+      await this.#remove(member);
+      return;
+    }
+    this.deps.log.info({ poolId }, 'adopted a warm session');
+  }
+
+  // Removes a member's container, volumes and folder (and a half-claimed session's folder); the pool forgets it.
+  async #remove(member: PoolMember, claimedBy?: string): Promise<void> {
+    member.status = 'removing';
+    try {
+      await this.deps.runtime.removeSession('', member.containerName, member.poolId);
+      await this.deps.store.removePoolMember(member.poolId);
+      if (claimedBy) await this.deps.store.remove(claimedBy);
+    } catch (err) {
+      // What is left has no owner any more: the next reconcile removes it as an orphan.
+      this.deps.log.warn({ err, poolId: member.poolId }, 'could not remove a warm session');
+    } finally {
+      this.#members.delete(member.poolId);
+    }
+  }
+
+  async #isolate(poolId: string, what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.deps.log.warn({ err, poolId }, `could not ${what}`);
+    }
+  }
+}
