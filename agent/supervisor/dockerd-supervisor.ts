@@ -44,7 +44,7 @@ const DEFAULTS = {
 
 /**
  * Starts the session's rootless dockerd as the learner and keeps it alive: waits for `/_ping`, loads the preload
- * folder's images, restarts a dead daemon with exponential backoff, and stops it (process group) on close.
+ * folder's images, restarts a dead daemon with exponential backoff, and stops it (then its process group) on close.
  */
 export class DockerdSupervisor implements DaemonMonitor {
   readonly #opts: Required<Omit<DockerdSupervisorOptions, 'dataRoot'>> & { dataRoot: string };
@@ -131,6 +131,8 @@ export class DockerdSupervisor implements DaemonMonitor {
       this.#state = { ...this.#state, version: daemon.version, rootless: daemon.rootless, last_error: null };
       this.log.info({ version: daemon.version, rootless: daemon.rootless }, 'dockerd ready');
       await this.#preload();
+      // It may have died while loading; its exit listener then owns what happens next.
+      if (this.#closing || this.#child !== child) return;
       this.#markReady(true);
       this.#timer = setTimeout(() => void this.#watch(), WATCH_INTERVAL_MS);
     } catch (error) {
