@@ -9,7 +9,7 @@ RUNS=${RUNS:-5}
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "image size: $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
-runs=() ready=() mem=()
+runs=() ready=() mem=() phases=()
 for i in $(seq "$RUNS"); do
   name=runner-measure-$$-$i dir=$(mktemp -d)
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/token"
@@ -22,10 +22,20 @@ for i in $(seq "$RUNS"); do
     grep -q '"status":"healthy"'; do sleep 0.02; done
   t2=$(now)
   runs+=("$(awk "BEGIN {printf \"%.2f\", $t1 - $t0}")") ready+=("$(awk "BEGIN {printf \"%.2f\", $t2 - $t1}")")
+  # Where the time went, from the container's start and the agent's own log times.
+  phases+=("$(docker logs "$name" 2>&1 | node -e '
+    const started = Date.parse(process.argv[1]);
+    const at = {};
+    for (const line of require("fs").readFileSync(0, "utf8").split("\n")) {
+      try { const { msg, time } = JSON.parse(line); at[msg] ??= time; } catch {}
+    }
+    const s = (from, to) => ((at[to] - from) / 1000).toFixed(2);
+    console.log(`agent listening ${s(started, "agent listening on unix socket")} s, dockerd ready ${s(at["starting dockerd"], "dockerd ready")} s after its start, preload ${s(at["dockerd ready"], "preloaded images")} s`);
+  ' "$(docker inspect -f '{{.State.StartedAt}}' "$name")")")
   sleep 20
   mem+=("$(docker stats --no-stream --format '{{.MemUsage}}' "$name" | awk '{print $1}')")
   docker rm -f "$name" >/dev/null && docker volume rm "$name-docker" >/dev/null && rm -rf "$dir"
-  echo "run $i: docker run -d ${runs[-1]} s, healthy ${ready[-1]} s after it, idle ${mem[-1]}"
+  echo "run $i: docker run -d ${runs[-1]} s, healthy ${ready[-1]} s after it, idle ${mem[-1]}; ${phases[-1]}"
 done
 echo "median docker run -d: $(printf '%s\n' "${runs[@]}" | median) s"
 echo "median run → healthy with inner daemon ready: $(printf '%s\n' "${ready[@]}" | median) s"
