@@ -39,8 +39,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandling(app);
-  registerBearerAuth(app, config.token, config.tokenFile);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  // After the websocket plugin: a refused upgrade must be one it knows, so that it closes the connection.
+  registerBearerAuth(app, config.token, config.tokenFile);
 
   const terminals = new TerminalManager(config, app.log);
   app.addHook('onClose', async () => terminals.closeAll());

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { registerErrorHandling, toAppError } from '../agent/http/error-handler.js';
+import { frameworkErrorOptions, registerErrorHandling, toAppError } from '../agent/http/error-handler.js';
 import { ControllerRoute } from '../shared/routes.js';
 import type { ControllerConfig } from './config.js';
 import { healthRoutes } from './health/health.routes.js';
@@ -39,6 +39,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
+    ...frameworkErrorOptions,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -62,7 +63,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onError', async (_request, _reply, error) => {
     metrics.errors.inc({ code: toAppError(error).code });
   });
-  registerBearerAuth(app, config.apiToken, [ControllerRoute.health]);
   await app.register(websocket, {
     options: { maxPayload: 1024 * 1024 },
     preClose(done) {
@@ -70,6 +70,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       this.websocketServer.close(() => done());
     },
   });
+  // After the websocket plugin: a refused upgrade must be one it knows, so that it closes the connection.
+  registerBearerAuth(app, config.apiToken, [ControllerRoute.health]);
 
   let stopExpiry: (() => void) | undefined;
   app.addHook('onReady', async () => {
