@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -181,8 +181,10 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
   }
 }
 
-/** Removes containers a crashed earlier run of `prefix` left behind. */
+/** Removes the containers, volumes and socket folders a crashed earlier run of `prefix` left behind. */
 export async function removeLeftovers(prefix: string): Promise<void> {
+  const folders = (await readdir(tmpdir())).filter((entry) => entry.startsWith(`${prefix}-`));
+  await Promise.all(folders.map((entry) => rm(join(tmpdir(), entry), { recursive: true, force: true })));
   const leftovers = await docker.listContainers({ all: true, filters: { label: [`runner.test=${prefix}`] } });
   await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
   const { Volumes } = await docker.listVolumes({ filters: { label: [`runner.test=${prefix}`] } });
