@@ -21,6 +21,18 @@ export default defineConfig({
           poolOptions: { forks: { singleFork: true } },
         },
       },
+      {
+        test: {
+          name: 'hardening',
+          include: ['test/hardening/**/*.test.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
+          // After unit and e2e (group 0), alone: it kills processes, fork-bombs and loads the shared engine.
+          sequence: { groupOrder: 1 },
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+        },
+      },
     ],
   },
 });

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import { AppError, ERROR_STATUS, type ErrorCode } from '../../shared/errors.js';
 
@@ -26,6 +28,13 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
   FST_ERR_VALIDATION: 'VALIDATION',
   FST_ERR_BAD_URL: 'INVALID_PATH',
+  FST_ERR_MAX_PARAM_LENGTH: 'INVALID_PATH',
+};
+
+// What Node's HTTP parser refuses before Fastify sees a request; anything else it refuses is malformed HTTP.
+const CLIENT_ERRORS: Record<string, [ErrorCode, string]> = {
+  HPE_HEADER_OVERFLOW: ['HEADERS_TOO_LARGE', 'the request headers are too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: ['REQUEST_TIMEOUT', 'the request took too long to arrive'],
 };
 
 /** Turns anything thrown into an AppError; unknown errors become INTERNAL (and are logged by the caller). */
@@ -75,11 +84,31 @@ export function sendError(error: unknown, request: FastifyRequest, reply: Fastif
 }
 
 /**
- * Fastify options that route errors raised before routing (a malformed percent-encoding in the URL) through
- * the same error body; pass them to `Fastify({...})`.
+ * Answers what Node's HTTP parser refuses (oversized headers, malformed HTTP) with the same error body as
+ * everything else, then drops the connection, as Fastify's default does.
  */
-export const frameworkErrorOptions: Pick<FastifyServerOptions, 'frameworkErrors'> = {
+function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset connection has nobody left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [code, message] = CLIENT_ERRORS[error.code ?? ''] ?? ['VALIDATION', 'malformed HTTP request'];
+  const status = ERROR_STATUS[code];
+  const body = JSON.stringify(new AppError(code, message).toBody());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}
+
+/**
+ * Fastify options that route errors raised before routing (a malformed percent-encoding in the URL, an over-long
+ * parameter, oversized headers, malformed HTTP) through the same error body; pass them to `Fastify({...})`.
+ */
+export const frameworkErrorOptions: Pick<FastifyServerOptions, 'frameworkErrors' | 'clientErrorHandler'> = {
   frameworkErrors: (error, request, reply) => void sendError(error, request, reply),
+  clientErrorHandler: answerClientError,
 };
 
 export function registerErrorHandling(app: FastifyInstance): void {
