@@ -90,6 +90,11 @@ export class SessionStore {
     return readJson(join(this.folder(sessionId), STATE_FILE), SessionState);
   }
 
+  /** Replaces a running session's token (a claimed pool member's); whole or not at all, as the agent may read it any time. */
+  async writeToken(sessionId: string, agentToken: string): Promise<void> {
+    await writeAtomically(this.agentTokenFile(sessionId), agentToken);
+  }
+
   /** The session agent's token, or null when the file is gone. */
   async readToken(sessionId: string): Promise<string | null> {
     return readTokenFile(this.agentTokenFile(sessionId));
@@ -119,10 +124,6 @@ export class SessionStore {
     await writeAtomically(join(this.poolFolder(state.pool_id), POOL_FILE), JSON.stringify(state, null, 2));
   }
 
-  /** Replaces a pool member's token; whole or not at all, as the agent may read it at any moment. */
-  async writePoolToken(poolId: string, agentToken: string): Promise<void> {
-    await writeAtomically(join(this.poolAgentDir(poolId), AGENT_TOKEN), agentToken);
-  }
 
   async readPoolToken(poolId: string): Promise<string | null> {
     return readTokenFile(join(this.poolAgentDir(poolId), AGENT_TOKEN));

@@ -88,9 +88,9 @@ export class WarmPool {
   }
 
   /**
-   * Hands a taken member to a session: the new token (the agent switches to it at the probe, and the old one stops
-   * working), the session's state, its folder and container name. False if that failed; the member is then removed
-   * and the caller starts the session cold.
+   * Hands a taken member to a session: its state (the claim's commit point) and folder first, then at once the
+   * container's name and the new token (the agent switches to it at the probe, and the old one stops working).
+   * False if that failed; the member is then removed and the caller starts the session cold.
    */
   async claim(member: PoolMember, target: ClaimTarget): Promise<boolean> {
     const { store, runtime, metrics } = this.deps;
@@ -98,12 +98,13 @@ export class WarmPool {
     const sessionId = target.state.session_id;
     const log = this.deps.log.child({ sessionId, poolId: member.poolId });
     try {
-      await store.writePoolToken(member.poolId, target.token);
-      // A probe with the new token makes the agent read its token file again: from here the old token is refused.
-      const health = await this.deps.probeAgent(store.poolSocketPath(member.poolId), target.token);
-      if (health?.status !== 'healthy' || !health.daemon.ready) throw new Error('the warm session did not answer with its new token');
       await store.claimPoolMember(target.state);
-      await runtime.renameSession(member.containerName, target.state.container_name);
+      const renamed = runtime.renameSession(member.containerName, target.state.container_name).then(() => {
+        member.containerName = target.state.container_name;
+      });
+      const answered = this.#handOverToken(sessionId, target.token);
+      // Both settle before anything else happens, so that the cleanup below never races one of them.
+      for (const step of await Promise.allSettled([renamed, answered])) if (step.status === 'rejected') throw step.reason;
       this.#members.delete(member.poolId);
       metrics.poolClaims.inc();
       metrics.poolClaimSeconds.observe((performance.now() - startedAt) / 1000);
@@ -115,6 +116,14 @@ export class WarmPool {
       await this.#remove(member, sessionId);
       return false;
     }
+  }
+
+  // A probe with the new token makes the agent read its token file again: from then on the old token is refused.
+  async #handOverToken(sessionId: string, token: string): Promise<void> {
+    const { store, probeAgent } = this.deps;
+    await store.writeToken(sessionId, token);
+    const health = await probeAgent(store.agentSocketPath(sessionId), token);
+    if (health?.status !== 'healthy' || !health.daemon.ready) throw new Error('the warm session did not answer with its new token');
   }
 
   /** Starts members in the background until the pool is full (one at a time; after a failure, with a backoff). */
@@ -193,7 +202,7 @@ export class WarmPool {
     const poolId = randomBytes(6).toString('hex');
     const member: PoolMember = {
       poolId,
-      containerName: `${config.namePrefix}warm.${poolId}`,
+      containerName: this.#containerName(poolId),
       token: randomBytes(32).toString('hex'),
       address: null,
       status: 'starting',
@@ -263,12 +272,18 @@ export class WarmPool {
       readySince: 0,
     };
     this.#members.set(poolId, member);
-    if (!token || container.state !== 'running' || this.#wanted() < 0) {
-      this.deps.log.info({ poolId, state: container.state, hasToken: token !== null }, 'removing a warm session the pool cannot use');
+    // Under another name (renamed by hand) it may hold a session's name: never hand that out as a fresh member.
+    const renamed = container.containerName !== this.#containerName(poolId);
+    if (!token || renamed || container.state !== 'running' || this.#wanted() < 0) {
+      this.deps.log.info({ poolId, state: container.state, hasToken: token !== null, renamed }, 'removing a warm session the pool cannot use');
       await this.#remove(member);
       return;
     }
     this.deps.log.info({ poolId }, 'adopted a warm session');
+  }
+
+  #containerName(poolId: string): string {
+    return `${this.deps.config.namePrefix}warm.${poolId}`;
   }
 
   // Removes a member's container, volumes and folder (and a half-claimed session's folder); the pool forgets it.

@@ -1,6 +1,6 @@
 import { access, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../../controller/app.js';
@@ -17,28 +17,30 @@ const exists = (path: string): Promise<boolean> =>
 
 /**
  * Agents as the session image runs them: one answers only the token in its token file (the real agent reads the
- * file again on a token it does not know). Tests hold warm members back or make them fail by their pool id.
+ * file again on a token it does not know). A container the pool started is told by the pool.json in its folder
+ * (which a claimed one keeps); tests hold such agents back, slow their claim, or break it.
  */
 class FileTokenAgents {
   /** While false, warm pool members do not answer (they are still starting). */
   warmReady = true;
-  /** When set, the first probe with a token not seen before (a claim's) waits for this: a slow claim. */
+  /** When set, a pool-started agent's first probe with a new token (a claim's) waits for this: a slow claim. */
   claimGate: Promise<void> | null = null;
-  /** Sockets whose agent never answers again (a broken member). */
-  readonly dead = new Set<string>();
+  /** A pool-started agent never answers a new token: the claim fails. */
+  failClaims = false;
   readonly probes: Array<{ socketPath: string; token: string }> = [];
   readonly probe: ProbeAgent = async (socketPath, token) => {
     this.probes.push({ socketPath, token });
-    if (this.dead.has(socketPath)) return null;
-    const isWarm = socketPath.includes('/warm.');
-    if (isWarm && !this.warmReady) return null;
+    const folder = dirname(dirname(socketPath));
+    const pooled = await exists(join(folder, 'pool.json'));
+    if (pooled && !this.warmReady) return null;
     const current = await readFile(join(dirname(socketPath), 'token'), 'utf8').catch(() => '');
     if (current !== token) return null;
-    if (isWarm && this.claimGate && !this.#seen.has(token)) await this.claimGate;
-    this.#seen.add(token);
+    // Asked by its session's path: a claim (the pool itself asks by the warm.<pool id> path).
+    const claim = pooled && !basename(folder).startsWith('warm.');
+    if (claim && this.failClaims) return null;
+    if (claim && this.claimGate) await this.claimGate;
     return HEALTHY satisfies AgentHealth;
   };
-  readonly #seen = new Set<string>();
 }
 
 interface PoolController {
@@ -156,7 +158,7 @@ describe('warm pool', () => {
     expect((await lstat(join(ctl.socketsDir, `warm.${poolId}`))).isSymbolicLink()).toBe(true);
     expect(await readlink(join(ctl.socketsDir, `warm.${poolId}`))).toBe('fast');
     // The agent was asked with the new token before the answer: from then on it refuses the old one.
-    expect(ctl.agents.probes.filter((p) => p.socketPath.includes(poolId)).at(-1)?.token).toBe(token);
+    expect(ctl.agents.probes.filter((p) => p.socketPath.startsWith(folder)).map((p) => p.token)).toEqual([token]);
 
     await waitPoolReady(ctl, 1);
     expect(ctl.runtime.specs).toHaveLength(2);
@@ -182,7 +184,7 @@ describe('warm pool', () => {
     ctl = await startController({ WARM_POOL_SIZE: '1' });
     await waitPoolReady(ctl, 1);
     const poolId = ctl.runtime.specs[0]!.poolId!;
-    ctl.agents.dead.add(join(ctl.socketsDir, `warm.${poolId}`, 'agent', 'agent.sock'));
+    ctl.agents.failClaims = true;
     const res = await create({ session_id: 'fallback' });
     expect(res.statusCode).toBe(201);
     expect(ctl.runtime.containers.get('sess-fallback')).toMatchObject({ sessionId: 'fallback' });
@@ -278,7 +280,7 @@ describe('warm pool', () => {
       open = resolve;
     });
     const pending = create({ session_id: 'slow' });
-    await vi.waitFor(() => expect(ctl.agents.probes.filter((p) => p.socketPath.includes(poolId)).length).toBeGreaterThan(1));
+    await vi.waitFor(() => expect(ctl.agents.probes.some((p) => p.socketPath.includes('/slow/'))).toBe(true));
     // Two sweeps run while the claim waits for the agent.
     await new Promise((resolve) => setTimeout(resolve, 2_200));
     open();
