@@ -96,6 +96,16 @@ const waitPoolReady = (ctl: PoolController, ready: number): Promise<void> =>
 const poolContainers = (ctl: PoolController) => [...ctl.runtime.containers.values()].filter((c) => c.poolId);
 const unclaimedPool = (ctl: PoolController) => poolContainers(ctl).filter((c) => c.containerName.includes('warm.'));
 
+describe('WARM_POOL_SIZE', () => {
+  it('is 0 (off) by default and must be a whole number no larger than MAX_SESSIONS', () => {
+    expect(parseControllerConfig({}).warmPoolSize).toBe(0);
+    expect(parseControllerConfig({ WARM_POOL_SIZE: '3' }).warmPoolSize).toBe(3);
+    expect(() => parseControllerConfig({ WARM_POOL_SIZE: '-1' })).toThrow(/WARM_POOL_SIZE/);
+    expect(() => parseControllerConfig({ WARM_POOL_SIZE: 'two' })).toThrow(/WARM_POOL_SIZE/);
+    expect(() => parseControllerConfig({ WARM_POOL_SIZE: '5', MAX_SESSIONS: '4' })).toThrow(/WARM_POOL_SIZE: must not exceed MAX_SESSIONS/);
+  });
+});
+
 describe('warm pool', () => {
   let ctl: PoolController;
   afterEach(async () => ctl?.close());
