@@ -44,13 +44,15 @@ export class BenchEnv {
     readonly socketsDir: string,
     /** Baselines' socket folders, transfer files, the controller's log. */
     readonly tmpDir: string,
+    /** Extra `node` options for the controller, e.g. `--cpu-prof` to profile it. */
+    readonly controllerNodeArgs: string[] = [],
   ) {}
 
-  static async create(): Promise<BenchEnv> {
+  static async create(controllerNodeArgs: string[] = []): Promise<BenchEnv> {
     const id = process.pid.toString(36);
     const socketsDir = await mkdtemp(`/tmp/rtb${id}-s`);
     const tmpDir = await mkdtemp(join(tmpdir(), `rtb${id}-t`));
-    return new BenchEnv(socketsDir, tmpDir);
+    return new BenchEnv(socketsDir, tmpDir, controllerNodeArgs);
   }
 
   get controllerLog(): string {
@@ -88,7 +90,7 @@ export class BenchEnv {
   async startController(extra: Record<string, string> = {}): Promise<ControllerProcess> {
     await this.#controller?.stop();
     const port = await freePort();
-    this.#controller = await ControllerProcess.start(this.controllerEnv(port, extra), this.controllerLog);
+    this.#controller = await ControllerProcess.start(this.controllerEnv(port, extra), this.controllerLog, this.controllerNodeArgs);
     return this.#controller;
   }
 
@@ -179,9 +181,9 @@ export class ControllerProcess {
     readonly logPath: string,
   ) {}
 
-  static async start(env: Record<string, string>, logPath: string): Promise<ControllerProcess> {
+  static async start(env: Record<string, string>, logPath: string, nodeArgs: string[] = []): Promise<ControllerProcess> {
     const log = await open(logPath, 'a');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'controller/main.ts'], {
+    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'controller/main.ts'], {
       cwd: new URL('../..', import.meta.url).pathname,
       // PATH and HOME only from outside: a RUNNER_API_TOKEN or SESSION_* of the caller must not change what is measured.
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
@@ -213,6 +215,14 @@ export class ControllerProcess {
     const kib = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
     if (kib === undefined) throw new Error('no VmRSS for the controller');
     return Number(kib) * 1024;
+  }
+
+  /** CPU time (user + system) the controller process has used so far, in milliseconds. */
+  async cpuMs(): Promise<number> {
+    // Fields 14 and 15 of /proc/<pid>/stat, after the parenthesized command name, in clock ticks (100 per second).
+    const stat = await readFile(`/proc/${this.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
   }
 
   /** SIGTERM (the controller closes; sessions keep running), SIGKILL if it lingers. */

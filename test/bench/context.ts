@@ -8,6 +8,8 @@ import { summarize, type Summary } from './stats.js';
 /** What every figure gets: the run's profile, resources, the running controller's API and the sample store. */
 export class BenchContext {
   readonly samples: Record<string, Record<string, Summary>> = {};
+  /** Other measurements worth keeping in the JSON (memory by process, raw per-session figures). */
+  readonly extras: Record<string, unknown> = {};
 
   constructor(
     readonly profile: Profile,
@@ -21,6 +23,24 @@ export class BenchContext {
     const summaries = Object.fromEntries(Object.entries<number[]>(timings).map(([name, values]) => [name, summarize(values)])) as Record<K, Summary>;
     this.samples[figure] = summaries;
     return summaries;
+  }
+
+  /** Runs `fn` and returns its result with the CPU time the controller process spent meanwhile (ms). */
+  async withControllerCpu<T>(fn: () => Promise<T>): Promise<{ result: T; cpuMs: number }> {
+    const before = await this.env.controller.cpuMs();
+    const result = await fn();
+    return { result, cpuMs: (await this.env.controller.cpuMs()) - before };
+  }
+
+  /**
+   * The controller's CPU time per call of `fn` (ms), over `count` calls back to back: interleaved with other work the
+   * figure grows with every context switch, so it is taken apart from the timed rounds.
+   */
+  async controllerCpuPerCall(fn: () => Promise<unknown>, count: number): Promise<number> {
+    const { cpuMs } = await this.withControllerCpu(async () => {
+      for (let i = 0; i < count; i++) await fn();
+    });
+    return cpuMs / count;
   }
 
   /** Stops the controller (its sessions keep running) and starts it again with `extra` in its environment. */

@@ -1,6 +1,8 @@
 /** How much each figure measures: the full run (about 10 minutes) or `--quick` (a smoke test of a minute or two). */
 export interface Profile {
   name: 'full' | 'quick';
+  /** Untimed rounds of every kind of request before any figure, so V8 has optimized the hot paths of both servers. */
+  warmupRounds: number;
   /** Cold creates through the controller and `docker run` baselines, each. */
   createRounds: number;
   execRounds: number;
@@ -21,6 +23,7 @@ export interface Profile {
 
 export const FULL: Profile = {
   name: 'full',
+  warmupRounds: 300,
   createRounds: 8,
   execRounds: 200,
   listingRounds: 1000,
@@ -37,6 +40,7 @@ export const FULL: Profile = {
 
 export const QUICK: Profile = {
   name: 'quick',
+  warmupRounds: 100,
   createRounds: 2,
   execRounds: 30,
   listingRounds: 100,

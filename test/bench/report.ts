@@ -98,6 +98,7 @@ export interface BenchReport {
   rows: Row[];
   /** Every method's timings summarized (ms), keyed by figure and method. */
   samples: Record<string, Record<string, Summary>>;
+  extras: Record<string, unknown>;
   errors: string[];
 }
 

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { resolve } from 'node:path';
+import { copyFile, mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { ControllerApi } from './agent-api.js';
 import { BenchEnv, dockerCli } from './bench-env.js';
@@ -17,25 +18,29 @@ import { FULL, QUICK } from './profile.js';
 import { missingRow, renderTable, writeReport, type Row, type Unit } from './report.js';
 
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
-const USAGE = `usage: npm run bench [-- --quick] [-- --out FILE]
+const USAGE = `usage: npm run bench [-- --quick] [-- --cpu-prof] [-- --out FILE]
   --quick     fewer iterations and ${QUICK.sessions} sessions instead of ${FULL.sessions}: a smoke test of a couple of minutes
+  --cpu-prof  the controller writes V8 CPU profiles to test/bench/results/profiles/ (read them with
+              npx tsx test/bench/cpu-profile.ts FILE, or in Chrome DevTools)
   --out FILE  where the JSON goes (default test/bench/results/latest.json, quick.json with --quick)`;
 
 interface Args {
   quick: boolean;
+  cpuProf: boolean;
   out: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const quick = argv.includes('--quick');
+  const flags = new Set(['--quick', '--cpu-prof']);
   const outAt = argv.indexOf('--out');
-  const unknown = argv.filter((a, i) => a !== '--quick' && a !== '--out' && !(outAt !== -1 && i === outAt + 1));
+  const unknown = argv.filter((a, i) => !flags.has(a) && a !== '--out' && !(outAt !== -1 && i === outAt + 1));
   if (unknown.length > 0 || (outAt !== -1 && !argv[outAt + 1])) {
     process.stderr.write(`${USAGE}\n`);
     process.exit(2);
   }
+  const quick = argv.includes('--quick');
   const out = outAt === -1 ? `test/bench/results/${quick ? 'quick' : 'latest'}.json` : argv[outAt + 1]!;
-  return { quick, out: resolve(REPO, out) };
+  return { quick, cpuProf: argv.includes('--cpu-prof'), out: resolve(REPO, out) };
 }
 
 const began = performance.now();
@@ -79,8 +84,10 @@ async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const profile = args.quick ? QUICK : FULL;
   const startedAt = new Date();
-  const env = await BenchEnv.create();
+  const env = await BenchEnv.create(args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${resolve(REPO, 'test/bench/results/profiles')}`] : []);
+  let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    stopping = true;
     log(`${signal}: removing everything this run made`);
     void env.cleanup().finally(() => process.exit(130));
   };
@@ -92,10 +99,13 @@ async function main(): Promise<number> {
   let info: Record<string, unknown> = {};
   // A figure that fails becomes an ERROR row; the others are still measured.
   const figure = async (name: string, unit: Unit, measure: () => Promise<Row[]>): Promise<void> => {
+    if (stopping) return;
     log(name);
     try {
       rows.push(...(await measure()));
     } catch (error) {
+      // Interrupted: the cleanup pulled the sessions away; that is no finding.
+      if (stopping) return;
       const message = (error as Error).message.split('\n')[0]!.slice(0, 300);
       errors.push(`${name}: ${(error as Error).stack ?? message}`);
       rows.push(missingRow(name, unit, `error: ${message}`));
@@ -113,7 +123,6 @@ async function main(): Promise<number> {
     const api = new ControllerApi(controller.url);
     ctx = new BenchContext(profile, env, api, log);
     const c = ctx;
-    const rssAtStart = await controller.rssBytes();
 
     let coldP50: number | null = null;
     await figure('session create, cold', 'ms', async () => {
@@ -122,6 +131,8 @@ async function main(): Promise<number> {
       return cold.rows;
     });
 
+    // After the cold creates (warmed up, no sessions left), so start-up garbage does not count.
+    const rssAtStart = await controller.rssBytes();
     let main: BenchSession | undefined;
     await figure('main session', 'ms', async () => {
       main = await c.openSession('main');
@@ -129,6 +140,10 @@ async function main(): Promise<number> {
     });
     if (main) {
       const s = main;
+      await figure('warm-up', 'ms', async () => {
+        await warmUp(c, s);
+        return [];
+      });
       await figure('exec `true`', 'ms', () => measureExec(c, s));
       await figure('proxy overhead, file listing', 'ms', () => measureFileListing(c, s));
       await figure('terminal keystroke echo', 'ms', () => measureTerminalEcho(c, s));
@@ -145,6 +160,9 @@ async function main(): Promise<number> {
     log(`run aborted: ${(error as Error).message}`);
   } finally {
     await ctx?.api.close().catch(() => {});
+    // The controller's own log (warnings and errors) outlives the run, for whoever reads a MISS or an ERROR.
+    await mkdir(dirname(args.out), { recursive: true });
+    await copyFile(env.controllerLog, resolve(dirname(args.out), 'controller.log')).catch(() => {});
     log('cleaning up containers, volumes, network and folders');
     await env.cleanup().catch((error: unknown) => errors.push(`cleanup: ${String(error)}`));
   }
@@ -159,10 +177,25 @@ async function main(): Promise<number> {
     environment: { ...info, loadavg_at_end: loadavg() },
     rows,
     samples: ctx?.samples ?? {},
+    extras: ctx?.extras ?? {},
     errors,
   });
   process.stdout.write(`\nJSON: ${args.out}\n`);
   return errors.length > 0 ? 1 : 0;
+}
+
+/** Every kind of request, through the controller and direct, untimed: the JIT of both servers gets to work first. */
+async function warmUp(ctx: BenchContext, session: BenchSession): Promise<void> {
+  const small = Buffer.alloc(64 * 1024, 1);
+  for (const api of [session.viaController, session.direct]) await api.mkdir('/workspace/bench-warmup');
+  for (let i = 0; i < ctx.profile.warmupRounds; i++) {
+    for (const api of [session.viaController, session.direct]) {
+      await api.exec(['true']);
+      await api.list('/workspace');
+      await api.writeFile('/workspace/bench-warmup/small.bin', small);
+      await api.readFile('/workspace/bench-warmup/small.bin');
+    }
+  }
 }
 
 async function deleteAllSessions(ctx: BenchContext): Promise<void> {

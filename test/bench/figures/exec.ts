@@ -3,6 +3,8 @@ import type { BenchContext, BenchSession } from '../context.js';
 import { compareRow, type Row } from '../report.js';
 import { interleave } from '../stats.js';
 
+const WARMUP = 10;
+
 /**
  * `true` run in the session four ways: through the controller, direct to the agent's socket, by the Docker CLI
  * (`docker exec`, how the reference runner runs commands) and by the Engine API (what an SDK's exec_run does).
@@ -26,15 +28,16 @@ export async function measureExec(ctx: BenchContext, session: BenchSession): Pro
       dockerExecCli: () => dockerCli(['exec', session.containerName, 'true']),
       dockerExecApi,
     },
-    { warmup: 10, rounds: ctx.profile.execRounds, maxMs: 90_000 },
+    { warmup: WARMUP, rounds: ctx.profile.execRounds, maxMs: 90_000 },
   );
+  const cpuMs = await ctx.controllerCpuPerCall(() => session.viaController.exec(['true']), ctx.profile.execRounds);
   const s = ctx.record('exec_true', timings);
   const c = s.controller;
   const cli = '`docker exec <session> true`';
   return [
     compareRow('exec `true` via controller, p50', 'ms', c.p50, cli, s.dockerExecCli.p50, {
       target: { text: '≤ 0.2× docker exec', check: (v, b) => v <= 0.2 * b },
-      note: `n=${c.n} per method, interleaved`,
+      note: `n=${c.n} per method, interleaved; controller CPU ${cpuMs.toFixed(2)} ms per exec`,
     }),
     compareRow('exec `true` via controller, p99', 'ms', c.p99, cli, s.dockerExecCli.p99),
     compareRow('exec `true` via controller, p50', 'ms', c.p50, 'docker exec via Engine API', s.dockerExecApi.p50),

@@ -4,6 +4,7 @@ import { interleave } from '../stats.js';
 
 const FOLDER = '/workspace/bench-list';
 const FILES = 30;
+const WARMUP = 50;
 
 /** `GET /files?path=…` of a folder of 30 files, through the controller and direct: the proxy's own cost. */
 export async function measureFileListing(ctx: BenchContext, session: BenchSession): Promise<Row[]> {
@@ -15,14 +16,15 @@ export async function measureFileListing(ctx: BenchContext, session: BenchSessio
   };
   const timings = await interleave(
     { controller: () => list(session.viaController), direct: () => list(session.direct) },
-    { warmup: 50, rounds: ctx.profile.listingRounds, maxMs: 60_000 },
+    { warmup: WARMUP, rounds: ctx.profile.listingRounds, maxMs: 60_000 },
   );
+  const cpuMs = await ctx.controllerCpuPerCall(() => list(session.viaController), Math.min(ctx.profile.listingRounds, 500));
   const s = ctx.record('file_listing', timings);
   return [
     compareRow('proxy overhead, file listing (30 entries), p50', 'ms', s.controller.p50, 'direct to agent socket', s.direct.p50, {
       by: 'delta',
       target: { text: '≤ +1 ms over direct', check: (v, b) => v - b <= 1 },
-      note: `n=${s.controller.n} each, interleaved`,
+      note: `n=${s.controller.n} each, interleaved; controller CPU ${cpuMs.toFixed(2)} ms per request`,
     }),
     compareRow('proxy overhead, file listing (30 entries), p99', 'ms', s.controller.p99, 'direct to agent socket', s.direct.p99, { by: 'delta' }),
   ];

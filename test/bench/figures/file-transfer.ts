@@ -40,11 +40,12 @@ export async function measureFileTransfer(ctx: BenchContext, session: BenchSessi
       },
       { warmup: 1, rounds, maxMs: 120_000 },
     );
+    const cpuMs = await ctx.controllerCpuPerCall(() => viaApi(session.viaController, `/workspace/bench-${mib}-controller.bin`), rounds);
     const s = ctx.record(`file_transfer_${mib}mib`, timings);
     // Both directions move the file once: throughput is 2 × size over the round trip.
     const rate = (ms: number) => (2 * mib) / (ms / 1000);
     const figure = `${mib} MiB write + read via controller, p50 throughput`;
-    const note = `n=${s.controller.n} each; p50 round trip ${s.controller.p50.toFixed(0)} ms via controller, ${s.direct.p50.toFixed(0)} ms direct, ${s.dockerCp.p50.toFixed(0)} ms docker cp`;
+    const note = `n=${s.controller.n} each; p50 round trip ${s.controller.p50.toFixed(0)} ms via controller, ${s.direct.p50.toFixed(0)} ms direct, ${s.dockerCp.p50.toFixed(0)} ms docker cp; controller CPU ${cpuMs.toFixed(0)} ms per write+read`;
     return [
       compareRow(figure, 'MiB/s', rate(s.controller.p50), 'direct to agent socket', rate(s.direct.p50), {
         target: { text: '≥ 0.8× direct', check: (v, b) => v >= 0.8 * b },

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import { dockerCli } from '../bench-env.js';
@@ -43,11 +44,16 @@ export async function measureFleet(ctx: BenchContext, main: BenchSession, rssAtS
   await sleep(profile.idleSettleMs);
   const memory = await idleMemoryMiB(fresh.map((s) => s.containerName));
   const mem = summarize(memory);
-  ctx.samples.idle_memory_mib = { sessions: mem };
+  ctx.extras.idle_memory_mib = memory;
   const rss = (await env.controller.rssBytes()) / MIB;
+  const breakdown = await processMemory(fresh[0]!.containerName);
+  const cgroup = await cgroupMemory(fresh[0]!);
+  ctx.extras.idle_session_process_rss_mib = breakdown;
+  ctx.extras.idle_session_cgroup_memory_mib = cgroup;
+  const split = cgroup ? `; cgroup: anon ${cgroup.anon.toFixed(0)}, active file ${cgroup.activeFile.toFixed(0)}, kernel ${cgroup.kernel.toFixed(0)} MiB` : '';
 
   ctx.log(`exec loop in ${fleet.length} sessions for ${profile.loadMs / 1000} s`);
-  const load = await execLoad(ctx, fleet);
+  const { result: load, cpuMs } = await ctx.withControllerCpu(() => execLoad(ctx, fleet));
   const s = ctx.record('fleet_exec_load', { controller: load.latencies });
 
   const rows: Row[] = [
@@ -57,9 +63,12 @@ export async function measureFleet(ctx: BenchContext, main: BenchSession, rssAtS
       unit: 'MiB',
       target: '≤ 64 MiB',
       pass: mem.p50 <= 64,
-      note: `min ${mem.min.toFixed(1)}, max ${mem.max.toFixed(1)} MiB, ${profile.idleSettleMs / 1000} s after ready`,
+      note: `min ${mem.min.toFixed(1)}, max ${mem.max.toFixed(1)} MiB, ${profile.idleSettleMs / 1000} s after ready; anonymous memory by process in one: ${Object.entries(breakdown)
+        .slice(0, 6)
+        .map(([name, mib]) => `${name} ${mib.toFixed(0)}`)
+        .join(', ')} MiB${split}`,
     },
-    compareRow(`controller RSS with ${fleet.length} sessions`, 'MiB', rss, 'RSS at start, no sessions', rssAtStart / MIB, {
+    compareRow(`controller RSS with ${fleet.length} sessions`, 'MiB', rss, 'RSS with no sessions', rssAtStart / MIB, {
       by: 'delta',
       note: `peak ${(load.peakRssBytes / MIB).toFixed(1)} MiB during the exec loop; ${fleet.length - 1} sessions created ${CREATE_CONCURRENCY} at a time in ${(createWallMs / 1000).toFixed(1)} s (each p50 ${(creates.concurrent.p50 / 1000).toFixed(2)} s)`,
     }),
@@ -69,7 +78,13 @@ export async function measureFleet(ctx: BenchContext, main: BenchSession, rssAtS
   } else {
     const label = `${fleet.length} sessions × exec loop ${(load.elapsedMs / 1000).toFixed(0)} s`;
     rows.push(
-      { figure: `${label}: throughput`, value: s.controller.n / (load.elapsedMs / 1000), unit: 'ops/s', pass: null, note: `${s.controller.n} execs` },
+      {
+        figure: `${label}: throughput`,
+        value: s.controller.n / (load.elapsedMs / 1000),
+        unit: 'ops/s',
+        pass: null,
+        note: `${s.controller.n} execs; controller CPU ${(cpuMs / (s.controller.n + load.errors)).toFixed(2)} ms per exec, ${((100 * cpuMs) / load.elapsedMs).toFixed(0)}% of a core`,
+      },
       { figure: `${label}: p50`, value: s.controller.p50, unit: 'ms', pass: null },
       { figure: `${label}: p99`, value: s.controller.p99, unit: 'ms', pass: null },
       {
@@ -92,6 +107,52 @@ async function idleMemoryMiB(names: string[]): Promise<number[]> {
     .trim()
     .split('\n')
     .map((line) => parseSize(line.split('\t')[1]?.split('/')[0]?.trim() ?? ''));
+}
+
+/** Anonymous memory (RssAnon: heaps, stacks) of the processes in a session by name, largest first, in MiB. */
+async function processMemory(containerName: string): Promise<Record<string, number>> {
+  const out = await dockerCli(['exec', containerName, 'sh', '-c', 'cat /proc/[0-9]*/status 2>/dev/null']);
+  const byName = new Map<string, number>();
+  let name = '';
+  for (const line of out.split('\n')) {
+    const [key, value = ''] = line.split(':\t');
+    if (key === 'Name') name = value.trim();
+    if (key === 'RssAnon' && name !== 'cat' && name !== 'sh') byName.set(name, (byName.get(name) ?? 0) + Number.parseInt(value, 10) / 1024);
+  }
+  return Object.fromEntries([...byName].sort((a, b) => b[1] - a[1]));
+}
+
+interface CgroupMemory {
+  /** Anonymous memory (heaps, stacks). */
+  anon: number;
+  /** Page cache docker stats counts (it subtracts only inactive file pages). */
+  activeFile: number;
+  inactiveFile: number;
+  /** Kernel memory charged to the container (slab, sockets, page tables); cgroup v2 only, else 0. */
+  kernel: number;
+}
+
+/** The container's memory by kind from its cgroup's memory.stat (v1 or v2), in MiB; null when it cannot be read. */
+async function cgroupMemory(session: BenchSession): Promise<CgroupMemory | null> {
+  const id = (await session.container.inspect()).Id;
+  const candidates = [
+    `/sys/fs/cgroup/memory/docker/${id}/memory.stat`,
+    `/sys/fs/cgroup/system.slice/docker-${id}.scope/memory.stat`,
+    `/sys/fs/cgroup/docker/${id}/memory.stat`,
+  ];
+  for (const path of candidates) {
+    const text = await readFile(path, 'utf8').catch(() => null);
+    if (text === null) continue;
+    const stat = new Map(text.trim().split('\n').map((line) => [line.split(' ')[0]!, Number(line.split(' ')[1]) / MIB]));
+    const v1 = stat.has('total_rss');
+    return {
+      anon: (v1 ? stat.get('total_rss') : stat.get('anon')) ?? 0,
+      activeFile: (v1 ? stat.get('total_active_file') : stat.get('active_file')) ?? 0,
+      inactiveFile: (v1 ? stat.get('total_inactive_file') : stat.get('inactive_file')) ?? 0,
+      kernel: v1 ? 0 : (stat.get('kernel') ?? (stat.get('slab') ?? 0) + (stat.get('sock') ?? 0) + (stat.get('pagetables') ?? 0)),
+    };
+  }
+  return null;
 }
 
 function parseSize(text: string): number {

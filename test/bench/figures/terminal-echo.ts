@@ -83,11 +83,16 @@ export async function measureTerminalEcho(ctx: BenchContext, session: BenchSessi
         },
       },
     );
+    let typed = 0;
+    const cpuMs = await ctx.controllerCpuPerCall(async () => {
+      await controller.type();
+      if (++typed % CLEAR_EVERY === 0) await controller.clearLine();
+    }, ctx.profile.keystrokes);
     const s = ctx.record('terminal_echo', timings);
     return [
       compareRow('terminal keystroke echo via controller, p50', 'ms', s.controller.p50, 'direct to agent socket', s.direct.p50, {
         by: 'delta',
-        note: `n=${s.controller.n} keystrokes each, interleaved`,
+        note: `n=${s.controller.n} keystrokes each, interleaved; controller CPU ${cpuMs.toFixed(2)} ms per keystroke and echo`,
       }),
       compareRow('terminal keystroke echo via controller, p99', 'ms', s.controller.p99, 'direct to agent socket', s.direct.p99, {
         by: 'delta',
