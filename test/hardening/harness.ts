@@ -4,6 +4,7 @@ import { mkdir, open, readdir, readFile, rm, type FileHandle } from 'node:fs/pro
 import http from 'node:http';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import WebSocket from 'ws';
 import { Label, MANAGED_BY } from '../../shared/labels.js';
@@ -22,6 +23,7 @@ const INSTANCE_PREFIX = 'hardening-';
 const TOKEN = `hardening-token-${process.pid}-0123456789abcdef`;
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export const hostDocker = new Docker({ socketPath: '/var/run/docker.sock' });
 
@@ -209,7 +211,7 @@ export class ControllerProcess {
     await mkdir(this.socketsDir, { recursive: true, mode: 0o711 });
     this.#log ??= await open(this.#logFile, 'a');
     const child = spawn(process.execPath, ['--import', 'tsx', 'controller/main.ts'], {
-      cwd: process.cwd(),
+      cwd: REPO_ROOT,
       // Only what the controller needs: the suite's own environment (vitest's) must not change its behaviour.
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',

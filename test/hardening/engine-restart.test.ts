@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SESSION_IMAGE } from '../../shared/session-security.js';
+import { buildImages } from '../helpers/controller-e2e.js';
+import { ControllerProcess, hostDocker, sweepStaleRuns, waitUntil } from './harness.js';
+
+/*
+ * Restarting the Docker engine under running sessions. Other work shares the host's engine, so this test starts a
+ * private dockerd of its own (own socket, data root, exec root and cgroup parent; no iptables rules, no default
+ * bridge), loads the session image into it, points a controller at it with DOCKER_HOST, and restarts that engine
+ * the way `systemctl restart docker` does (SIGTERM, start again). The controller's code path is the same as with
+ * the host's engine.
+ */
+
+const ENGINE_PREFIX = 'rthard-engine-';
+
+class PrivateEngine {
+  readonly runDir = `/run/${ENGINE_PREFIX}${process.pid}`;
+  readonly dataRoot = `/var/lib/${ENGINE_PREFIX}${process.pid}`;
+  readonly socket = `${this.runDir}/docker.sock`;
+  readonly docker = new Docker({ socketPath: this.socket });
+  #child: ChildProcess | undefined;
+  #log: FileHandle | undefined;
+
+  async start(): Promise<void> {
+    await mkdir(this.runDir, { recursive: true });
+    this.#log ??= await open(`${this.runDir}.log`, 'a');
+    const child = spawn(
+      'dockerd',
+      [
+        `--host=unix://${this.socket}`,
+        `--data-root=${this.dataRoot}`,
+        `--exec-root=${this.runDir}/x`,
+        `--pidfile=${this.runDir}/docker.pid`,
+        '--bridge=none',
+        '--iptables=false',
+        '--ip-masq=false',
+        `--cgroup-parent=${ENGINE_PREFIX}${process.pid}`,
+      ],
+      { stdio: ['ignore', this.#log.fd, this.#log.fd] },
+    );
+    this.#child = child;
+    await waitUntil('the private engine answers', async () => {
+      if (child.exitCode !== null) throw new Error(`dockerd exited with ${child.exitCode}: ${await this.logTail()}`);
+      return (await this.docker.ping().then(() => true, () => false)) ? true : undefined;
+    }, 60_000);
+  }
+
+  /** SIGTERM, as a service manager stops it: the engine stops its containers and exits. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    await exited;
+    clearTimeout(killer);
+  }
+
+  async logTail(): Promise<string> {
+    return (await readFile(`${this.runDir}.log`, 'utf8').catch(() => '')).split('\n').slice(-20).join('\n');
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+    await this.#log?.close().catch(() => {});
+    await removeEngineFiles(process.pid);
+  }
+}
+
+async function removeEngineFiles(pid: number): Promise<void> {
+  await rm(`/run/${ENGINE_PREFIX}${pid}`, { recursive: true, force: true });
+  await rm(`/run/${ENGINE_PREFIX}${pid}.log`, { force: true });
+  await rm(`/var/lib/${ENGINE_PREFIX}${pid}`, { recursive: true, force: true });
+}
+
+/** Stops and removes private engines of earlier runs that crashed. */
+async function sweepStaleEngines(): Promise<void> {
+  for (const name of await readdir('/run')) {
+    const pid = Number(name.slice(ENGINE_PREFIX.length).replace(/\.log$/, ''));
+    if (!name.startsWith(ENGINE_PREFIX) || pid === process.pid || isAlive(pid)) continue;
+    const daemon = Number(await readFile(`/run/${name}/docker.pid`, 'utf8').catch(() => ''));
+    if (isAlive(daemon)) {
+      process.kill(daemon, 'SIGTERM');
+      for (let i = 0; i < 120 && isAlive(daemon); i++) await sleep(500);
+    }
+    await removeEngineFiles(pid);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function figure(text: string): void {
+  console.info(`[hardening] ${text}`);
+}
+
+describe.sequential('a Docker engine restart', () => {
+  const engine = new PrivateEngine();
+  const ctl = new ControllerProcess({ docker: engine.docker, env: { DOCKER_HOST: `unix://${engine.socket}`, CLEANUP_INTERVAL_SECONDS: '2' } });
+
+  beforeAll(async () => {
+    await sweepStaleEngines();
+    await sweepStaleRuns();
+    await buildImages();
+    await engine.start();
+    const started = performance.now();
+    await engine.docker.loadImage(await hostDocker.getImage(SESSION_IMAGE).get());
+    figure(`engine restart: session image loaded into the private engine in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    await ctl.start();
+  });
+
+  afterAll(async () => {
+    await ctl.destroy();
+    await engine.destroy();
+  });
+
+  it('brings sessions back after the engine restarts, or ends them cleanly and says so', async () => {
+    const id = 'engine';
+    await ctl.createSession(id);
+    expect((await ctl.request('PUT', `/sessions/${id}/files/workspace/keep.txt`, { body: { content: 'kept' } })).status).toBe(201);
+
+    await engine.stop();
+    // While the engine is away every answer says so, none hangs.
+    expect((await ctl.request('GET', '/health')).body).toMatchObject({ status: 'unhealthy', docker_available: false });
+    const get = await ctl.request('GET', `/sessions/${id}`);
+    expect({ status: get.status, code: get.body?.code }).toEqual({ status: 503, code: 'DOCKER_UNAVAILABLE' });
+    const exec = await ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['true'] } });
+    expect({ status: exec.status, code: exec.body?.code }).toEqual({ status: 502, code: 'AGENT_UNAVAILABLE' });
+
+    await engine.start();
+    expect(ctl.alive).toBe(true);
+    const { value: outcome, seconds } = await waitUntil('the session is back or reported gone', async () => {
+      const again = await ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['cat', '/workspace/keep.txt'] } });
+      if (again.status === 200) return { back: true, stdout: again.body.stdout as string };
+      if ((await ctl.request('GET', `/sessions/${id}`)).status === 404) return { back: false, stdout: '' };
+      return undefined;
+    }, 120_000).catch(async (error: Error) => {
+      const info = await ctl.request('GET', `/sessions/${id}`);
+      throw new Error(`${error.message}; the session stays ${info.status} ${info.text}`);
+    });
+    figure(`engine restart: session ${outcome.back ? 'back' : 'ended'} ${seconds.toFixed(1)} s after the engine answered again`);
+    if (outcome.back) expect(outcome.stdout).toBe('kept');
+    else expect(await ctl.leftovers()).toMatchObject({ containers: [], volumes: [], folders: [] });
+  });
+});

@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildImages } from '../helpers/controller-e2e.js';
+import { ControllerProcess, hostDocker, sweepStaleRuns, waitUntil } from './harness.js';
+
+/*
+ * What a learner (an exec, a terminal, an inner container) can reach from a session: not the agent's token, not
+ * the host's Docker engine, not another session, not the controller. The controller runs as deployed: with a
+ * token, so it listens on every address of the host.
+ */
+
+const A = 'iso-a';
+const B = 'iso-b';
+const SECRET_OF_B = 'secret-of-b';
+
+// Walks the file system the learner can read, and every readable /proc/<pid>/{environ,cmdline}, for the token
+// given on stdin (never on a command line, where it would be found in /proc).
+const FIND_TOKEN = `
+import os, sys
+token = sys.stdin.read().strip().encode()
+skip = {'/proc', '/sys', '/dev', '/home/learner/.local/share/docker'}
+hits = []
+for root, dirs, files in os.walk('/'):
+    dirs[:] = [d for d in dirs if os.path.join(root, d) not in skip]
+    for name in files:
+        path = os.path.join(root, name)
+        try:
+            if not os.path.islink(path) and os.path.isfile(path) and os.path.getsize(path) < 64 << 20:
+                with open(path, 'rb') as f:
+                    if token in f.read():
+                        hits.append(path)
+        except OSError:
+            pass
+for pid in filter(str.isdigit, os.listdir('/proc')):
+    for part in ('environ', 'cmdline'):
+        try:
+            with open(f'/proc/{pid}/{part}', 'rb') as f:
+                if token in f.read():
+                    hits.append(f'/proc/{pid}/{part}')
+        except OSError:
+            pass
+print('\\n'.join(hits))
+`;
+
+describe.sequential('isolation of sessions', () => {
+  const ctl = new ControllerProcess();
+  let gateway = '';
+  let addressOfB = '';
+
+  const exec = async (id: string, line: string) => ctl.exec(id, line, { timeoutSeconds: 120 });
+
+  beforeAll(async () => {
+    await sweepStaleRuns();
+    await buildImages();
+    await ctl.start();
+    await ctl.createSession(A);
+    await ctl.createSession(B);
+    // B serves a page from an inner container on a published port and keeps a file in its workspace.
+    const web = `mkdir -p /www && echo ${SECRET_OF_B} >/www/index.html && httpd -f -p 8080 -h /www`;
+    expect((await ctl.exec(B, ['docker', 'run', '-d', '-p', '8080:8080', 'runner-busybox:latest', 'sh', '-c', web])).exit_code).toBe(0);
+    expect((await exec(B, `echo ${SECRET_OF_B} >/workspace/b.txt`)).exit_code).toBe(0);
+    const network = await ctl.docker.getNetwork(ctl.network).inspect();
+    gateway = (network.IPAM?.Config?.[0]?.Gateway as string | undefined) ?? '';
+    const info = await ctl.docker.getContainer(ctl.containerName(B)).inspect();
+    addressOfB = info.NetworkSettings.Networks[ctl.network]!.IPAddress;
+    // The page is up: the host (and the controller's ports route) reaches it.
+    await waitUntil("B's page answers the host", async () => ((await fetch(`http://${addressOfB}:8080/`).then((r) => r.text()).catch(() => '')) === `${SECRET_OF_B}\n` ? true : undefined), 30_000);
+  });
+
+  afterAll(async () => ctl.destroy());
+
+  it("keeps the agent's token from the learner: not in a file, a process, or the environment", async () => {
+    const token = await ctl.agentToken(A);
+    for (const attempt of ['cat /run/runner/token', 'ls /run/runner', 'cat /proc/1/environ', 'cat /proc/$(pgrep -o -f agent/main.js)/environ']) {
+      const result = await exec(A, attempt);
+      expect(result.exit_code, attempt).not.toBe(0);
+      expect(result.stdout, attempt).not.toContain(token);
+    }
+    const search = await ctl.request('POST', `/sessions/${A}/exec`, { body: { command: ['python3', '-c', FIND_TOKEN], stdin: token, timeout_seconds: 240 }, timeoutMs: 300_000 });
+    expect(search.status).toBe(200);
+    expect(search.body.exit_code, search.body.stderr).toBe(0);
+    expect(search.body.stdout.trim()).toBe('');
+    const env = await exec(A, 'env');
+    expect(env.stdout).not.toContain(token);
+    expect(env.stdout).not.toMatch(/^AGENT_/m);
+  });
+
+  it("gives the learner no way to the host's Docker engine", async () => {
+    for (const attempt of [
+      'test -e /var/run/docker.sock',
+      'curl -sS -m 3 --unix-socket /var/run/docker.sock http://docker/_ping',
+      'docker -H unix:///var/run/docker.sock version',
+      `curl -sS -m 3 http://${gateway}:2375/_ping`,
+      `curl -sS -m 3 -k https://${gateway}:2376/_ping`,
+    ]) {
+      const result = await exec(A, attempt);
+      expect(result.exit_code, `${attempt}: ${result.stdout}`).not.toBe(0);
+    }
+    // The engine the learner does reach is the session's own rootless one.
+    const inner = await exec(A, "docker info --format '{{.ID}} {{.SecurityOptions}}'");
+    const host = await hostDocker.info();
+    expect(inner.stdout).toContain('rootless');
+    expect(inner.stdout.split(' ')[0]).not.toBe(host.ID);
+  });
+
+  it('keeps another session out of reach: its network, its ports, its agent, its files', async () => {
+    const direct = await exec(A, `curl -sS -m 3 http://${addressOfB}:8080/`);
+    expect(direct.exit_code).not.toBe(0);
+    expect(direct.stdout).not.toContain(SECRET_OF_B);
+    const fromInner = await exec(A, `docker run --rm runner-busybox:latest wget -T 3 -qO- http://${addressOfB}:8080/`);
+    expect(fromInner.exit_code).not.toBe(0);
+    expect(fromInner.stdout).not.toContain(SECRET_OF_B);
+    expect((await exec(A, 'cat /proc/self/mountinfo')).stdout).not.toContain(B);
+    const files = await exec(A, `cat /workspace/b.txt; grep -rs ${SECRET_OF_B} /workspace /tmp /home/learner/.local/share/docker/volumes; true`);
+    expect(files.stdout).not.toContain(SECRET_OF_B);
+  });
+
+  it("gives neither the learner nor an inner container a way to the controller's port", async () => {
+    const health = `http://${gateway}:${ctl.port}/health`;
+    const fromSession = await exec(A, `curl -sS -m 3 ${health}`);
+    const fromInner = await exec(A, `docker run --rm runner-busybox:latest wget -T 3 -qO- ${health}`);
+    expect(fromSession.exit_code, `the learner reached the controller at ${health}: ${fromSession.stdout}`).not.toBe(0);
+    expect(fromInner.exit_code, `an inner container reached the controller at ${health}: ${fromInner.stdout}`).not.toBe(0);
+  });
+
+  it("keeps inner containers away from the agent's socket and token", async () => {
+    for (const attempt of [
+      'docker run --rm -v /run/runner:/r runner-busybox:latest ls /r',
+      'docker run --rm -v /:/host runner-busybox:latest cat /host/run/runner/token',
+      'docker run --rm --privileged -v /:/host runner-busybox:latest cat /host/run/runner/token',
+      'docker run --rm --pid=host runner-busybox:latest sh -c "cat /proc/*/environ" | grep -a AGENT_',
+    ]) {
+      const result = await exec(A, attempt);
+      expect(result.exit_code, `${attempt}: ${result.stdout}`).not.toBe(0);
+    }
+    // The agent has no TCP listener an inner container could connect to: only Docker's DNS listens on TCP.
+    const listeners = await exec(A, "awk '$4 == \"0A\" { print $2 }' /proc/net/tcp /proc/net/tcp6");
+    const addresses = listeners.stdout.trim().split('\n').filter(Boolean);
+    // 0B00007F is 127.0.0.11, Docker's embedded DNS server.
+    expect(addresses.every((address) => address.startsWith('0B00007F:'))).toBe(true);
+  });
+});

@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Label } from '../../shared/labels.js';
+import { buildImages } from '../helpers/controller-e2e.js';
+import { ControllerProcess, sweepStaleRuns } from './harness.js';
+
+/*
+ * Sessions created and deleted concurrently, round after round, through a real controller: every answer is
+ * counted, none may be a 5xx, and after every round nothing of the sessions is left in Docker or on disk.
+ * The issue asks for 30 sessions × 100 rounds; a session start costs about 5 CPU-seconds, so on a 2-core machine
+ * that is hours, and 30 at once do not start within the default 60 s SESSION_START_TIMEOUT_SECONDS. The default
+ * here is 6 × 3; HARDENING_LOAD_SESSIONS, HARDENING_LOAD_ROUNDS and HARDENING_LOAD_START_TIMEOUT_SECONDS set more.
+ */
+
+const SESSIONS = Number(process.env.HARDENING_LOAD_SESSIONS ?? 6);
+const ROUNDS = Number(process.env.HARDENING_LOAD_ROUNDS ?? 3);
+const START_TIMEOUT = process.env.HARDENING_LOAD_START_TIMEOUT_SECONDS;
+
+function figure(text: string): void {
+  console.info(`[hardening] ${text}`);
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+describe.sequential('load', () => {
+  const ctl = new ControllerProcess({
+    env: { MAX_SESSIONS: String(SESSIONS), ...(START_TIMEOUT ? { SESSION_START_TIMEOUT_SECONDS: START_TIMEOUT } : {}) },
+  });
+
+  beforeAll(async () => {
+    await sweepStaleRuns();
+    await buildImages();
+    await ctl.start();
+  });
+
+  afterAll(async () => ctl.destroy());
+
+  it(`creates and deletes ${SESSIONS} sessions at once for ${ROUNDS} rounds: no 5xx, nothing leaked`, async () => {
+    const statuses = new Map<string, number>();
+    const failures: string[] = [];
+    const count = (what: string, status: number, text: string): void => {
+      const key = `${what} ${status}`;
+      statuses.set(key, (statuses.get(key) ?? 0) + 1);
+      if (status >= 500 || status === 0) failures.push(`${key}: ${text.slice(0, 300)}`);
+    };
+    const controllerPid = ctl.pid;
+
+    for (let round = 1; round <= ROUNDS; round++) {
+      const ids = Array.from({ length: SESSIONS }, (_, i) => `load-${round}-${i}`);
+      const roundStarted = performance.now();
+      const createSeconds = await Promise.all(
+        ids.map(async (id) => {
+          const started = performance.now();
+          const created = await ctl.request('POST', '/sessions', { body: { session_id: id }, timeoutMs: 600_000 });
+          count('create', created.status, created.error ?? created.text);
+          if (created.status === 201) {
+            const echoed = await ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['echo', id] } });
+            count('exec', echoed.status, echoed.error ?? echoed.text);
+            if (echoed.status === 200 && echoed.body.stdout !== `${id}\n`) failures.push(`exec in ${id} answered ${echoed.text}`);
+          }
+          return (performance.now() - started) / 1000;
+        }),
+      );
+      const deleteStarted = performance.now();
+      await Promise.all(
+        ids.map(async (id) => {
+          const deleted = await ctl.request('DELETE', `/sessions/${id}`, { timeoutMs: 300_000 });
+          count('delete', deleted.status, deleted.error ?? deleted.text);
+        }),
+      );
+      const deleteSeconds = (performance.now() - deleteStarted) / 1000;
+      const left = await ctl.leftovers();
+      figure(
+        `load round ${round}/${ROUNDS}: ${SESSIONS} creates p50 ${percentile(createSeconds, 50).toFixed(1)} s, max ${Math.max(...createSeconds).toFixed(1)} s; ` +
+          `deletes ${deleteSeconds.toFixed(1)} s; round ${((performance.now() - roundStarted) / 1000).toFixed(1)} s; left ${JSON.stringify({ ...left, network: undefined })}`,
+      );
+      expect(left, `after round ${round}`).toMatchObject({ containers: [], volumes: [], folders: [] });
+    }
+
+    figure(`load answers: ${JSON.stringify(Object.fromEntries(statuses))}`);
+    expect(failures).toEqual([]);
+    expect(statuses.get('create 201')).toBe(SESSIONS * ROUNDS);
+    expect(ctl.pid).toBe(controllerPid);
+    expect((await ctl.request('GET', '/health')).body).toMatchObject({ status: 'healthy', active_sessions: 0 });
+    // One network serves every session: it is the only one, and it goes with the controller's own cleanup.
+    const networks = await ctl.docker.listNetworks({ filters: { label: [`${Label.instance}=${ctl.instance}`] } });
+    expect(networks.map((n) => n.Name)).toEqual([ctl.network]);
+  });
+});
