@@ -12,6 +12,9 @@ const HIGH_WATER_BYTES = 1024 * 1024;
 const LOW_WATER_BYTES = 256 * 1024;
 // How long a hung-up shell gets to exit before everything in its session is killed.
 const KILL_GRACE_MS = 1000;
+// Input that arrives before the shell first writes is held this long at most: until then the tty is not yet the
+// shell's (a Ctrl-C kills it before it handles SIGINT, keys are echoed by the kernel and then again by readline).
+const INPUT_HOLD_MS = 2000;
 
 /** What to run in the pty and as whom. */
 export interface ShellCommand {
@@ -47,6 +50,8 @@ export class PtySession {
   #clients = new Set<WebSocket>();
   #lastActivity = new Date();
   #idleTimer: NodeJS.Timeout | undefined;
+  #heldInput: Buffer[] | null = [];
+  #inputTimer: NodeJS.Timeout;
   #paused = false;
   #ended = false;
   #exited: Promise<void>;
@@ -76,6 +81,8 @@ export class PtySession {
       });
     });
     this.#startIdleTimer();
+    this.#inputTimer = setTimeout(() => this.#releaseInput(), INPUT_HOLD_MS);
+    this.#inputTimer.unref();
   }
 
   get pid(): number {
@@ -103,7 +110,8 @@ export class PtySession {
     socket.on('message', (data) => {
       if (this.#ended) return;
       this.#lastActivity = new Date();
-      this.#pty.write(toBuffer(data));
+      if (this.#heldInput) this.#heldInput.push(toBuffer(data));
+      else this.#pty.write(toBuffer(data));
     });
     socket.once('close', () => this.#detach(socket));
   }
@@ -130,6 +138,7 @@ export class PtySession {
   }
 
   #output(chunk: Buffer): void {
+    this.#releaseInput();
     this.#lastActivity = new Date();
     this.#scrollback.append(chunk);
     for (const client of this.#clients) {
@@ -164,8 +173,19 @@ export class PtySession {
     this.#idleTimer.unref();
   }
 
+  /** Writes the input held while the shell started, once it has written (or the hold expired). */
+  #releaseInput(): void {
+    const held = this.#heldInput;
+    if (!held) return;
+    this.#heldInput = null;
+    clearTimeout(this.#inputTimer);
+    if (!this.#ended) for (const data of held) this.#pty.write(data);
+  }
+
   #end(code: number): void {
     this.#ended = true;
+    this.#heldInput = null;
+    clearTimeout(this.#inputTimer);
     clearTimeout(this.#idleTimer);
     this.#options.log.info({ terminal: this.id, code }, 'terminal exited');
     for (const client of this.#clients) client.close(TerminalCloseCode.exited, `exit ${code}`);
