@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,8 @@ const CONTROLLER_STOP_TIMEOUT_MS = 15_000;
 // Every name the bench gives starts with `rtb<pid in base 36>-`, so a crashed run's leftovers can be found by name.
 const NAME_RE = /^\/?rtb([0-9a-z]+)-/;
 const NETWORK_RE = /^rtbench-([0-9a-z]+)$/;
+// The sockets folder and the temporary folder of a run: `rtb<id>-s…`, `rtb<id>-t…`.
+const FOLDER_RE = /^rtb([0-9a-z]+)-[st][A-Za-z0-9]{6}$/;
 
 /** The Docker CLI, as a user types it; resolves to its stdout. */
 export async function dockerCli(args: string[], timeoutMs = 120_000): Promise<string> {
@@ -116,6 +118,10 @@ export class BenchEnv {
   async sweepLeftovers(): Promise<void> {
     const dead = (id: string) => id !== this.id && !isAlive(Number.parseInt(id, 36));
     await removeDockerResources(this.docker, dead);
+    for (const name of await readdir(tmpdir())) {
+      const id = FOLDER_RE.exec(name)?.[1];
+      if (id !== undefined && dead(id)) await rm(join(tmpdir(), name), { recursive: true, force: true });
+    }
   }
 }
 

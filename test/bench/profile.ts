@@ -16,6 +16,7 @@ export interface Profile {
   sessions: number;
   /** How long new sessions sit idle before `docker stats` (their daemons finish starting up). */
   idleSettleMs: number;
+  /** The exec loop through the controller; the same loop direct to the agents runs half as long. */
   loadMs: number;
   warmPoolSize: number;
   warmRounds: number;
@@ -23,9 +24,9 @@ export interface Profile {
 
 export const FULL: Profile = {
   name: 'full',
-  warmupRounds: 300,
+  warmupRounds: 600,
   createRounds: 8,
-  execRounds: 200,
+  execRounds: 150,
   listingRounds: 1000,
   keystrokes: 400,
   smallFileRounds: 12,

@@ -17,6 +17,7 @@ import { measureWarmCreate } from './figures/warm-create.js';
 import { FULL, QUICK } from './profile.js';
 import { missingRow, renderTable, writeReport, type Row, type Unit } from './report.js';
 
+const WARMUP_MAX_MS = 90_000;
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
 const USAGE = `usage: npm run bench [-- --quick] [-- --cpu-prof] [-- --out FILE]
   --quick     fewer iterations and ${QUICK.sessions} sessions instead of ${FULL.sessions}: a smoke test of a couple of minutes
@@ -188,7 +189,8 @@ async function main(): Promise<number> {
 async function warmUp(ctx: BenchContext, session: BenchSession): Promise<void> {
   const small = Buffer.alloc(64 * 1024, 1);
   for (const api of [session.viaController, session.direct]) await api.mkdir('/workspace/bench-warmup');
-  for (let i = 0; i < ctx.profile.warmupRounds; i++) {
+  const deadline = performance.now() + WARMUP_MAX_MS;
+  for (let i = 0; i < ctx.profile.warmupRounds && performance.now() < deadline; i++) {
     for (const api of [session.viaController, session.direct]) {
       await api.exec(['true']);
       await api.list('/workspace');

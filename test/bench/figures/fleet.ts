@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
+import type { AgentApi } from '../agent-api.js';
 import { dockerCli } from '../bench-env.js';
 import type { BenchContext, BenchSession } from '../context.js';
 import { compareRow, missingRow, type Row } from '../report.js';
@@ -52,9 +53,13 @@ export async function measureFleet(ctx: BenchContext, main: BenchSession, rssAtS
   ctx.extras.idle_session_cgroup_memory_mib = cgroup;
   const split = cgroup ? `; cgroup: anon ${cgroup.anon.toFixed(0)}, active file ${cgroup.activeFile.toFixed(0)}, kernel ${cgroup.kernel.toFixed(0)} MiB` : '';
 
-  ctx.log(`exec loop in ${fleet.length} sessions for ${profile.loadMs / 1000} s`);
-  const { result: load, cpuMs } = await ctx.withControllerCpu(() => execLoad(ctx, fleet));
-  const s = ctx.record('fleet_exec_load', { controller: load.latencies });
+  ctx.log(`exec loop in ${fleet.length} sessions for ${profile.loadMs / 1000} s through the controller`);
+  const { result: load, cpuMs } = await ctx.withControllerCpu(() => execLoad(ctx, fleet, (f) => f.viaController, profile.loadMs));
+  // The same loop straight to the agents: what the sessions themselves manage, so the controller's share shows.
+  const directMs = profile.loadMs / 2;
+  ctx.log(`the same loop direct to the agents for ${directMs / 1000} s`);
+  const direct = await execLoad(ctx, fleet, (f) => f.direct, directMs);
+  const s = ctx.record('fleet_exec_load', { controller: load.latencies, direct: direct.latencies });
 
   const rows: Row[] = [
     {
@@ -73,28 +78,22 @@ export async function measureFleet(ctx: BenchContext, main: BenchSession, rssAtS
       note: `peak ${(load.peakRssBytes / MIB).toFixed(1)} MiB during the exec loop; ${fleet.length - 1} sessions created ${CREATE_CONCURRENCY} at a time in ${(createWallMs / 1000).toFixed(1)} s (each p50 ${(creates.concurrent.p50 / 1000).toFixed(2)} s)`,
     }),
   ];
-  if (s.controller.n === 0) {
-    rows.push(missingRow(`${fleet.length} sessions × exec loop`, 'ops/s', `no exec succeeded; ${load.errors} errors`));
+  if (s.controller.n === 0 || s.direct.n === 0) {
+    rows.push(missingRow(`${fleet.length} sessions × exec loop`, 'ops/s', `no exec succeeded; ${load.errors} errors via controller, ${direct.errors} direct`));
   } else {
     const label = `${fleet.length} sessions × exec loop ${(load.elapsedMs / 1000).toFixed(0)} s`;
+    const directLabel = `direct to agents, ${(direct.elapsedMs / 1000).toFixed(0)} s`;
     rows.push(
-      {
-        figure: `${label}: throughput`,
-        value: s.controller.n / (load.elapsedMs / 1000),
-        unit: 'ops/s',
-        pass: null,
+      compareRow(`${label}: throughput`, 'ops/s', s.controller.n / (load.elapsedMs / 1000), directLabel, s.direct.n / (direct.elapsedMs / 1000), {
         note: `${s.controller.n} execs; controller CPU ${(cpuMs / (s.controller.n + load.errors)).toFixed(2)} ms per exec, ${((100 * cpuMs) / load.elapsedMs).toFixed(0)}% of a core`,
-      },
-      { figure: `${label}: p50`, value: s.controller.p50, unit: 'ms', pass: null },
-      { figure: `${label}: p99`, value: s.controller.p99, unit: 'ms', pass: null },
-      {
-        figure: `${label}: errors`,
-        value: load.errors,
-        unit: 'count',
-        target: '0',
-        pass: load.errors === 0,
+      }),
+      compareRow(`${label}: p50`, 'ms', s.controller.p50, directLabel, s.direct.p50),
+      compareRow(`${label}: p99`, 'ms', s.controller.p99, directLabel, s.direct.p99),
+      compareRow(`${label}: errors`, 'count', load.errors, directLabel, direct.errors, {
+        by: 'delta',
+        target: { text: '0', check: (v) => v === 0 },
         ...(load.firstError ? { note: `first: ${load.firstError}` } : {}),
-      },
+      }),
     );
   }
   return { rows, fleet };
@@ -170,11 +169,11 @@ interface LoadResult {
   peakRssBytes: number;
 }
 
-/** One loop per session, all at once, each running `true` through the controller until the time is up. */
-async function execLoad(ctx: BenchContext, fleet: BenchSession[]): Promise<LoadResult> {
+/** One loop per session, all at once, each running `true` (through `via`) until the time is up. */
+async function execLoad(ctx: BenchContext, fleet: BenchSession[], via: (s: BenchSession) => AgentApi, durationMs: number): Promise<LoadResult> {
   const result: LoadResult = { latencies: [], errors: 0, elapsedMs: 0, peakRssBytes: 0 };
   const start = performance.now();
-  const deadline = start + ctx.profile.loadMs;
+  const deadline = start + durationMs;
   const sampler = setInterval(() => {
     void ctx.env.controller.rssBytes().then(
       (rss) => (result.peakRssBytes = Math.max(result.peakRssBytes, rss)),
@@ -185,7 +184,7 @@ async function execLoad(ctx: BenchContext, fleet: BenchSession[]): Promise<LoadR
     for (let i = 0; i < LOAD_MAX_PER_SESSION && performance.now() < deadline; i++) {
       const t0 = performance.now();
       try {
-        await session.viaController.exec(['true']);
+        await via(session).exec(['true']);
         result.latencies.push(performance.now() - t0);
       } catch (error) {
         result.errors += 1;

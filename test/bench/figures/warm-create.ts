@@ -5,7 +5,10 @@ import { timed } from '../stats.js';
 
 const FIGURE = 'session create from the warm pool, p50';
 const TARGET = '≤ 100 ms';
-const POOL_FILL_TIMEOUT_MS = 180_000;
+const POOL_FILL_TIMEOUT_MS = 120_000;
+const REFILL_TIMEOUT_MS = 60_000;
+// Claims stop after this long even if rounds remain (each waits for the pool to refill: a cold start).
+const STAGE_MAX_MS = 240_000;
 const POOL_POLL_MS = 100;
 
 /** A sample of the controller's Prometheus text by metric name (labels ignored: these have none). */
@@ -20,8 +23,8 @@ async function scrape(ctx: BenchContext): Promise<string> {
 }
 
 /** Waits until the pool holds `size` ready sessions (the `runner_warm_pool_ready` gauge); false on timeout. */
-async function waitPoolFull(ctx: BenchContext, size: number): Promise<boolean> {
-  const deadline = performance.now() + POOL_FILL_TIMEOUT_MS;
+async function waitPoolFull(ctx: BenchContext, size: number, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
     if (metric(await scrape(ctx), 'runner_warm_pool_ready') >= size) return true;
     await sleep(POOL_POLL_MS);
@@ -39,15 +42,16 @@ export async function measureWarmCreate(ctx: BenchContext, coldP50: number | nul
   ctx.log(`restarting the controller with WARM_POOL_SIZE=${size}; waiting for the pool to fill`);
   await ctx.restartController({ WARM_POOL_SIZE: String(size) });
   const fillStarted = performance.now();
-  let full = await waitPoolFull(ctx, size);
+  let full = await waitPoolFull(ctx, size, POOL_FILL_TIMEOUT_MS);
   const fillMs = performance.now() - fillStarted;
   const before = await scrape(ctx);
   const times: number[] = [];
-  for (let i = 1; i <= ctx.profile.warmRounds; i++) {
+  const deadline = performance.now() + STAGE_MAX_MS;
+  for (let i = 1; i <= ctx.profile.warmRounds && performance.now() < deadline; i++) {
     const id = `warm-${i}`;
     times.push(await timed(() => ctx.api.createSession(id)));
     await ctx.api.deleteSession(id);
-    full = (await waitPoolFull(ctx, size)) && full;
+    full = (await waitPoolFull(ctx, size, REFILL_TIMEOUT_MS)) && full;
   }
   const after = await scrape(ctx);
   const delta = (name: string) => metric(after, name) - metric(before, name);
@@ -60,7 +64,7 @@ export async function measureWarmCreate(ctx: BenchContext, coldP50: number | nul
     `n=${s.controller.n}, pool of ${size} (filled in ${(fillMs / 1000).toFixed(0)} s), p99 ${s.controller.p99.toFixed(0)} ms`,
     `${claims} claims, ${misses} cold fallbacks; the controller's own claim step ${claimMs.toFixed(0)} ms mean`,
   ];
-  if (!full) notes.push(`the pool was not full again within ${POOL_FILL_TIMEOUT_MS / 1000} s before every claim`);
+  if (!full) notes.push('the pool was not full again before every claim (slow refill)');
   const note = notes.join('; ');
   const target = { text: TARGET, check: (v: number) => v <= 100 };
   if (coldP50 === null) return [{ figure: FIGURE, value: s.controller.p50, unit: 'ms', target: TARGET, pass: s.controller.p50 <= 100, note }];
