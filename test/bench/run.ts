@@ -169,7 +169,10 @@ async function main(): Promise<number> {
   }
 
   const table = renderTable(rows);
-  process.stdout.write(`\nrunner bench (${profile.name}), ${startedAt.toISOString()}, ${info.cpus ?? '?'} CPUs, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n\n${table}\n`);
+  // Other work on the machine moves every figure: the 1-minute load average says how much there was.
+  const loadAtStart = (info.loadavg_at_start as number[] | undefined)?.[0]?.toFixed(1) ?? '?';
+  const header = `runner bench (${profile.name}), ${startedAt.toISOString()}, ${info.cpus ?? '?'} CPUs, load average ${loadAtStart} at start, ${loadavg()[0]!.toFixed(1)} at end`;
+  process.stdout.write(`\n${header}\n\n${table}\n`);
   if (errors.length > 0) process.stdout.write(`\nerrors:\n${errors.map((e) => `  ${e.split('\n')[0]}`).join('\n')}\n`);
   await writeReport(args.out, {
     profile: profile.name,
