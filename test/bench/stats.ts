@@ -47,9 +47,31 @@ export interface InterleaveOptions {
   between?: (round: number) => Promise<void>;
 }
 
+/** A small seeded generator (mulberry32): the same orders in every run, so runs compare. */
+function randomSource(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
 /**
- * Runs every method once per round, in an order that rotates each round, and returns each one's timings: methods
- * compared with each other see the same machine load, which matters on a 2-core machine shared with other work.
+ * Runs every method once per round, in a shuffled order, and returns each one's timings: methods compared with each
+ * other see the same machine load (which matters on a 2-core machine shared with other work), and none always runs
+ * right after the same other one (a `docker exec` leaves the engine busy for a moment after it returns).
  */
 export async function interleave<K extends string>(methods: Record<K, () => Promise<unknown>>, options: InterleaveOptions): Promise<Record<K, number[]>> {
   const names = Object.keys(methods) as K[];
@@ -58,12 +80,10 @@ export async function interleave<K extends string>(methods: Record<K, () => Prom
     for (const name of names) await methods[name]();
     await options.between?.(round);
   }
+  const random = randomSource(names.length * 7919 + options.rounds);
   const deadline = performance.now() + options.maxMs;
   for (let round = 0; round < options.rounds && performance.now() < deadline; round++) {
-    for (let i = 0; i < names.length; i++) {
-      const name = names[(round + i) % names.length]!;
-      timings[name].push(await timed(methods[name]));
-    }
+    for (const name of shuffled(names, random)) timings[name].push(await timed(methods[name]));
     await options.between?.(round);
   }
   return timings;
