@@ -75,12 +75,42 @@ function describeErrno(code: string): string {
   return reasons[code] ?? code;
 }
 
+// How much of a refused request's body is still read (and dropped) after the answer, and for how long at most.
+const LINGER_BYTES = 256 * 1024 * 1024;
+const LINGER_MS = 10_000;
+
 /** Sends any error as the project's error body; unknown errors are logged and become INTERNAL. */
 export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const appError = toAppError(error);
   if (appError.code === 'INTERNAL') request.log.error({ err: error }, 'unhandled error');
   else request.log.info({ code: appError.code }, appError.message);
+  lingerOnUnreadBody(request, reply);
   return reply.status(ERROR_STATUS[appError.code]).send(appError.toBody());
+}
+
+/**
+ * A request refused before its body was read (too large, unauthorised, unknown session) would have its connection
+ * closed with that body unread: the kernel then resets it, and the client, still sending, loses the answer. So the
+ * rest of the body is read and dropped, within bounds, and the connection stays usable once it has all arrived.
+ */
+function lingerOnUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
+  const raw = request.raw;
+  if (raw.complete || raw.destroyed || raw.headers.upgrade) return;
+  reply.removeHeader('connection');
+  let received = 0;
+  const stop = (): void => {
+    clearTimeout(timer);
+    raw.socket?.destroy();
+  };
+  const timer = setTimeout(stop, LINGER_MS);
+  timer.unref();
+  raw.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > LINGER_BYTES) stop();
+  });
+  raw.once('end', () => clearTimeout(timer));
+  raw.once('close', () => clearTimeout(timer));
+  raw.resume();
 }
 
 /**

@@ -146,7 +146,7 @@ describe.sequential('a Docker engine restart', () => {
       if (again.status === 200) return { back: true, stdout: again.body.stdout as string };
       if ((await ctl.request('GET', `/sessions/${id}`)).status === 404) return { back: false, stdout: '' };
       return undefined;
-    }, 120_000).catch(async (error: Error) => {
+    }, 60_000).catch(async (error: Error) => {
       const info = await ctl.request('GET', `/sessions/${id}`);
       throw new Error(`${error.message}; the session stays ${info.status} ${info.text}`);
     });

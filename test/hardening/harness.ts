@@ -95,7 +95,7 @@ const UPLOAD_PIECE = 1024 * 1024;
  * would then report only its own EPIPE and lose the answer.
  */
 function upload(port: number, method: string, path: string, headers: Record<string, string>, payload: Buffer, options: RequestOptions): Promise<HttpAnswer> {
-  const head = [`${method} ${path} HTTP/1.1`, 'host: 127.0.0.1', 'connection: close', ...(options.chunked ? ['transfer-encoding: chunked'] : [])];
+  const head = [`${method} ${path} HTTP/1.1`, 'host: 127.0.0.1', ...(options.chunked ? ['transfer-encoding: chunked'] : [])];
   for (const [name, value] of Object.entries(headers)) head.push(`${name}: ${value}`);
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -330,6 +330,9 @@ async function removeInstance(docker: Docker, instance: string, network: string)
   await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
   const { Volumes } = await docker.listVolumes({ filters: { label: [label] } }).catch(() => ({ Volumes: [] }));
   await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => {})));
+  // By id: a racing create can leave several networks of one name, which the name alone cannot remove.
+  const networks = await docker.listNetworks({ filters: { label: [label] } }).catch(() => []);
+  await Promise.all(networks.map((n) => docker.getNetwork(n.Id).remove().catch(() => {})));
   await docker.getNetwork(network).remove().catch(() => {});
 }
 

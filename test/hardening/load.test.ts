@@ -25,17 +25,34 @@ function percentile(values: number[], p: number): number {
 }
 
 describe.sequential('load', () => {
-  const ctl = new ControllerProcess({
-    env: { MAX_SESSIONS: String(SESSIONS), ...(START_TIMEOUT ? { SESSION_START_TIMEOUT_SECONDS: START_TIMEOUT } : {}) },
-  });
+  const env = { MAX_SESSIONS: String(SESSIONS), ...(START_TIMEOUT ? { SESSION_START_TIMEOUT_SECONDS: START_TIMEOUT } : {}) };
+  const ctl = new ControllerProcess({ env });
 
   beforeAll(async () => {
     await sweepStaleRuns();
     await buildImages();
     await ctl.start();
+    // The sessions network exists before the rounds (the test below shows what happens when it does not).
+    await ctl.createSession('warm-up');
+    await ctl.deleteSession('warm-up');
   });
 
   afterAll(async () => ctl.destroy());
+
+  it('creates the first sessions of a fresh controller at once, on one sessions network', async () => {
+    const fresh = new ControllerProcess({ env });
+    try {
+      await fresh.start();
+      const ids = Array.from({ length: SESSIONS }, (_, i) => `first-${i}`);
+      const created = await Promise.all(ids.map((id) => fresh.request('POST', '/sessions', { body: { session_id: id }, timeoutMs: 600_000 })));
+      const networks = await fresh.docker.listNetworks({ filters: { label: [`${Label.instance}=${fresh.instance}`] } });
+      figure(`fresh controller, ${SESSIONS} creates at once: ${JSON.stringify(created.map((c) => c.status))}, ${networks.length} networks named ${fresh.network}`);
+      expect(created.map((c) => `${c.status} ${c.status === 201 ? '' : c.text.slice(0, 200)}`.trim())).toEqual(ids.map(() => '201'));
+      expect(networks).toHaveLength(1);
+    } finally {
+      await fresh.destroy();
+    }
+  });
 
   it(`creates and deletes ${SESSIONS} sessions at once for ${ROUNDS} rounds: no 5xx, nothing leaked`, async () => {
     const statuses = new Map<string, number>();
