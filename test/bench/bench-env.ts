@@ -16,6 +16,7 @@ const execFileAsync = promisify(execFile);
 export const BENCH_LABEL = 'runner.bench';
 const CONTROLLER_START_TIMEOUT_MS = 60_000;
 const CONTROLLER_STOP_TIMEOUT_MS = 15_000;
+const CLEANUP_ATTEMPTS = 6;
 // Every name the bench gives starts with `rtb<pid in base 36>-`, so a crashed run's leftovers can be found by name.
 const NAME_RE = /^\/?rtb([0-9a-z]+)-/;
 const NETWORK_RE = /^rtbench-([0-9a-z]+)$/;
@@ -109,7 +110,16 @@ export class BenchEnv {
 
   async #cleanup(): Promise<void> {
     await this.stopController().catch(() => {});
-    await removeDockerResources(this.docker, (id) => id === this.id, this.instance);
+    // An engine that restarts under the run comes back within seconds; what is still left, the next run sweeps.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await removeDockerResources(this.docker, (id) => id === this.id, this.instance);
+        break;
+      } catch (error) {
+        if (attempt === CLEANUP_ATTEMPTS) throw error;
+        await sleep(5_000);
+      }
+    }
     await rm(this.socketsDir, { recursive: true, force: true });
     await rm(this.tmpDir, { recursive: true, force: true });
   }

@@ -107,7 +107,7 @@ async function main(): Promise<number> {
     } catch (error) {
       // Interrupted: the cleanup pulled the sessions away; that is no finding.
       if (stopping) return;
-      const message = (error as Error).message.split('\n')[0]!.slice(0, 300);
+      const message = (error as Error).message.split('\n')[0]!.slice(0, 120);
       errors.push(`${name}: ${(error as Error).stack ?? message}`);
       rows.push(missingRow(name, unit, `error: ${message}`));
       log(`${name} failed: ${message}`);
