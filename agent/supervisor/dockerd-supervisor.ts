@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { FastifyBaseLogger } from 'fastify';
@@ -153,6 +153,9 @@ export class DockerdSupervisor implements DaemonMonitor {
     const { uid, gid } = this.config.learner;
     const runtimeDir = this.#runtimeDir();
     await mkdir(dirname(runtimeDir), { recursive: true, mode: 0o755 });
+    // The container's /run outlives a restart of the session: a dead daemon's pid file and sockets would make the
+    // next one refuse to start or wait for a containerd that is gone. Each daemon starts with an empty folder.
+    await rm(runtimeDir, { recursive: true, force: true });
     await mkdir(runtimeDir, { recursive: true, mode: 0o700 });
     await chown(runtimeDir, uid, gid);
     await chmod(runtimeDir, 0o700);
