@@ -22,10 +22,6 @@ export class HttpClient {
     this.#pool = new Pool(origin, socketPath ? { socketPath } : {});
   }
 
-  get dispatcher(): Dispatcher {
-    return this.#pool;
-  }
-
   async send(method: Dispatcher.HttpMethod, path: string, headers: Record<string, string>, body?: Buffer | string): Promise<HttpAnswer> {
     const res = await this.#pool.request({ method, path, headers, body, headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS });
     return { status: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()) };

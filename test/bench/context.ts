@@ -52,11 +52,7 @@ export class BenchContext {
 
   /** Creates a session through the controller and opens both ways to its agent. */
   async openSession(sessionId: string): Promise<BenchSession> {
-    const info = await this.api.createSession(sessionId);
-    return this.attach(sessionId, info.container_name);
-  }
-
-  async attach(sessionId: string, containerName: string): Promise<BenchSession> {
+    const { container_name: containerName } = await this.api.createSession(sessionId);
     const store = new SessionStore(this.env.socketsDir, this.env.instance);
     const token = await store.readToken(sessionId);
     if (!token) throw new Error(`no agent token for session ${sessionId}`);

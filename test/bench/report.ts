@@ -44,7 +44,7 @@ export function missingRow(figure: string, unit: Unit, why: string, target?: str
   return { figure, value: null, unit, target, pass: null, note: why };
 }
 
-export function formatValue(value: number | null | undefined, unit: Unit): string {
+function formatValue(value: number | null | undefined, unit: Unit): string {
   if (value === null || value === undefined || Number.isNaN(value)) return '—';
   switch (unit) {
     case 'ms':

@@ -49,7 +49,7 @@ export async function measureFleet(ctx: BenchContext, main: BenchSession, rssAtS
   const rss = (await env.controller.rssBytes()) / MIB;
   const breakdown = await processMemory(fresh[0]!.containerName);
   const cgroup = await cgroupMemory(fresh[0]!);
-  ctx.extras.idle_session_process_rss_mib = breakdown;
+  ctx.extras.idle_session_process_anon_mib = breakdown;
   ctx.extras.idle_session_cgroup_memory_mib = cgroup;
   const split = cgroup ? `; cgroup: anon ${cgroup.anon.toFixed(0)}, active file ${cgroup.activeFile.toFixed(0)}, kernel ${cgroup.kernel.toFixed(0)} MiB` : '';
 
