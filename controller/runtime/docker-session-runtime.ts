@@ -60,7 +60,8 @@ export class DockerSessionRuntime implements SessionRuntime {
         MemorySwap: config.memoryBytes,
         NanoCpus: Math.round(config.cpus * 1e9),
         PidsLimit: config.pidsLimit,
-        RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 5 },
+        // No retry cap: Docker never resets its count, so a capped session would stay down after its sixth crash.
+        RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
         NetworkMode: config.network,
         Mounts: [
           { Type: 'volume', Source: workspace, Target: SESSION_PATHS.workspace },
@@ -211,8 +212,19 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
+  // Concurrent creates share one check-and-create: Docker's CheckDuplicate is not atomic, and two networks of one
+  // name make every later create fail as ambiguous.
+  #ensuringNetwork: Promise<void> | undefined;
+
+  #ensureNetwork(): Promise<void> {
+    this.#ensuringNetwork ??= this.#ensureNetworkOnce().finally(() => {
+      this.#ensuringNetwork = undefined;
+    });
+    return this.#ensuringNetwork;
+  }
+
   // One bridge for all sessions with inter-container traffic off: sessions reach the internet, never each other.
-  async #ensureNetwork(): Promise<void> {
+  async #ensureNetworkOnce(): Promise<void> {
     const { network } = this.config;
     try {
       const info = (await this.docker.getNetwork(network).inspect()) as { Options?: Record<string, string> };

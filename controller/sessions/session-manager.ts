@@ -187,11 +187,14 @@ export class SessionManager {
     return { socketPath: this.deps.store.agentSocketPath(sessionId), token: record.token, address: record.address ?? '' };
   }
 
-  /** The periodic sweep: the first reconcile if Docker was away at start, a plain one after that. */
+  /**
+   * The periodic sweep: the first reconcile if Docker was away at start, then one that also starts stopped
+   * sessions (an engine restart stops them cleanly, which the on-failure restart policy leaves alone).
+   */
   async sweep(): Promise<void> {
     const first = this.#reconciled === null;
     await this.#ensureReconciled(true);
-    if (!first) await this.#reconcile();
+    if (!first) await this.#reconcile(true);
   }
 
   /**
