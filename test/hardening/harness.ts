@@ -414,12 +414,24 @@ export interface WsOutcome {
   body?: Json;
   headers?: http.IncomingHttpHeaders;
   error?: string;
+  /**
+   * Frames that arrived before the caller could listen (a terminal's replay can come in the same read as the 101)
+   * and stop collecting them; without it they would be lost between 'open' and the caller's first listener.
+   */
+  takeEarlyFrames?: () => Buffer[];
 }
 
 export function openWebSocket(port: number, path: string, auth: string | null): Promise<WsOutcome> {
   return new Promise((resolve) => {
     const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers: auth ? { authorization: auth } : {} });
-    socket.once('upgrade', (res) => socket.once('open', () => resolve({ socket, headers: res.headers })));
+    const early: Buffer[] = [];
+    const keep = (data: Buffer): void => void early.push(data);
+    socket.on('message', keep);
+    const takeEarlyFrames = (): Buffer[] => {
+      socket.off('message', keep);
+      return early;
+    };
+    socket.once('upgrade', (res) => socket.once('open', () => resolve({ socket, headers: res.headers, takeEarlyFrames })));
     socket.once('unexpected-response', (_request, res) => {
       let text = '';
       res.on('data', (chunk: Buffer) => (text += chunk.toString()));
@@ -448,7 +460,11 @@ export class TerminalClient {
   static async open(ctl: ControllerProcess, sessionId: string, terminalId: string): Promise<TerminalClient> {
     const outcome = await openWebSocket(ctl.port, `/sessions/${sessionId}/terminal/ws?id=${terminalId}`, `Bearer ${ctl.token}`);
     if (!outcome.socket) throw new Error(`terminal ${terminalId} of ${sessionId} did not open: ${outcome.status} ${JSON.stringify(outcome.body ?? outcome.error)}`);
-    return new TerminalClient(outcome.socket);
+    // Listen first, then take what came before, so no frame falls in between.
+    const client = new TerminalClient(outcome.socket);
+    const early = outcome.takeEarlyFrames?.() ?? [];
+    client.output = Buffer.concat(early).toString('utf8') + client.output;
+    return client;
   }
 
   /** Types a line; `""` inside a marker keeps the echoed input from matching the output. */
