@@ -100,7 +100,8 @@ function lingerOnUnreadBody(request: FastifyRequest, reply: FastifyReply): void 
   let received = 0;
   const stop = (): void => {
     clearTimeout(timer);
-    raw.socket?.destroy();
+    // Destroying the request destroys its socket; an injected request has no real socket to destroy.
+    raw.destroy();
   };
   const timer = setTimeout(stop, LINGER_MS);
   timer.unref();
