@@ -6,7 +6,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_IMAGE } from '../../shared/session-security.js';
 import { buildImages } from '../helpers/controller-e2e.js';
-import { ControllerProcess, hostDocker, sweepStaleRuns, waitUntil } from './harness.js';
+import { ControllerProcess, hostDocker, isAlive, sweepStaleRuns, waitUntil } from './harness.js';
 
 /*
  * Restarting the Docker engine under running sessions. Other work shares the host's engine, so this test starts a
@@ -89,16 +89,6 @@ async function sweepStaleEngines(): Promise<void> {
       for (let i = 0; i < 120 && isAlive(daemon); i++) await sleep(500);
     }
     await removeEngineFiles(pid);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

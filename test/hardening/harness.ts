@@ -357,7 +357,8 @@ export async function sweepStaleRuns(docker: Docker = hostDocker): Promise<void>
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid still runs (a crashed earlier run's leftovers are swept when not). */
+export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
