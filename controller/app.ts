@@ -6,6 +6,7 @@ import { ControllerRoute } from '../shared/routes.js';
 import type { ControllerConfig } from './config.js';
 import { healthRoutes } from './health/health.routes.js';
 import { registerBearerAuth } from './http/auth.js';
+import { SessionNetworkGuard } from './http/session-network-guard.js';
 import { ControllerMetrics, metricsRoutes } from './metrics.js';
 import { proxyRoutes } from './proxy/proxy.routes.js';
 import type { SessionRuntime } from './runtime/session-runtime.js';
@@ -59,6 +60,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     now: deps.now,
   });
 
+  // Sessions must never reach the API, whatever address it listens on: refused before any HTTP is read.
+  const guard = new SessionNetworkGuard(app.log);
+  guard.protect(app.server);
+
   registerErrorHandling(app);
   app.addHook('onError', async (_request, _reply, error) => {
     metrics.errors.inc({ code: toAppError(error).code });
@@ -75,6 +80,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   let stopExpiry: (() => void) | undefined;
   app.addHook('onReady', async () => {
+    // Before listening: the subnets of a network that exists are refused from the first connection on.
+    await runtime.watchSessionSubnets?.((subnets) => guard.update(subnets));
     await sessions.start();
     stopExpiry = startExpiry(sessions, config.cleanupIntervalSeconds, app.log);
   });

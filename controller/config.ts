@@ -29,6 +29,8 @@ const ControllerEnv = z
     WARM_POOL_SIZE: z.coerce.number().int().nonnegative().default(0),
     CLEANUP_INTERVAL_SECONDS: positiveInt.default(300),
     SESSION_START_TIMEOUT_SECONDS: positiveInt.default(60),
+    // A start costs seconds of CPU (agent, inner daemon): more at once only makes every one of them slower.
+    MAX_CONCURRENT_STARTS: positiveInt.max(64).default(3),
     CONTAINER_MEMORY_LIMIT: memory.default(1536 * 1024 ** 2),
     CONTAINER_CPU_LIMIT: z.coerce.number().positive().max(1024).default(1),
     CONTAINER_PIDS_LIMIT: positiveInt.default(2048),
@@ -74,7 +76,10 @@ export interface ControllerConfig {
   /** Sessions started ahead, unassigned, for POST /sessions to claim; 0 turns the warm pool off. */
   warmPoolSize: number;
   cleanupIntervalSeconds: number;
+  /** How long one start may take, counted from when it begins (not from when its create was queued). */
   sessionStartTimeoutSeconds: number;
+  /** Session starts (cold creates and warm pool top-ups) that run at once; the others wait their turn. */
+  maxConcurrentStarts: number;
   memoryBytes: number;
   cpus: number;
   pidsLimit: number;
@@ -108,6 +113,7 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     warmPoolSize: e.WARM_POOL_SIZE,
     cleanupIntervalSeconds: e.CLEANUP_INTERVAL_SECONDS,
     sessionStartTimeoutSeconds: e.SESSION_START_TIMEOUT_SECONDS,
+    maxConcurrentStarts: e.MAX_CONCURRENT_STARTS,
     memoryBytes: e.CONTAINER_MEMORY_LIMIT,
     cpus: e.CONTAINER_CPU_LIMIT,
     pidsLimit: e.CONTAINER_PIDS_LIMIT,

@@ -101,6 +101,8 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   async listSessions(): Promise<RuntimeSession[]> {
+    // Every reconcile lists: a controller that started while Docker was away learns the subnets here.
+    await this.#learnSubnets();
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
       return containers.map((c) => ({
@@ -118,6 +120,7 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   async startSession(containerName: string): Promise<void> {
+    await this.#learnSubnets();
     try {
       await this.docker.getContainer(containerName).start();
     } catch (error) {
@@ -182,6 +185,33 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
+  async watchSessionSubnets(listener: (subnets: string[]) => void): Promise<void> {
+    this.#subnetListeners.push(listener);
+    if (this.#subnets) listener(this.#subnets);
+    else await this.#learnSubnets();
+  }
+
+  #subnetListeners: ((subnets: string[]) => void)[] = [];
+  // Null until the network has been inspected once (it may not exist: then an empty list).
+  #subnets: string[] | null = null;
+
+  async #learnSubnets(): Promise<void> {
+    if (this.#subnets || this.#subnetListeners.length === 0) return;
+    try {
+      this.#publishSubnets(await this.docker.getNetwork(this.config.network).inspect());
+    } catch (error) {
+      if (statusOf(error) === 404) this.#publishSubnets(null);
+      else this.log.warn({ err: error }, 'could not inspect the sessions network for its subnets');
+    }
+  }
+
+  #publishSubnets(info: NetworkInfo | null): void {
+    const subnets = (info?.IPAM?.Config ?? []).map((c) => c.Subnet).filter((s): s is string => typeof s === 'string' && s.length > 0);
+    // An empty list while the network is missing must not count as known: it is inspected again until it exists.
+    this.#subnets = subnets.length > 0 ? subnets : null;
+    for (const listener of this.#subnetListeners) listener(subnets);
+  }
+
   async #listVolumes(extraLabels: string[]): Promise<RuntimeVolume[]> {
     try {
       const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), ...extraLabels] } });
@@ -227,10 +257,11 @@ export class DockerSessionRuntime implements SessionRuntime {
   async #ensureNetworkOnce(): Promise<void> {
     const { network } = this.config;
     try {
-      const info = (await this.docker.getNetwork(network).inspect()) as { Options?: Record<string, string> };
+      const info = (await this.docker.getNetwork(network).inspect()) as NetworkInfo;
       if (info.Options?.[ICC_OPTION] !== 'false') {
         throw new AppError('DOCKER_ERROR', `network ${network} lets containers reach each other (${ICC_OPTION} is not false): remove it or choose another SESSION_NETWORK`);
       }
+      this.#publishSubnets(info);
       return;
     } catch (error) {
       if (error instanceof AppError) throw error;
@@ -249,6 +280,12 @@ export class DockerSessionRuntime implements SessionRuntime {
       // Another create made it in between: fine, it has the same options.
       if (statusOf(error) !== 409) throw toRuntimeError(error, `create network ${network}`);
     }
+    // Its subnets are known (and refused by the controller's port) before a session starts on it.
+    try {
+      this.#publishSubnets((await this.docker.getNetwork(network).inspect()) as NetworkInfo);
+    } catch (error) {
+      throw toRuntimeError(error, `inspect network ${network}`);
+    }
   }
 
   // A pool member is labelled by its pool id only: a session id on it would be wrong once a session claims it.
@@ -265,6 +302,12 @@ export class DockerSessionRuntime implements SessionRuntime {
     if (labels?.[Label.managedBy] !== MANAGED_BY || labels[Label.instance] !== this.config.instance) return false;
     return owner.poolId ? labels[Label.poolId] === owner.poolId : labels[Label.sessionId] === owner.sessionId && !labels[Label.poolId];
   }
+}
+
+// The parts of `docker network inspect` the runtime reads.
+interface NetworkInfo {
+  Options?: Record<string, string>;
+  IPAM?: { Config?: { Subnet?: string }[] };
 }
 
 // Whose a container or volume is: a session's (cold start) or a warm pool member's (claimed or not).

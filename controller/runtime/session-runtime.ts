@@ -63,4 +63,11 @@ export interface SessionRuntime {
   removeVolume(name: string): Promise<void>;
   /** The last lines a session's container printed, to explain a failed start. */
   tailLogs(containerName: string, lines: number): Promise<string[]>;
+  /**
+   * Tells `listener` the sessions network's address ranges (CIDR) as soon as they are known (none while the network
+   * does not exist) and again whenever the runtime makes or finds the network, always before a session starts on
+   * it: every connection a session or anything inside it opens comes from one of them. Never throws. Optional: a
+   * runtime whose sessions cannot reach the controller's host leaves it out.
+   */
+  watchSessionSubnets?(listener: (subnets: string[]) => void): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { AppError } from '../../shared/errors.js';
 import { SessionId, type CreateSessionRequest, type SessionInfo, type SessionStatus } from '../../shared/schemas/session.js';
 import type { ControllerConfig } from '../config.js';
@@ -45,10 +46,13 @@ export class SessionManager {
   #reconciled: Promise<void> | null = null;
   readonly #now: () => number;
   readonly #pool: WarmPool;
+  // MAX_CONCURRENT_STARTS: cold starts and warm pool top-ups share these slots; a warm claim needs none.
+  readonly #startSlots: LimitFunction;
 
   constructor(private readonly deps: SessionManagerDeps) {
     this.#now = deps.now ?? Date.now;
-    this.#pool = new WarmPool({ ...deps, now: this.#now, activeSessions: () => this.count() });
+    this.#startSlots = pLimit(deps.config.maxConcurrentStarts);
+    this.#pool = new WarmPool({ ...deps, now: this.#now, activeSessions: () => this.count(), startSlot: (fn) => this.#inStartSlot(fn) });
   }
 
   /** Sessions that exist now, including those being created (what MAX_SESSIONS counts); warm pool members are not sessions. */
@@ -281,24 +285,28 @@ export class SessionManager {
     }
     if (await this.#claimWarm(record)) return;
     try {
-      await store.ensureRoot();
-      await store.create(this.#state(record, record.expiresAt), record.token);
-      const container = await runtime.createSession({
-        sessionId: record.id,
-        containerName: record.containerName,
-        agentDir: store.agentDir(record.id),
-        createdAt: record.createdAt,
-        expiresAt: record.expiresAt,
-      });
-      record.address = container.address;
-      await waitAgentReady({
-        probeAgent: this.deps.probeAgent,
-        runtime,
-        socketPath: store.agentSocketPath(record.id),
-        token: record.token,
-        containerName: record.containerName,
-        timeoutMs: config.sessionStartTimeoutSeconds * 1000,
-      });
+      // Queued behind other starts without a bound of its own: MAX_SESSIONS bounds the queue, and the start
+      // timeout counts from when this start begins, so a burst of creates is served in turn instead of all failing.
+      await this.#inStartSlot(async () => {
+        await store.ensureRoot();
+        await store.create(this.#state(record, record.expiresAt), record.token);
+        const container = await runtime.createSession({
+          sessionId: record.id,
+          containerName: record.containerName,
+          agentDir: store.agentDir(record.id),
+          createdAt: record.createdAt,
+          expiresAt: record.expiresAt,
+        });
+        record.address = container.address;
+        await waitAgentReady({
+          probeAgent: this.deps.probeAgent,
+          runtime,
+          socketPath: store.agentSocketPath(record.id),
+          token: record.token,
+          containerName: record.containerName,
+          timeoutMs: config.sessionStartTimeoutSeconds * 1000,
+        });
+      }, log);
       // The session exists, and its time to live runs, from when it is usable: a slow start costs the learner nothing.
       const ttlMs = record.expiresAt.getTime() - record.createdAt.getTime();
       record.createdAt = new Date(this.#now());
@@ -318,6 +326,13 @@ export class SessionManager {
       await this.#remove(record.id).catch((err: unknown) => log.error({ err }, 'could not clean up a failed session'));
       throw logs.length ? new AppError(appError.code, appError.message, { ...appError.details, logs }, { cause: error }) : appError;
     }
+  }
+
+  // Runs one start (container up to agent ready) in a MAX_CONCURRENT_STARTS slot, waiting for one if all are taken.
+  #inStartSlot<T>(start: () => Promise<T>, log: FastifyBaseLogger = this.deps.log): Promise<T> {
+    const slots = this.#startSlots;
+    if (slots.activeCount >= slots.concurrency) log.info({ running: slots.activeCount, queued: slots.pendingCount + 1 }, 'waiting for a start slot');
+    return slots(start);
   }
 
   // A ready warm pool member becomes this session in milliseconds; false when there is none (or the claim failed).

@@ -16,6 +16,8 @@ export interface WarmPoolDeps {
   /** Sessions that exist now: the pool only grows while sessions and pool together stay within MAX_SESSIONS. */
   activeSessions: () => number;
   now: () => number;
+  /** Runs a member's start in one of the slots cold session starts use too (MAX_CONCURRENT_STARTS). */
+  startSlot: <T>(start: () => Promise<T>) => Promise<T>;
 }
 
 /** A container the pool started ahead. `claiming` while a session takes it over, `removing` on its way out. */
@@ -174,7 +176,8 @@ export class WarmPool {
       const unchecked = [...this.#members.values()].find((m) => m.status === 'starting');
       if (!unchecked && this.#wanted() <= 0) return;
       try {
-        await (unchecked ? this.#check(unchecked) : this.#start());
+        // A top-up may wait behind session starts: whether the pool still wants it is asked when its turn comes.
+        await (unchecked ? this.#check(unchecked) : this.deps.startSlot(() => (this.#closed || this.#wanted() <= 0 ? Promise.resolve() : this.#start())));
         this.#failures = 0;
       } catch (err) {
         if (this.#closed) return;

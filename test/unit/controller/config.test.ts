@@ -14,6 +14,8 @@ describe('controller configuration', () => {
       sessionImage: 'runner-session:latest',
       network: 'runner-sessions',
       namePrefix: 'sess-',
+      sessionStartTimeoutSeconds: 60,
+      maxConcurrentStarts: 3,
     });
     expect(config.apiToken).toBeUndefined();
   });
@@ -37,6 +39,8 @@ describe('controller configuration', () => {
     [{ CONTAINER_CPU_LIMIT: '0' }, /CONTAINER_CPU_LIMIT/],
     [{ CLEANUP_INTERVAL_SECONDS: '0' }, /CLEANUP_INTERVAL_SECONDS/],
     [{ MAX_SESSIONS: 'many' }, /MAX_SESSIONS/],
+    [{ MAX_CONCURRENT_STARTS: '0' }, /MAX_CONCURRENT_STARTS/],
+    [{ MAX_CONCURRENT_STARTS: '1000' }, /MAX_CONCURRENT_STARTS/],
     [{ PORT: '70000' }, /PORT/],
     [{ RUNNER_API_TOKEN: 'short' }, /RUNNER_API_TOKEN: must be at least 16/],
     [{ HOST: '0.0.0.0' }, /RUNNER_API_TOKEN: required when HOST is not a loopback/],
