@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_IMAGE } from '../../shared/session-security.js';
@@ -10,13 +11,22 @@ import { ControllerProcess, hostDocker, isAlive, sweepStaleRuns, waitUntil } fro
 
 /*
  * Restarting the Docker engine under running sessions. Other work shares the host's engine, so this test starts a
- * private dockerd of its own (own socket, data root, exec root and cgroup parent; no iptables rules, no default
- * bridge), loads the session image into it, points a controller at it with DOCKER_HOST, and restarts that engine
+ * private dockerd of its own (own socket, data root, exec root, cgroup parent, bridge and address pool; no iptables
+ * rules), loads the session image into it, points a controller at it with DOCKER_HOST, and restarts that engine
  * the way `systemctl restart docker` does (SIGTERM, start again). The controller's code path is the same as with
  * the host's engine.
  */
 
+const run = promisify(execFile);
 const ENGINE_PREFIX = 'rthard-engine-';
+// Its own addresses: a network the private engine makes must not shadow the host engine's (172.17-31.x) routes.
+const ENGINE_BRIDGE_ADDRESS = '10.213.0.1/24';
+const ENGINE_ADDRESS_POOL = 'base=10.214.0.0/16,size=24';
+
+/** The private engine's default bridge (at most 15 characters, as Linux wants). */
+function engineBridge(pid: number): string {
+  return `rtbr${pid}`;
+}
 
 class PrivateEngine {
   readonly runDir = `/run/${ENGINE_PREFIX}${process.pid}`;
@@ -28,6 +38,11 @@ class PrivateEngine {
 
   async start(): Promise<void> {
     await mkdir(this.runDir, { recursive: true });
+    // A bridge of its own: with `--bridge=none` dockerd deletes the interface docker0 at start, the host engine's.
+    const bridge = engineBridge(process.pid);
+    await run('ip', ['link', 'add', bridge, 'type', 'bridge']).catch(() => {}); // kept from the first start
+    await run('ip', ['addr', 'replace', ENGINE_BRIDGE_ADDRESS, 'dev', bridge]);
+    await run('ip', ['link', 'set', bridge, 'up']);
     this.#log ??= await open(`${this.runDir}.log`, 'a');
     const child = spawn(
       'dockerd',
@@ -36,7 +51,8 @@ class PrivateEngine {
         `--data-root=${this.dataRoot}`,
         `--exec-root=${this.runDir}/x`,
         `--pidfile=${this.runDir}/docker.pid`,
-        '--bridge=none',
+        `--bridge=${bridge}`,
+        `--default-address-pool=${ENGINE_ADDRESS_POOL}`,
         '--iptables=false',
         '--ip-masq=false',
         `--cgroup-parent=${ENGINE_PREFIX}${process.pid}`,
@@ -76,6 +92,7 @@ async function removeEngineFiles(pid: number): Promise<void> {
   await rm(`/run/${ENGINE_PREFIX}${pid}`, { recursive: true, force: true });
   await rm(`/run/${ENGINE_PREFIX}${pid}.log`, { force: true });
   await rm(`/var/lib/${ENGINE_PREFIX}${pid}`, { recursive: true, force: true });
+  await run('ip', ['link', 'del', engineBridge(pid)]).catch(() => {}); // already gone
 }
 
 /** Stops and removes private engines of earlier runs that crashed. */
