@@ -54,7 +54,7 @@ export interface AgentConfig {
   /** Where the token came from, when a file: the agent reads it again when a request's token does not match. */
   tokenFile?: string;
   dockerHost?: string;
-  learner: { uid: number; gid: number; home: string; user: string };
+  learner: { uid: number; gid: number; home: string; user: string; cgroupProcs?: readonly string[] };
   superviseDockerd: boolean;
   preloadDir: string;
   registryMirror?: string;

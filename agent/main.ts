@@ -5,6 +5,7 @@ import pino from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, parseAgentConfig } from './config.js';
 import { createDockerClient } from './docker/docker-client.js';
+import { setUpLearnerCgroup } from './limits/learner-cgroup.js';
 import { ExternalDaemonMonitor, type DaemonMonitor } from './supervisor/daemon-monitor.js';
 import { DockerdSupervisor } from './supervisor/dockerd-supervisor.js';
 
@@ -21,6 +22,9 @@ async function main(): Promise<void> {
   }
 
   const log = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+  // Before anything is spawned: every learner process (exec, terminal, the inner dockerd) starts in it.
+  const cgroup = await setUpLearnerCgroup(config.learner, log);
+  config = { ...config, learner: { ...config.learner, cgroupProcs: cgroup?.procs } };
   const docker = createDockerClient(config.dockerHost);
   const daemon: DaemonMonitor = config.superviseDockerd
     ? new DockerdSupervisor(config, log)

@@ -16,6 +16,7 @@ mkdir -p "$DIR" && chmod 700 "$DIR"
 # --security-opt seccomp=image/seccomp.json  Docker's default profile plus keyctl and pivot_root
 # --security-opt systempaths=unconfined   /proc unmasked, so the inner runc can mount a fresh procfs
 # --device /dev/net/tun                    slirp4netns gives the inner daemon its network through a tap device
+# --cgroupns private                       the agent puts learner processes in a child cgroup (own pids, CPU share)
 # -v NAME-docker:/home/learner/.local/share/docker   the inner data root on a volume: overlay2 needs it
 # tini (the image's entrypoint)            reaps the orphans each inner `docker run` leaves
 docker run -d --name "$NAME" \
@@ -23,6 +24,7 @@ docker run -d --name "$NAME" \
   --security-opt seccomp=image/seccomp.json \
   --security-opt systempaths=unconfined \
   --device /dev/net/tun \
+  --cgroupns private \
   --network "${SESSION_NETWORK:-bridge}" \
   --memory "${CONTAINER_MEMORY_LIMIT:-1536m}" --cpus "${CONTAINER_CPU_LIMIT:-1}" --pids-limit "${CONTAINER_PIDS_LIMIT:-2048}" \
   -v "$NAME-docker:/home/learner/.local/share/docker" \

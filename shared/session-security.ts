@@ -16,9 +16,12 @@ export const SESSION_PATHS = {
   dockerData: '/home/learner/.local/share/docker',
 } as const;
 
+/** A container's HostConfig with the Engine API's CgroupnsMode, which dockerode's typings lack. */
+export type SessionHostConfig = Docker.HostConfig & { CgroupnsMode?: 'private' | 'host' };
+
 /** The security part of a session container's HostConfig. */
 export type SessionSecurityHostConfig = Required<
-  Pick<Docker.HostConfig, 'CapAdd' | 'SecurityOpt' | 'MaskedPaths' | 'ReadonlyPaths' | 'Devices' | 'Init' | 'Privileged'>
+  Pick<SessionHostConfig, 'CapAdd' | 'SecurityOpt' | 'MaskedPaths' | 'ReadonlyPaths' | 'Devices' | 'Init' | 'Privileged' | 'CgroupnsMode'>
 >;
 
 /**
@@ -41,5 +44,8 @@ export function sessionSecurityHostConfig(): SessionSecurityHostConfig {
     Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
     // The image's entrypoint is tini: with Init it would sit under docker-init instead of being PID 1.
     Init: false,
+    // The session's own cgroup as the root of its cgroup mounts: the agent gives learner processes a child
+    // cgroup with their own pids and CPU share (agent/limits/learner-cgroup.ts), and never sees the host's.
+    CgroupnsMode: 'private',
   };
 }

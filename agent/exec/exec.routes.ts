@@ -83,6 +83,7 @@ async function toRunOptions(config: AgentConfig, body: ExecRequest): Promise<Omi
     command: body.command,
     cwd: await resolveWorkdir(config.workspace, body.workdir),
     env: learnerEnv(config, body.env),
+    cgroupProcs: config.learner.cgroupProcs,
     uid: config.learner.uid,
     gid: config.learner.gid,
     stdin: body.stdin,

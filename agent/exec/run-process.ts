@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import type { ExecResult } from '../../shared/schemas/exec.js';
+import { learnerCommand } from '../limits/learner-cgroup.js';
 import { killProcessTree } from './process-tree.js';
 
 export type OutputStream = 'stdout' | 'stderr';
@@ -12,6 +13,8 @@ export interface RunOptions {
   cwd: string;
   /** The whole environment of the process. */
   env: Record<string, string>;
+  /** The learner cgroup's cgroup.procs files, joined before the command runs (agent/limits/learner-cgroup.ts). */
+  cgroupProcs?: readonly string[];
   uid: number;
   gid: number;
   stdin?: string;
@@ -87,7 +90,8 @@ export function runProcess(options: RunOptions): Promise<ExecResult> {
   let finished = false;
 
   return new Promise<ExecResult>((resolve) => {
-    const child = spawn(options.command[0]!, options.command.slice(1), {
+    const [file, ...args] = learnerCommand(options.cgroupProcs, options.command);
+    const child = spawn(file!, args, {
       cwd: options.cwd,
       env: options.env,
       // Only a root agent may switch users; an unprivileged one runs commands as itself.

@@ -7,6 +7,7 @@ import type { AgentConfig } from '../config.js';
 import type { DaemonHealth } from '../../shared/schemas/health.js';
 import type { DaemonMonitor } from './daemon-monitor.js';
 import { DaemonClient } from './daemon-client.js';
+import { learnerCommand } from '../limits/learner-cgroup.js';
 import { preloadImages } from './preload.js';
 
 const ROOTLESS_SCRIPT = '/usr/share/docker.io/contrib/dockerd-rootless.sh';
@@ -188,9 +189,11 @@ export class DockerdSupervisor implements DaemonMonitor {
 
   #spawn(configFile: string): ChildProcess {
     const { uid, gid, home, user } = this.config.learner;
-    const [command, ...args] = this.#opts.command;
+    const command = this.#opts.command[0];
     this.log.info({ command, restarts: this.#state.restarts }, 'starting dockerd');
-    const child = spawn(command!, [...args, '--config-file', configFile], {
+    // Inner containers are learner code too: the daemon and all it starts live in the learner cgroup.
+    const [file, ...args] = learnerCommand(this.config.learner.cgroupProcs, [...this.#opts.command, '--config-file', configFile]);
+    const child = spawn(file!, args, {
       uid,
       gid,
       cwd: home,

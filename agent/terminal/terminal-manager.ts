@@ -5,6 +5,7 @@ import { AppError } from '../../shared/errors.js';
 import type { TerminalInfo } from '../../shared/schemas/terminal.js';
 import type { AgentConfig } from '../config.js';
 import { learnerEnv } from '../learner-env.js';
+import { learnerCommand } from '../limits/learner-cgroup.js';
 import { PtySession, type ShellCommand } from './pty-session.js';
 
 const DEFAULT_COLS = 80;
@@ -92,13 +93,14 @@ export class TerminalManager {
 
 /**
  * How to start bash as the learner. A root agent goes through setpriv, because node-pty's own uid/gid switch
- * keeps the agent's supplementary groups (group 0 in a container) in the learner's shell.
+ * keeps the agent's supplementary groups (group 0 in a container) in the learner's shell. The learner's shell
+ * joins the learner cgroup before bash starts.
  */
 function shellCommand(config: AgentConfig): ShellCommand | AppError {
-  const [bash, ...args] = BASH;
-  if (process.getuid?.() !== 0) return { file: bash, args };
+  const [bash, ...args] = learnerCommand(config.learner.cgroupProcs, BASH);
+  if (process.getuid?.() !== 0) return { file: bash!, args };
   const setpriv = SETPRIV_PATHS.find((path) => existsSync(path));
   if (!setpriv) return new AppError('INTERNAL', 'terminals need setpriv (util-linux) to drop to the learner user');
   const { uid, gid } = config.learner;
-  return { file: setpriv, args: ['--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--', bash, ...args] };
+  return { file: setpriv, args: ['--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--', bash!, ...args] };
 }

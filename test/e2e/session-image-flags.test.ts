@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import seccompProfile from '../../image/seccomp.json' with { type: 'json' };
 import type { AgentHealth } from '../../shared/schemas/health.js';
+import type { SessionHostConfig } from '../../shared/session-security.js';
 import { removeLeftovers, startSession, type SessionContainer } from '../helpers/session-container.js';
 
 const PREFIX = 'rse2e-flags';
@@ -100,6 +101,15 @@ describe.sequential('each session flag is needed', () => {
     const breakage = await observeBreakage(session);
     expect(breakage.stage).toBe(stage);
     expect(breakage.error).toMatch(error);
+  });
+
+  it("without --cgroupns private: learner processes share the agent's cgroup, so a fork bomb stalls the agent", async () => {
+    // On a cgroup v1 host Docker's default is the host's namespace, where the agent must not make cgroups.
+    session = await startSession({ prefix: PREFIX, hostConfig: without((c) => ((c as SessionHostConfig).CgroupnsMode = 'host')) });
+    await session.waitHealthy();
+    const cgroups = (await session.exec(['cat', '/proc/self/cgroup'])).stdout;
+    expect(cgroups).toMatch(/^\d+:pids:\/docker\/[0-9a-f]{64}$/m);
+    expect(cgroups).not.toMatch(/learner/);
   });
 
   it('without tini as PID 1 (the agent as PID 1): inner docker runs leave zombies', async () => {

@@ -243,19 +243,50 @@ describe.sequential('faults', () => {
     expect((await ctl.request('PUT', `/sessions/${id}/files/workspace/more.bin`, { body: Buffer.alloc(1024 * 1024), headers: { 'content-type': 'application/octet-stream' } })).status).toBe(201);
   });
 
-  // The agent's answers during the bomb are printed, not asserted: the agent shares the session's pids limit and CPU
-  // quota with the learner, and stalls for seconds (a known gap: learner processes need a child cgroup of their own).
-  it('contains a fork bomb to its session: another session and the controller carry on, delete removes it', async () => {
+  it('runs learner processes (exec, terminal, inner dockerd) in the learner cgroup, which they cannot leave', async () => {
+    const id = 'cgroup';
+    await createSession(id);
+    const inLearner = /^\d+:pids:\/learner$[\s\S]*^\d+:cpu:\/learner$|^\d+:cpu:\/learner$[\s\S]*^\d+:pids:\/learner$/m;
+    expect((await ctl.exec(id, ['cat', '/proc/self/cgroup'])).stdout).toMatch(inLearner);
+    expect((await ctl.exec(id, 'cat /proc/$(pgrep -x -o dockerd)/cgroup')).stdout).toMatch(inLearner);
+    const terminal = await TerminalClient.open(ctl, id, 'cgroup');
+    try {
+      terminal.type('grep -c :/learner /proc/$$/cgroup; echo shell-""done');
+      await terminal.waitFor(/2\s+shell-done/);
+    } finally {
+      terminal.close();
+    }
+    // Neither the agent's group, nor the session's root, nor the read-only view under /sys takes a learner pid.
+    for (const procs of ['/run/agent-cgroups/pids/agent/cgroup.procs', '/run/agent-cgroups/cpu/cgroup.procs', '/sys/fs/cgroup/pids/cgroup.procs']) {
+      const moved = await ctl.exec(id, `echo $$ > ${procs} && grep pids /proc/self/cgroup`);
+      expect(moved.exit_code, `${procs}: ${moved.stdout}`).not.toBe(0);
+      expect(moved.stderr).toMatch(/Permission denied|Read-only file system/);
+    }
+    expect((await ctl.exec(id, 'mkdir /run/agent-cgroups/pids/learner/escape')).exit_code).not.toBe(0);
+  });
+
+  it('contains a fork bomb to its session while the agent answers within 1 s; the session works once it is killed', async () => {
     const id = 'fork-bomb';
     await createSession(id);
     await createSession('bystander');
-    const bomb = await ctl.exec(id, ['bash', '-c', 'b(){ b|b& }; b'], { timeoutSeconds: 10 });
-    expect(bomb.timed_out).toBe(false);
+    // The shell holds the bomb's process group until the exec's timeout kills the group (no fork needed to wait).
+    const bomb = ctl.exec(id, ['bash', '-c', 'mkfifo /tmp/hold && b(){ b|b& }; b; read -t 120 <>/tmp/hold'], { timeoutSeconds: 15 });
     const watched = await watchAgent(id, 20_000);
     figure(`fork bomb: ${watched.answers} health answers, slowest ${watched.max} ms, over ${AGENT_ANSWER_BUDGET_MS} ms or failed: ${JSON.stringify(watched.slow)}`);
-    // Contained: another session and the controller carry on.
+    expect((await bomb).timed_out).toBe(true);
+    expect(watched.slow).toEqual([]);
+    // Contained: another session and the controller carried on.
     expect((await ctl.exec('bystander', 'echo unaffected')).stdout).toBe('unaffected\n');
     expect((await ctl.request('GET', '/health')).status).toBe(200);
+    // Killed with its group, the bomb leaves the session usable: commands run, the inner daemon is (back) up.
+    const { seconds } = await waitUntil(
+      'the fork bomb is gone and the session runs commands',
+      async () => ((await ctl.exec(id, ['pgrep', '-c', '-x', 'bash'], { timeoutSeconds: 5 })).stdout === '0\n' ? true : undefined),
+      60_000,
+    );
+    expect((await ctl.exec(id, 'echo after-bomb')).stdout).toBe('after-bomb\n');
+    await waitUntil('the inner daemon is ready', async () => ((await ctl.agentHealth(id)).health?.daemon.ready ? true : undefined), 60_000);
+    figure(`fork bomb: session running commands again ${seconds.toFixed(1)} s after the exec timed out`);
     const deleted = await ctl.deleteSession(id);
     expect(deleted.body).toMatchObject({ found: true });
     expect((await ctl.leftovers()).containers).toEqual([ctl.containerName('bystander')]);

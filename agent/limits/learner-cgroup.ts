@@ -1,0 +1,135 @@
+import { execFile } from 'node:child_process';
+import { chown, mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { FastifyBaseLogger } from 'fastify';
+
+const run = promisify(execFile);
+
+/** Where the agent mounts its own cgroup hierarchies: the session's /sys/fs/cgroup is read-only and cannot be remounted. */
+export const LEARNER_CGROUP_ROOT = '/run/agent-cgroups';
+// Separate hierarchies on cgroup v1 hosts (a combined "cpu,cpuacct" mount would fail where they are split).
+const HIERARCHIES = ['pids', 'cpu'] as const;
+// Processes the learner can never take from the agent (and from a `docker exec` by the operator).
+export const PIDS_RESERVE = 64;
+// The inode of the initial cgroup namespace (the host's): there the agent must not touch the host's cgroups.
+const INITIAL_CGROUP_NS = 'cgroup:[4026531835]';
+// Equal weights: the learner gets all of the session's CPU while the agent idles, at most half while it works.
+const CPU_SHARES = '1024';
+
+/** Both hierarchies' group for the agent and the learner, and the learner's cgroup.procs files. */
+export interface LearnerCgroupSetup {
+  /** The files a learner process writes its own pid to (owned by the learner, who can join but never leave). */
+  procs: string[];
+  learnerPidsMax: string;
+}
+
+export interface LearnerCgroupOptions {
+  root?: string;
+  pidsReserve?: number;
+  /** For tests: where the agent's own cgroup paths and cgroup namespace are read. */
+  procSelf?: string;
+}
+
+/**
+ * The learner's pids limit: the session's, less a reserve for the agent (at most half of the session's).
+ * `max` (no limit on the session) stays `max`.
+ */
+export function learnerPidsMax(sessionPidsMax: string, reserve = PIDS_RESERVE): string {
+  const limit = Number(sessionPidsMax.trim());
+  if (!Number.isInteger(limit) || limit <= 0) return 'max';
+  return String(Math.max(1, limit - Math.min(reserve, Math.floor(limit / 2))));
+}
+
+/** The agent's path in a v1 hierarchy from /proc/self/cgroup (`8:pids:/learner`), or undefined when it has none. */
+export function cgroupPath(procSelfCgroup: string, controller: string): string | undefined {
+  for (const line of procSelfCgroup.split('\n')) {
+    const [, controllers = '', ...path] = line.split(':');
+    if (controllers.split(',').includes(controller)) return path.join(':');
+  }
+  return undefined;
+}
+
+/**
+ * argv that joins the learner's cgroup before it runs `argv` (as whoever spawns it: the learner). A shell
+ * writes its own pid to each cgroup.procs, then execs the command, so no learner code ever runs outside; the
+ * errors of a command that cannot start are spelled as run-process.ts spells them. Without cgroups: `argv`.
+ */
+export function learnerCommand(procs: readonly string[] | undefined, argv: readonly string[]): string[] {
+  if (!procs || procs.length === 0) return [...argv];
+  const joins = procs.map((file) => `echo $$ >${quote(file)} || exit 126`).join('\n');
+  const script = `${joins}
+command -v -- "$1" >/dev/null || { printf '%s: command not found\\n' "$1" >&2; exit 127; }
+case $1 in */*) if [ -d "$1" ] || [ ! -x "$1" ]; then printf '%s: permission denied\\n' "$1" >&2; exit 126; fi;; esac
+exec "$@"`;
+  return ['/bin/sh', '-c', script, 'learner-cgroup', ...argv];
+}
+
+function quote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Gives the learner's processes cgroups of their own below the session's (cgroup v1, private cgroup namespace):
+ * `learner` with the session's pids limit less a reserve and a CPU weight equal to `agent`'s, and moves the agent
+ * into `agent`. A fork bomb then runs out of its own pids and CPU share, never the agent's. Where this cannot be
+ * done (cgroup v2, the host's cgroup namespace, no CAP_SYS_ADMIN) it logs one warning and returns undefined:
+ * the session works, unprotected.
+ */
+export async function setUpLearnerCgroup(
+  learner: { uid: number; gid: number },
+  log: FastifyBaseLogger,
+  options: LearnerCgroupOptions = {},
+): Promise<LearnerCgroupSetup | undefined> {
+  const root = options.root ?? LEARNER_CGROUP_ROOT;
+  const procSelf = options.procSelf ?? '/proc/self';
+  try {
+    const unavailable = await whyUnavailable(procSelf);
+    if (unavailable) {
+      log.warn({ reason: unavailable }, 'learner processes share the agent cgroup: a fork bomb can stall the agent');
+      return undefined;
+    }
+    await mkdir(root, { recursive: true, mode: 0o755 });
+    const mounted = await readFile(join(procSelf, 'mountinfo'), 'utf8');
+    const procs: string[] = [];
+    let pidsMax = 'max';
+    for (const hierarchy of HIERARCHIES) {
+      const dir = join(root, hierarchy);
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      // An agent restarted in the same container finds its mounts there.
+      if (!mounted.split('\n').some((line) => line.split(' ')[4] === dir)) {
+        await run('mount', ['-t', 'cgroup', '-o', hierarchy, 'cgroup', dir]);
+      }
+      for (const group of ['agent', 'learner']) await mkdir(join(dir, group), { recursive: true });
+      if (hierarchy === 'pids') {
+        pidsMax = learnerPidsMax(await readFile(join(dir, 'pids.max'), 'utf8'), options.pidsReserve);
+        await writeFile(join(dir, 'learner', 'pids.max'), pidsMax);
+      } else {
+        await writeFile(join(dir, 'agent', 'cpu.shares'), CPU_SHARES);
+        await writeFile(join(dir, 'learner', 'cpu.shares'), CPU_SHARES);
+      }
+      // cgroup.procs moves every thread of the agent (v1); its children from now on start in `agent` too.
+      await writeFile(join(dir, 'agent', 'cgroup.procs'), String(process.pid));
+      // Only this file is the learner's: its processes may join `learner`, never create groups or move elsewhere.
+      const learnerProcs = join(dir, 'learner', 'cgroup.procs');
+      await chown(learnerProcs, learner.uid, learner.gid);
+      procs.push(learnerProcs);
+    }
+    log.info({ root, learnerPidsMax: pidsMax }, 'learner processes get their own pids and CPU cgroups');
+    return { procs, learnerPidsMax: pidsMax };
+  } catch (error) {
+    log.warn({ err: error }, 'cannot set up the learner cgroups: a fork bomb can stall the agent');
+    return undefined;
+  }
+}
+
+/** Why the agent may not make cgroups here, or undefined when it may. */
+async function whyUnavailable(procSelf: string): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'the agent does not run as root';
+  const cgroups = await readFile(join(procSelf, 'cgroup'), 'utf8');
+  if (HIERARCHIES.some((controller) => cgroupPath(cgroups, controller) === undefined)) return 'no cgroup v1 pids and cpu hierarchies (cgroup v2?)';
+  // Only at the root of its own cgroup namespace does a fresh mount show the session's cgroup, not the host's.
+  if ((await readlink(join(procSelf, 'ns', 'cgroup'))) === INITIAL_CGROUP_NS) return "the host's cgroup namespace (start the session with --cgroupns private)";
+  if (HIERARCHIES.some((controller) => cgroupPath(cgroups, controller) !== '/')) return 'the agent is not at the root of its cgroup namespace';
+  return undefined;
+}
