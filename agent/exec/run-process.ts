@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import type { ExecResult } from '../../shared/schemas/exec.js';
-import { learnerCommand } from '../limits/learner-cgroup.js';
+import { learnerSpawn } from '../limits/learner-cgroup.js';
 import { killProcessTree } from './process-tree.js';
 
 export type OutputStream = 'stdout' | 'stderr';
@@ -90,10 +90,10 @@ export function runProcess(options: RunOptions): Promise<ExecResult> {
   let finished = false;
 
   return new Promise<ExecResult>((resolve) => {
-    const [file, ...args] = learnerCommand(options.cgroupProcs, options.command);
-    const child = spawn(file!, args, {
+    const { file, args, env } = learnerSpawn(options.cgroupProcs, options.command, options.env);
+    const child = spawn(file, args, {
       cwd: options.cwd,
-      env: options.env,
+      env,
       // Only a root agent may switch users; an unprivileged one runs commands as itself.
       ...(process.getuid?.() === options.uid ? {} : { uid: options.uid }),
       ...(process.getgid?.() === options.gid ? {} : { gid: options.gid }),

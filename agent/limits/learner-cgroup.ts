@@ -50,19 +50,31 @@ export function cgroupPath(procSelfCgroup: string, controller: string): string |
   return undefined;
 }
 
+/** What to spawn (as the learner) for one learner command. */
+export interface LearnerSpawn {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
 /**
- * argv that joins the learner's cgroup before it runs `argv` (as whoever spawns it: the learner). A shell
- * writes its own pid to each cgroup.procs, then execs the command, so no learner code ever runs outside; the
- * errors of a command that cannot start are spelled as run-process.ts spells them. Without cgroups: `argv`.
+ * How to spawn `argv` with `env` so that it joins the learner's cgroup before any learner code runs. A shell
+ * started with an empty environment (so nothing like LD_PRELOAD acts before it joined) writes its own pid to
+ * each cgroup.procs, exports `env`, then execs the command; a command that cannot start gets the messages and
+ * codes of run-process.ts. Without cgroups: `argv` and `env` as they are.
  */
-export function learnerCommand(procs: readonly string[] | undefined, argv: readonly string[]): string[] {
-  if (!procs || procs.length === 0) return [...argv];
-  const joins = procs.map((file) => `echo $$ >${quote(file)} || exit 126`).join('\n');
+export function learnerSpawn(procs: readonly string[] | undefined, argv: readonly string[], env: Record<string, string>): LearnerSpawn {
+  const [file, ...args] = argv;
+  if (!procs || procs.length === 0) return { file: file!, args, env };
+  const joins = procs.map((procsFile) => `echo "$$" >${quote(procsFile)} || exit 126`).join('\n');
   const script = `${joins}
+unset PWD
+while [ "$1" != -- ]; do export "$1"; shift; done; shift
 command -v -- "$1" >/dev/null || { printf '%s: command not found\\n' "$1" >&2; exit 127; }
 case $1 in */*) if [ -d "$1" ] || [ ! -x "$1" ]; then printf '%s: permission denied\\n' "$1" >&2; exit 126; fi;; esac
 exec "$@"`;
-  return ['/bin/sh', '-c', script, 'learner-cgroup', ...argv];
+  const assignments = Object.entries(env).map(([name, value]) => `${name}=${value}`);
+  return { file: '/bin/sh', args: ['-c', script, 'learner-cgroup', ...assignments, '--', ...argv], env: {} };
 }
 
 function quote(text: string): string {

@@ -7,7 +7,7 @@ import type { AgentConfig } from '../config.js';
 import type { DaemonHealth } from '../../shared/schemas/health.js';
 import type { DaemonMonitor } from './daemon-monitor.js';
 import { DaemonClient } from './daemon-client.js';
-import { learnerCommand } from '../limits/learner-cgroup.js';
+import { learnerSpawn } from '../limits/learner-cgroup.js';
 import { preloadImages } from './preload.js';
 
 const ROOTLESS_SCRIPT = '/usr/share/docker.io/contrib/dockerd-rootless.sh';
@@ -192,13 +192,17 @@ export class DockerdSupervisor implements DaemonMonitor {
     const command = this.#opts.command[0];
     this.log.info({ command, restarts: this.#state.restarts }, 'starting dockerd');
     // Inner containers are learner code too: the daemon and all it starts live in the learner cgroup.
-    const [file, ...args] = learnerCommand(this.config.learner.cgroupProcs, [...this.#opts.command, '--config-file', configFile]);
-    const child = spawn(file!, args, {
+    const { file, args, env } = learnerSpawn(
+      this.config.learner.cgroupProcs,
+      [...this.#opts.command, '--config-file', configFile],
+      // A clean environment: nothing of the agent's (its token above all) reaches the learner's daemon.
+      { HOME: home, USER: user, LOGNAME: user, PATH, XDG_RUNTIME_DIR: this.#runtimeDir(), LANG: 'C.UTF-8' },
+    );
+    const child = spawn(file, args, {
       uid,
       gid,
       cwd: home,
-      // A clean environment: nothing of the agent's (its token above all) reaches the learner's daemon.
-      env: { HOME: home, USER: user, LOGNAME: user, PATH, XDG_RUNTIME_DIR: this.#runtimeDir(), LANG: 'C.UTF-8' },
+      env,
       // Its own process group, so stopping it also stops rootlesskit's and dockerd's children.
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],

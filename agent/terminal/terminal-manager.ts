@@ -5,7 +5,7 @@ import { AppError } from '../../shared/errors.js';
 import type { TerminalInfo } from '../../shared/schemas/terminal.js';
 import type { AgentConfig } from '../config.js';
 import { learnerEnv } from '../learner-env.js';
-import { learnerCommand } from '../limits/learner-cgroup.js';
+import { learnerSpawn } from '../limits/learner-cgroup.js';
 import { PtySession, type ShellCommand } from './pty-session.js';
 
 const DEFAULT_COLS = 80;
@@ -24,13 +24,13 @@ export interface OpenTerminal {
 /** Owns every terminal (pty) of the agent: at most `config.maxTerminals`, each ended when idle or on close. */
 export class TerminalManager {
   #terminals = new Map<string, PtySession>();
-  #command: ShellCommand | AppError;
+  #shell: Shell | AppError;
 
   constructor(
     readonly config: AgentConfig,
     readonly log: FastifyBaseLogger,
   ) {
-    this.#command = shellCommand(config);
+    this.#shell = learnerShell(config);
   }
 
   count(): number {
@@ -62,14 +62,14 @@ export class TerminalManager {
         max_terminals: this.config.maxTerminals,
       });
     }
-    if (this.#command instanceof AppError) throw this.#command;
+    if (this.#shell instanceof AppError) throw this.#shell;
     const terminal = new PtySession({
       id,
       cols: cols ?? DEFAULT_COLS,
       rows: rows ?? DEFAULT_ROWS,
-      command: this.#command,
+      command: this.#shell.command,
       cwd: this.config.workspace,
-      env: learnerEnv(this.config, { TERM: 'xterm-256color' }),
+      env: this.#shell.env,
       scrollbackBytes: this.config.terminalScrollbackBytes,
       idleSeconds: this.config.terminalIdleSeconds,
       log: this.log,
@@ -91,16 +91,21 @@ export class TerminalManager {
   }
 }
 
+interface Shell {
+  command: ShellCommand;
+  env: Record<string, string>;
+}
+
 /**
- * How to start bash as the learner. A root agent goes through setpriv, because node-pty's own uid/gid switch
- * keeps the agent's supplementary groups (group 0 in a container) in the learner's shell. The learner's shell
- * joins the learner cgroup before bash starts.
+ * How to start bash as the learner, in the learner cgroup when there is one. A root agent goes through setpriv,
+ * because node-pty's own uid/gid switch keeps the agent's supplementary groups (group 0 in a container) in the
+ * learner's shell.
  */
-function shellCommand(config: AgentConfig): ShellCommand | AppError {
-  const [bash, ...args] = learnerCommand(config.learner.cgroupProcs, BASH);
-  if (process.getuid?.() !== 0) return { file: bash!, args };
+function learnerShell(config: AgentConfig): Shell | AppError {
+  const { file, args, env } = learnerSpawn(config.learner.cgroupProcs, BASH, learnerEnv(config, { TERM: 'xterm-256color' }));
+  if (process.getuid?.() !== 0) return { command: { file, args }, env };
   const setpriv = SETPRIV_PATHS.find((path) => existsSync(path));
   if (!setpriv) return new AppError('INTERNAL', 'terminals need setpriv (util-linux) to drop to the learner user');
   const { uid, gid } = config.learner;
-  return { file: setpriv, args: ['--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--', bash!, ...args] };
+  return { command: { file: setpriv, args: ['--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--', file, ...args] }, env };
 }

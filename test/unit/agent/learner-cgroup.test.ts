@@ -5,7 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runProcess } from '../../../agent/exec/run-process.js';
-import { cgroupPath, learnerCommand, learnerPidsMax, setUpLearnerCgroup } from '../../../agent/limits/learner-cgroup.js';
+import { cgroupPath, learnerPidsMax, learnerSpawn, setUpLearnerCgroup } from '../../../agent/limits/learner-cgroup.js';
 import { LEARNER_UID } from '../../helpers/test-agent.js';
 
 const env = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' };
@@ -25,8 +25,8 @@ describe('learner cgroup limits', () => {
     expect(cgroupPath('0::/\n', 'pids')).toBeUndefined();
   });
 
-  it('runs the command unchanged when there is no learner cgroup', () => {
-    expect(learnerCommand(undefined, ['ls', '-l'])).toEqual(['ls', '-l']);
+  it('spawns the command unchanged when there is no learner cgroup', () => {
+    expect(learnerSpawn(undefined, ['ls', '-l'], env)).toEqual({ file: 'ls', args: ['-l'], env });
   });
 });
 
@@ -48,8 +48,8 @@ describe('joining the learner cgroup before the command runs', () => {
     return files;
   };
 
-  const runAsLearner = (command: string[], cgroupProcs: readonly string[]) =>
-    runProcess({ command, cgroupProcs, cwd: dir, env, uid: LEARNER_UID, gid: LEARNER_UID, timeoutMs: 10_000, outputLimitBytes: 65_536 });
+  const runAsLearner = (command: string[], cgroupProcs: readonly string[], extraEnv: Record<string, string> = {}) =>
+    runProcess({ command, cgroupProcs, cwd: dir, env: { ...env, ...extraEnv }, uid: LEARNER_UID, gid: LEARNER_UID, timeoutMs: 10_000, outputLimitBytes: 65_536 });
 
   it('writes its own pid to every cgroup.procs, then execs the command with its arguments intact', async () => {
     const procs = await procsFiles();
@@ -58,6 +58,19 @@ describe('joining the learner cgroup before the command runs', () => {
     const pid = result.stdout.split(' ')[0];
     expect(result.stdout).toBe(`${pid} two words|it's\n`);
     for (const file of procs) expect(await readFile(file, 'utf8')).toBe(`${pid}\n`);
+  });
+
+  it('hands the command exactly its environment, whatever the values', async () => {
+    const extra = { MULTI: 'a b\nc=d', EMPTY: '', DASHES: '--', IFS: '0123456789' };
+    const result = await runAsLearner(['env', '-0'], await procsFiles(), extra);
+    const variables = result.stdout.split('\0').filter(Boolean).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
+    expect(Object.fromEntries(variables)).toEqual({ ...env, ...extra });
+  });
+
+  it('joins as itself although the environment sets IFS to digits', async () => {
+    const procs = await procsFiles();
+    const result = await runAsLearner(['sh', '-c', 'echo "$$"'], procs, { IFS: '0123456789' });
+    for (const file of procs) expect(await readFile(file, 'utf8')).toBe(result.stdout);
   });
 
   it('answers 127 and 126 with the messages of a command started without the cgroup', async () => {
