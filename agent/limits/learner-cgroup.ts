@@ -8,10 +8,10 @@ const run = promisify(execFile);
 
 /** Where the agent mounts its own cgroup hierarchies: the session's /sys/fs/cgroup is read-only and cannot be remounted. */
 export const LEARNER_CGROUP_ROOT = '/run/agent-cgroups';
-// Separate hierarchies on cgroup v1 hosts (a combined "cpu,cpuacct" mount would fail where they are split).
-const HIERARCHIES = ['pids', 'cpu'] as const;
+// The controllers limited; each is mounted with the controllers its hierarchy has on the host (e.g. "cpu,cpuacct").
+const CONTROLLERS = ['pids', 'cpu'] as const;
 // Processes the learner can never take from the agent (and from a `docker exec` by the operator).
-export const PIDS_RESERVE = 64;
+const PIDS_RESERVE = 64;
 // The inode of the initial cgroup namespace (the host's): there the agent must not touch the host's cgroups.
 const INITIAL_CGROUP_NS = 'cgroup:[4026531835]';
 // Equal weights: the learner gets all of the session's CPU while the agent idles, at most half while it works.
@@ -41,11 +41,11 @@ export function learnerPidsMax(sessionPidsMax: string, reserve = PIDS_RESERVE): 
   return String(Math.max(1, limit - Math.min(reserve, Math.floor(limit / 2))));
 }
 
-/** The agent's path in a v1 hierarchy from /proc/self/cgroup (`8:pids:/learner`), or undefined when it has none. */
-export function cgroupPath(procSelfCgroup: string, controller: string): string | undefined {
+/** The v1 hierarchy of `controller` in /proc/self/cgroup (`2:cpu,cpuacct:/docker/…`), or undefined (cgroup v2). */
+export function findHierarchy(procSelfCgroup: string, controller: string): { controllers: string; path: string } | undefined {
   for (const line of procSelfCgroup.split('\n')) {
     const [, controllers = '', ...path] = line.split(':');
-    if (controllers.split(',').includes(controller)) return path.join(':');
+    if (controllers.split(',').includes(controller)) return { controllers, path: path.join(':') };
   }
   return undefined;
 }
@@ -96,7 +96,8 @@ export async function setUpLearnerCgroup(
   const root = options.root ?? LEARNER_CGROUP_ROOT;
   const procSelf = options.procSelf ?? '/proc/self';
   try {
-    const unavailable = await whyUnavailable(procSelf);
+    const cgroups = await readFile(join(procSelf, 'cgroup'), 'utf8');
+    const unavailable = await whyUnavailable(procSelf, cgroups);
     if (unavailable) {
       log.warn({ reason: unavailable }, 'learner processes share the agent cgroup: a fork bomb can stall the agent');
       return undefined;
@@ -105,15 +106,15 @@ export async function setUpLearnerCgroup(
     const mounted = await readFile(join(procSelf, 'mountinfo'), 'utf8');
     const procs: string[] = [];
     let pidsMax = 'max';
-    for (const hierarchy of HIERARCHIES) {
-      const dir = join(root, hierarchy);
+    for (const controller of CONTROLLERS) {
+      const dir = join(root, controller);
       await mkdir(dir, { recursive: true, mode: 0o755 });
       // An agent restarted in the same container finds its mounts there.
       if (!mounted.split('\n').some((line) => line.split(' ')[4] === dir)) {
-        await run('mount', ['-t', 'cgroup', '-o', hierarchy, 'cgroup', dir]);
+        await run('mount', ['-t', 'cgroup', '-o', findHierarchy(cgroups, controller)!.controllers, 'cgroup', dir]);
       }
       for (const group of ['agent', 'learner']) await mkdir(join(dir, group), { recursive: true });
-      if (hierarchy === 'pids') {
+      if (controller === 'pids') {
         pidsMax = learnerPidsMax(await readFile(join(dir, 'pids.max'), 'utf8'), options.pidsReserve);
         await writeFile(join(dir, 'learner', 'pids.max'), pidsMax);
       } else {
@@ -136,12 +137,12 @@ export async function setUpLearnerCgroup(
 }
 
 /** Why the agent may not make cgroups here, or undefined when it may. */
-async function whyUnavailable(procSelf: string): Promise<string | undefined> {
+async function whyUnavailable(procSelf: string, cgroups: string): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'the agent does not run as root';
-  const cgroups = await readFile(join(procSelf, 'cgroup'), 'utf8');
-  if (HIERARCHIES.some((controller) => cgroupPath(cgroups, controller) === undefined)) return 'no cgroup v1 pids and cpu hierarchies (cgroup v2?)';
+  const hierarchies = CONTROLLERS.map((controller) => findHierarchy(cgroups, controller));
+  if (hierarchies.includes(undefined)) return 'no cgroup v1 pids and cpu hierarchies (cgroup v2?)';
   // Only at the root of its own cgroup namespace does a fresh mount show the session's cgroup, not the host's.
   if ((await readlink(join(procSelf, 'ns', 'cgroup'))) === INITIAL_CGROUP_NS) return "the host's cgroup namespace (start the session with --cgroupns private)";
-  if (HIERARCHIES.some((controller) => cgroupPath(cgroups, controller) !== '/')) return 'the agent is not at the root of its cgroup namespace';
+  if (hierarchies.some((hierarchy) => hierarchy!.path !== '/')) return 'the agent is not at the root of its cgroup namespace';
   return undefined;
 }

@@ -5,7 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runProcess } from '../../../agent/exec/run-process.js';
-import { cgroupPath, learnerPidsMax, learnerSpawn, setUpLearnerCgroup } from '../../../agent/limits/learner-cgroup.js';
+import { findHierarchy, learnerPidsMax, learnerSpawn, setUpLearnerCgroup } from '../../../agent/limits/learner-cgroup.js';
 import { LEARNER_UID } from '../../helpers/test-agent.js';
 
 const env = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' };
@@ -18,11 +18,11 @@ describe('learner cgroup limits', () => {
     expect(learnerPidsMax('max\n')).toBe('max');
   });
 
-  it("reads the agent's path in a v1 hierarchy, including joined ones", () => {
+  it("finds the agent's v1 hierarchy of a controller, joined with others or alone", () => {
     const cgroups = '9:name=systemd:/\n8:pids:/docker/abc\n2:cpu,cpuacct:/x:y\n0::/\n';
-    expect(cgroupPath(cgroups, 'pids')).toBe('/docker/abc');
-    expect(cgroupPath(cgroups, 'cpu')).toBe('/x:y');
-    expect(cgroupPath('0::/\n', 'pids')).toBeUndefined();
+    expect(findHierarchy(cgroups, 'pids')).toEqual({ controllers: 'pids', path: '/docker/abc' });
+    expect(findHierarchy(cgroups, 'cpu')).toEqual({ controllers: 'cpu,cpuacct', path: '/x:y' });
+    expect(findHierarchy('0::/\n', 'pids')).toBeUndefined();
   });
 
   it('spawns the command unchanged when there is no learner cgroup', () => {
