@@ -164,11 +164,17 @@ export interface ControllerOptions {
   env?: Record<string, string>;
   /** The Docker engine the controller and the helpers use; the host's by default. */
   docker?: Docker;
+  /**
+   * HOST for the controller: '0.0.0.0' listens on every address of the host as a deployed one does (the suite
+   * always sets a token, so that is also what the controller picks when this is left out). Requests of the suite
+   * still go to 127.0.0.1.
+   */
+  host?: string;
 }
 
 let counter = 0;
 
-/** A real controller process on a fixed loopback port, with a token, under the suite's labels and folders. */
+/** A real controller process on a fixed port, with a token, under the suite's labels and folders. */
 export class ControllerProcess {
   readonly token = TOKEN;
   readonly instance: string;
@@ -189,7 +195,7 @@ export class ControllerProcess {
     this.socketsDir = `/tmp/${NAME_PREFIX}${tag}`;
     this.#logFile = `/tmp/${NAME_PREFIX}${tag}.log`;
     this.docker = options.docker ?? hostDocker;
-    this.#env = options.env ?? {};
+    this.#env = { ...(options.host ? { HOST: options.host } : {}), ...options.env };
   }
 
   get url(): string {

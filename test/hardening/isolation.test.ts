@@ -1,3 +1,7 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImages } from '../helpers/controller-e2e.js';
 import { ControllerProcess, hostDocker, sweepStaleRuns, waitUntil } from './harness.js';
@@ -5,7 +9,7 @@ import { ControllerProcess, hostDocker, sweepStaleRuns, waitUntil } from './harn
 /*
  * What a learner (an exec, a terminal, an inner container) can reach from a session: not the agent's token, not
  * the host's Docker engine, not another session, not the controller. The controller runs as deployed: with a
- * token, so it listens on every address of the host.
+ * token, listening on every address of the host (0.0.0.0), the sessions network's gateway included.
  */
 
 const A = 'iso-a';
@@ -42,11 +46,17 @@ print('\\n'.join(hits))
 `;
 
 describe.sequential('isolation of sessions', () => {
-  const ctl = new ControllerProcess();
+  const ctl = new ControllerProcess({ host: '0.0.0.0' });
   let gateway = '';
   let addressOfB = '';
 
   const exec = async (id: string, line: string) => ctl.exec(id, line, { timeoutSeconds: 120 });
+  // An HTTP GET from an inner container of A with nc: busybox-static's wget crashes (exit 139) on any URL, so a
+  // failed wget would prove nothing. Its input stays open 2 s, as nc quits at its end before the answer comes.
+  const getFromInner = async (host: string, port: number, path = '/') => {
+    const request = `(printf 'GET ${path} HTTP/1.0\\r\\nHost: ${host}\\r\\n\\r\\n'; sleep 2) | nc -w 3 ${host} ${port}`;
+    return ctl.exec(A, ['docker', 'run', '--rm', 'runner-busybox:latest', 'sh', '-c', request], { timeoutSeconds: 120 });
+  };
 
   beforeAll(async () => {
     await sweepStaleRuns();
@@ -106,12 +116,50 @@ describe.sequential('isolation of sessions', () => {
     const direct = await exec(A, `curl -sS -m 3 http://${addressOfB}:8080/`);
     expect(direct.exit_code).not.toBe(0);
     expect(direct.stdout).not.toContain(SECRET_OF_B);
-    const fromInner = await exec(A, `docker run --rm runner-busybox:latest wget -T 3 -qO- http://${addressOfB}:8080/`);
-    expect(fromInner.exit_code).not.toBe(0);
+    const fromInner = await getFromInner(addressOfB, 8080);
     expect(fromInner.stdout).not.toContain(SECRET_OF_B);
     expect((await exec(A, 'cat /proc/self/mountinfo')).stdout).not.toContain(B);
     const files = await exec(A, `cat /workspace/b.txt; grep -rs ${SECRET_OF_B} /workspace /tmp /home/learner/.local/share/docker/volumes; true`);
     expect(files.stdout).not.toContain(SECRET_OF_B);
+  });
+
+  it("gives neither the learner nor an inner container a way to the controller's port", async () => {
+    // Every address of the host a session could route to: the sessions network's gateway and the host's own.
+    const hostAddresses = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a && a.family === 'IPv4' && !a.internal)
+      .map((a) => a!.address);
+    const targets = [...new Set([gateway, ...hostAddresses])];
+    // The port is open on those addresses: the host itself is answered there.
+    const fromHost = await fetch(`http://${gateway}:${ctl.port}/health`).then((r) => r.status, (e: unknown) => String(e));
+    expect(fromHost, `the controller does not answer the host at ${gateway}:${ctl.port}`).toBe(200);
+    // And the host's other ports are reachable from a session and its inner containers: only the controller's is refused.
+    const other = http.createServer((_req, res) => res.end('other service\n'));
+    other.listen(0, '0.0.0.0');
+    await once(other, 'listening');
+    try {
+      const { port } = other.address() as AddressInfo;
+      expect((await exec(A, `curl -sS -m 5 http://${gateway}:${port}/`)).stdout).toBe('other service\n');
+      expect((await getFromInner(gateway, port)).stdout).toContain('other service\n');
+    } finally {
+      other.close();
+    }
+    for (const address of targets) {
+      const health = `http://${address}:${ctl.port}/health`;
+      const asLearner = await exec(A, `id -u; curl -sS -m 3 ${health}`);
+      expect(asLearner.stdout.split('\n')[0], 'exec runs as the learner').toBe('1000');
+      expect(asLearner.exit_code, `the learner reached the controller at ${health}: ${asLearner.stdout}`).not.toBe(0);
+      expect(asLearner.stdout).not.toContain('healthy');
+      // A bare TCP connection with a hand-written request, as a learner without curl would try.
+      const script = `exec 3<>/dev/tcp/${address}/${ctl.port} || exit 9; printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3; timeout 3 cat <&3; true`;
+      const raw = await ctl.exec(A, ['bash', '-c', script], { timeoutSeconds: 30 });
+      expect(raw.stdout, `a raw connection to ${address}:${ctl.port} got an answer`).not.toMatch(/HTTP\/1|healthy/);
+      const fromInner = await getFromInner(address, ctl.port, '/health');
+      expect(fromInner.stdout, `an inner container reached the controller at ${health}`).not.toMatch(/HTTP\/1|healthy/);
+    }
+    // The controller saw the attempts and refused them itself (no firewall rule did it).
+    expect(await ctl.logTail(100_000)).toContain('refused a connection from the sessions network');
+    expect((await ctl.request('GET', '/health')).status).toBe(200);
   });
 
   it("keeps inner containers away from the agent's socket and token", async () => {

@@ -6,14 +6,19 @@ import { ControllerProcess, sweepStaleRuns } from './harness.js';
 /*
  * Sessions created and deleted concurrently, round after round, through a real controller: every answer is
  * counted, none may be a 5xx, and after every round nothing of the sessions is left in Docker or on disk.
- * The issue asks for 30 sessions × 100 rounds; a session start costs about 5 CPU-seconds, so on a 2-core machine
- * that is hours, and 30 at once do not start within the default 60 s SESSION_START_TIMEOUT_SECONDS. The default
- * here is 6 × 3; HARDENING_LOAD_SESSIONS, HARDENING_LOAD_ROUNDS and HARDENING_LOAD_START_TIMEOUT_SECONDS set more.
+ * The issue asks for 30 sessions × 100 rounds. 30 at once is the default here: the controller starts at most
+ * MAX_CONCURRENT_STARTS (default 3) of them at a time and the rest wait their turn, so all of them start even on
+ * 2 cores. A round costs minutes there (a start is seconds of CPU), so the default is 1 round;
+ * HARDENING_LOAD_SESSIONS, HARDENING_LOAD_ROUNDS, HARDENING_LOAD_CONCURRENT_STARTS and
+ * HARDENING_LOAD_START_TIMEOUT_SECONDS set more.
  */
 
-const SESSIONS = Number(process.env.HARDENING_LOAD_SESSIONS ?? 6);
-const ROUNDS = Number(process.env.HARDENING_LOAD_ROUNDS ?? 3);
+const SESSIONS = Number(process.env.HARDENING_LOAD_SESSIONS ?? 30);
+const ROUNDS = Number(process.env.HARDENING_LOAD_ROUNDS ?? 1);
+const CONCURRENT_STARTS = process.env.HARDENING_LOAD_CONCURRENT_STARTS;
 const START_TIMEOUT = process.env.HARDENING_LOAD_START_TIMEOUT_SECONDS;
+// Concurrent first creates racing to make the sessions network: a few are enough to show there is one.
+const FRESH_SESSIONS = Math.min(SESSIONS, 6);
 
 function figure(text: string): void {
   console.info(`[hardening] ${text}`);
@@ -25,7 +30,11 @@ function percentile(values: number[], p: number): number {
 }
 
 describe.sequential('load', () => {
-  const env = { MAX_SESSIONS: String(SESSIONS), ...(START_TIMEOUT ? { SESSION_START_TIMEOUT_SECONDS: START_TIMEOUT } : {}) };
+  const env = {
+    MAX_SESSIONS: String(SESSIONS),
+    ...(CONCURRENT_STARTS ? { MAX_CONCURRENT_STARTS: CONCURRENT_STARTS } : {}),
+    ...(START_TIMEOUT ? { SESSION_START_TIMEOUT_SECONDS: START_TIMEOUT } : {}),
+  };
   const ctl = new ControllerProcess({ env });
 
   beforeAll(async () => {
@@ -43,10 +52,10 @@ describe.sequential('load', () => {
     const fresh = new ControllerProcess({ env });
     try {
       await fresh.start();
-      const ids = Array.from({ length: SESSIONS }, (_, i) => `first-${i}`);
+      const ids = Array.from({ length: FRESH_SESSIONS }, (_, i) => `first-${i}`);
       const created = await Promise.all(ids.map((id) => fresh.request('POST', '/sessions', { body: { session_id: id }, timeoutMs: 600_000 })));
       const networks = await fresh.docker.listNetworks({ filters: { label: [`${Label.instance}=${fresh.instance}`] } });
-      figure(`fresh controller, ${SESSIONS} creates at once: ${JSON.stringify(created.map((c) => c.status))}, ${networks.length} networks named ${fresh.network}`);
+      figure(`fresh controller, ${FRESH_SESSIONS} creates at once: ${JSON.stringify(created.map((c) => c.status))}, ${networks.length} networks named ${fresh.network}`);
       expect(created.map((c) => `${c.status} ${c.status === 201 ? '' : c.text.slice(0, 200)}`.trim())).toEqual(ids.map(() => '201'));
       expect(networks).toHaveLength(1);
     } finally {
