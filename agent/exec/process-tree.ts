@@ -1,29 +1,35 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import pLimit from 'p-limit';
 
-/** Children of every process, from the ppid field of /proc/<pid>/stat. */
-function readChildren(): Map<number, number[]> {
+// Open /proc files at most this many at a time (a fork bomb makes thousands).
+const READ_CONCURRENCY = 32;
+
+/**
+ * Children of every process, from the ppid field of /proc/<pid>/stat. Read asynchronously: under a fork bomb
+ * each read can take a while, and the agent must keep answering meanwhile.
+ */
+async function readChildren(): Promise<Map<number, number[]>> {
   const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // it exited while we were reading
-    }
-    // "pid (comm) state ppid ...": comm may contain spaces and parentheses, so split after the last ')'.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const siblings = children.get(ppid);
-    if (siblings) siblings.push(pid);
-    else children.set(ppid, [pid]);
-  }
+  const pids = (await readdir('/proc')).map(Number).filter((pid) => Number.isInteger(pid));
+  const limit = pLimit(READ_CONCURRENCY);
+  await Promise.all(
+    pids.map((pid) => limit(async () => {
+      // It may exit while we are reading.
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+      if (stat === undefined) return;
+      // "pid (comm) state ppid ...": comm may contain spaces and parentheses, so split after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const siblings = children.get(ppid);
+      if (siblings) siblings.push(pid);
+      else children.set(ppid, [pid]);
+    })),
+  );
   return children;
 }
 
 /** Every living descendant of `pid` that is still linked to it by parent ids. */
-export function findDescendants(pid: number): number[] {
-  const children = readChildren();
+export async function findDescendants(pid: number): Promise<number[]> {
+  const children = await readChildren();
   const found: number[] = [];
   const queue = [pid];
   while (queue.length > 0) {
@@ -45,15 +51,15 @@ function signal(target: number, name: NodeJS.Signals): void {
 
 /**
  * Kills `pid` (the leader of its own process group), everyone in that group, and its descendants that left
- * the group (setsid, setpgid). Synchronous on purpose: the leader is our child and cannot be reaped while this
- * runs, so the parent links from it stay intact. Processes already re-parented to init cannot be found.
+ * the group (setsid, setpgid). The leader is stopped first and stays unreaped while the tree is walked, so the
+ * parent links from it stay intact. Processes already re-parented to init cannot be found.
  */
-export function killProcessTree(pid: number): void {
+export async function killProcessTree(pid: number): Promise<void> {
   // Freeze first so nothing can fork or move away while the tree is walked.
   signal(-pid, 'SIGSTOP');
   const frozen = new Set<number>([pid]);
   for (let round = 0; round < 5; round++) {
-    const fresh = findDescendants(pid).filter((p) => !frozen.has(p));
+    const fresh = (await findDescendants(pid)).filter((p) => !frozen.has(p));
     if (fresh.length === 0) break;
     for (const p of fresh) {
       signal(p, 'SIGSTOP');

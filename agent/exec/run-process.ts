@@ -120,7 +120,7 @@ export function runProcess(options: RunOptions): Promise<ExecResult> {
       if (exitCode !== null && openStreams === 0) finish(exitCode);
     };
     const kill = (): void => {
-      if (!finished && child.pid !== undefined && child.exitCode === null && child.signalCode === null) killProcessTree(child.pid);
+      if (!finished && child.pid !== undefined && child.exitCode === null && child.signalCode === null) void killProcessTree(child.pid);
     };
     const onAbort = (): void => kill();
 
