@@ -1,4 +1,4 @@
-import { pipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { AppError } from '../../shared/errors.js';
@@ -20,41 +20,72 @@ export interface HttpUpstream {
   details?: Record<string, unknown>;
 }
 
-/** Streams the request to the upstream and its answer back, status, headers and body unchanged. */
-export async function forwardHttp(request: FastifyRequest, reply: FastifyReply, upstream: HttpUpstream): Promise<FastifyReply> {
-  const abort = new AbortController();
+/**
+ * Streams the request to the upstream and its answer back, status, headers and body unchanged. The answer's chunks
+ * go straight from undici's parser into the client's socket: no Readable in between, which per chunk cost more CPU
+ * than the copy itself.
+ */
+export function forwardHttp(request: FastifyRequest, reply: FastifyReply, upstream: HttpUpstream): Promise<FastifyReply> {
   const res = reply.raw;
-  // A client that goes away before the answer is complete cancels the upstream request.
-  res.once('close', () => {
-    if (!res.writableFinished) abort.abort();
-  });
-  let answer: Dispatcher.ResponseData;
-  try {
-    answer = await upstream.dispatcher.request({
-      origin: upstream.origin,
-      path: upstream.path,
-      method: request.method as Dispatcher.HttpMethod,
-      headers: upstream.headers,
-      body: (request.body as Readable | undefined) ?? null,
-      signal: abort.signal,
-      headersTimeout: upstream.headersTimeoutMs,
-      bodyTimeout: upstream.bodyTimeoutMs,
+  return new Promise((resolve, reject) => {
+    let upstreamRequest: Dispatcher.DispatchController | undefined;
+    let clientGone = false;
+    let answered = false;
+    // A client that goes away before the answer is complete cancels the upstream request.
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      clientGone = true;
+      upstreamRequest?.abort(new Error('the client went away'));
     });
-  } catch (error) {
-    // Nobody is left to answer when the client itself went away.
-    if (abort.signal.aborted) return reply.hijack();
-    throw upstreamError(error, upstream.name, upstream.details);
-  }
-  // Written here rather than by reply.send, which would hold the status until the first body chunk and turn an
-  // upstream that breaks off before it into a 500: a stream's 200 must reach the client as soon as the agent sends it.
-  reply.hijack();
-  const headers = responseHeaders(answer.headers);
-  res.writeHead(answer.statusCode, headers);
-  // A streamed answer (no length) may be quiet for a while; a sized one goes out with its first chunk.
-  if (headers['content-length'] === undefined) res.flushHeaders();
-  // An upstream that breaks off mid-body can only cut the response; a client gone destroys the upstream body.
-  pipeline(answer.body, res, () => {});
-  return reply;
+    const resumeUpstream = () => upstreamRequest?.resume();
+    upstream.dispatcher.dispatch(
+      {
+        origin: upstream.origin,
+        path: upstream.path,
+        method: request.method as Dispatcher.HttpMethod,
+        headers: upstream.headers,
+        body: (request.body as Readable | undefined) ?? null,
+        headersTimeout: upstream.headersTimeoutMs,
+        bodyTimeout: upstream.bodyTimeoutMs,
+      },
+      {
+        onRequestStart(controller) {
+          upstreamRequest = controller;
+          if (clientGone) controller.abort(new Error('the client went away'));
+        },
+        onResponseStart(_controller, statusCode, headers) {
+          answered = true;
+          // Written here rather than by reply.send, which would hold the status until the first body chunk and turn
+          // an upstream that breaks off before it into a 500: a stream's 200 must reach the client at once.
+          reply.hijack();
+          const outgoing = responseHeaders(headers);
+          res.writeHead(statusCode, outgoing);
+          // A streamed answer (no length) may be quiet for a while; a sized one goes out with its first chunk.
+          if (outgoing['content-length'] === undefined) res.flushHeaders();
+          resolve(reply);
+        },
+        onResponseData(controller, chunk) {
+          // A slow client pauses the upstream rather than piling its answer up in memory.
+          if (!res.write(chunk)) {
+            controller.pause();
+            res.once('drain', resumeUpstream);
+          }
+        },
+        onResponseEnd() {
+          // A late drain must not resume the next request on this upstream connection.
+          res.off('drain', resumeUpstream);
+          res.end();
+        },
+        onResponseError(_controller, error) {
+          // An upstream that breaks off mid-body can only cut the response.
+          if (answered) return void res.destroy();
+          // Nobody is left to answer when the client itself went away.
+          if (clientGone) return resolve(reply.hijack());
+          reject(upstreamError(error, upstream.name, upstream.details));
+        },
+      },
+    );
+  });
 }
 
 /** 504 when the upstream took too long, 502 when it could not be reached or broke off; never a 500. */

@@ -19,29 +19,35 @@ import { missingRow, renderTable, writeReport, type Row, type Unit } from './rep
 
 const WARMUP_MAX_MS = 90_000;
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
-const USAGE = `usage: npm run bench [-- --quick] [-- --cpu-prof] [-- --out FILE]
+const USAGE = `usage: npm run bench [-- --quick] [-- --cpu-prof] [-- --out FILE] [-- --only TEXT]
   --quick     fewer iterations and ${QUICK.sessions} sessions instead of ${FULL.sessions}: a smoke test of a couple of minutes
   --cpu-prof  the controller writes V8 CPU profiles to test/bench/results/profiles/ (read them with
               npx tsx test/bench/cpu-profile.ts FILE, or in Chrome DevTools)
-  --out FILE  where the JSON goes (default test/bench/results/latest.json, quick.json with --quick)`;
+  --out FILE  where the JSON goes (default test/bench/results/latest.json, quick.json with --quick)
+  --only TEXT only the figures whose name contains TEXT (comma-separated: any of them), e.g. --only "write + read,listing"`;
 
 interface Args {
   quick: boolean;
   cpuProf: boolean;
   out: string;
+  /** Lower-case parts of figure names to run; all figures when absent. */
+  only?: string[];
 }
 
 function parseArgs(argv: string[]): Args {
   const flags = new Set(['--quick', '--cpu-prof']);
   const outAt = argv.indexOf('--out');
-  const unknown = argv.filter((a, i) => !flags.has(a) && a !== '--out' && !(outAt !== -1 && i === outAt + 1));
-  if (unknown.length > 0 || (outAt !== -1 && !argv[outAt + 1])) {
+  const onlyAt = argv.indexOf('--only');
+  const isValue = (i: number) => (outAt !== -1 && i === outAt + 1) || (onlyAt !== -1 && i === onlyAt + 1);
+  const unknown = argv.filter((a, i) => !flags.has(a) && a !== '--out' && a !== '--only' && !isValue(i));
+  if (unknown.length > 0 || (outAt !== -1 && !argv[outAt + 1]) || (onlyAt !== -1 && !argv[onlyAt + 1])) {
     process.stderr.write(`${USAGE}\n`);
     process.exit(2);
   }
   const quick = argv.includes('--quick');
   const out = outAt === -1 ? `test/bench/results/${quick ? 'quick' : 'latest'}.json` : argv[outAt + 1]!;
-  return { quick, cpuProf: argv.includes('--cpu-prof'), out: resolve(REPO, out) };
+  const only = onlyAt === -1 ? undefined : argv[onlyAt + 1]!.toLowerCase().split(',');
+  return { quick, cpuProf: argv.includes('--cpu-prof'), out: resolve(REPO, out), only };
 }
 
 const began = performance.now();
@@ -96,11 +102,14 @@ async function main(): Promise<number> {
 
   const rows: Row[] = [];
   const errors: string[] = [];
+  // The session every per-session figure uses is made and warmed up whatever --only picks.
+  const wanted = (name: string) =>
+    !args.only || name === 'main session' || name === 'warm-up' || args.only.some((part) => name.toLowerCase().includes(part));
   let ctx: BenchContext | undefined;
   let info: Record<string, unknown> = {};
   // A figure that fails becomes an ERROR row; the others are still measured.
   const figure = async (name: string, unit: Unit, measure: () => Promise<Row[]>): Promise<void> => {
-    if (stopping) return;
+    if (stopping || !wanted(name)) return;
     log(name);
     try {
       rows.push(...(await measure()));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -43,7 +44,13 @@ interface FakeUpstream {
   upstreamClosed: Deferred;
   wsClosed: Deferred<{ code: number; reason: string }>;
   pong: Deferred<string>;
+  /** Bytes of /big handed to the socket so far. */
+  bigSent: number;
 }
+
+// /big: 64 MiB in 1 MiB chunks of a fixed pattern, far more than the sockets and buffers between can hold.
+const BIG_CHUNK = Buffer.from(Array.from({ length: 1024 * 1024 }, (_, i) => i % 251));
+const BIG_CHUNKS = 64;
 
 async function startFakeUpstream(dir: string): Promise<FakeUpstream> {
   const app = Fastify();
@@ -58,6 +65,7 @@ async function startFakeUpstream(dir: string): Promise<FakeUpstream> {
     upstreamClosed: deferred(),
     wsClosed: deferred(),
     pong: deferred(),
+    bigSent: 0,
   };
   app.server.on('connection', () => fake.connections++);
   app.removeAllContentTypeParsers();
@@ -104,6 +112,22 @@ async function startFakeUpstream(dir: string): Promise<FakeUpstream> {
     fake.arrived.resolve();
     await fake.release.promise;
     return { late: true };
+  });
+  // Writes only as fast as its reader takes the bytes, as the agent's file reads do.
+  app.get('/big', (_req, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG_CHUNK.length * BIG_CHUNKS });
+    let sent = 0;
+    const more = () => {
+      while (sent < BIG_CHUNKS) {
+        sent++;
+        fake.bigSent += BIG_CHUNK.length;
+        if (!res.write(BIG_CHUNK)) return void res.once('drain', more);
+      }
+      res.end();
+    };
+    more();
   });
   app.get('/teapot', async (_req, reply) => reply.code(418).header('x-agent', 'yes').send({ code: 'X', message: 'short and stout' }));
 
@@ -340,6 +364,23 @@ describe('proxy', () => {
       });
       expect(res.statusCode).toBe(200);
       expect(await res.body.json()).toEqual({ bytes: total * chunk.length });
+    });
+
+    it('holds the upstream back while the client does not read, then delivers every byte', async () => {
+      const { base } = await host({ s1: fakeTarget() });
+      const res = await request(`${base}/sessions/s1/big`);
+      expect(res.headers['content-length']).toBe(String(BIG_CHUNK.length * BIG_CHUNKS));
+      // The client reads nothing until the upstream has stopped sending: backpressure reached it.
+      for (let before = -1; fake.bigSent !== before; ) {
+        before = fake.bigSent;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      expect(fake.bigSent).toBeLessThan(BIG_CHUNK.length * BIG_CHUNKS);
+      const expected = createHash('sha256');
+      for (let i = 0; i < BIG_CHUNKS; i++) expected.update(BIG_CHUNK);
+      const received = createHash('sha256');
+      for await (const chunk of res.body) received.update(chunk as Buffer);
+      expect(received.digest('hex')).toBe(expected.digest('hex'));
     });
 
     it('delivers a streamed response chunk by chunk before the upstream ends it', async () => {
