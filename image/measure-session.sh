@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures the session image (the figures of DESIGN.md's prototype, same method): image size; for 5 sessions,
 # how long `docker run -d` takes to return and how long until the agent is healthy with its inner daemon ready
-# (and the preloads loaded); idle memory by `docker stats --no-stream` 20 s after that. Prints medians.
+# (and the preloads loaded); idle memory by `docker stats --no-stream` 20 s after that (as the bench reads it), with
+# each process's anonymous memory. Prints medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE=${SESSION_IMAGE:-runner-session:latest}
@@ -34,9 +35,14 @@ for i in $(seq "$RUNS"); do
   ' "$(docker inspect -f '{{.State.StartedAt}}' "$name")")")
   sleep 20
   mem+=("$(docker stats --no-stream --format '{{.MemUsage}}' "$name" | awk '{print $1}')")
+  # Anonymous memory (what docker stats counts, besides kernel memory) by process, MiB.
+  anon=$(docker exec "$name" sh -c 'cat /proc/[0-9]*/status 2>/dev/null' |
+    awk '/^Name:/ {n=$2} /^RssAnon:/ && n != "sh" && n != "cat" {a[n]+=$2} END {for (k in a) printf "%s %.1f\n", k, a[k]/1024}' |
+    sort -k2 -nr | paste -sd, | sed 's/,/, /g')
   docker rm -f "$name" >/dev/null && docker volume rm "$name-docker" >/dev/null && rm -rf "$dir"
-  echo "run $i: docker run -d ${runs[-1]} s, healthy ${ready[-1]} s after it, idle ${mem[-1]}; ${phases[-1]}"
+  echo "run $i: docker run -d ${runs[-1]} s, healthy ${ready[-1]} s after it, idle ${mem[-1]} ($anon); ${phases[-1]}"
 done
 echo "median docker run -d: $(printf '%s\n' "${runs[@]}" | median) s"
 echo "median run → healthy with inner daemon ready: $(printf '%s\n' "${ready[@]}" | median) s"
 echo "idle memory: ${mem[*]}"
+echo "median idle memory: $(printf '%s\n' "${mem[@]}" | sed 's/MiB$//' | median) MiB"

@@ -1,0 +1,2 @@
+// See image/build-agent.sh: require() leaves node:crypto's lazy exports unloaded; an ESM import loads them all.
+module.exports = require('crypto');
