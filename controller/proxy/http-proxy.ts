@@ -20,6 +20,9 @@ export interface HttpUpstream {
   details?: Record<string, unknown>;
 }
 
+/** How much of an answer may wait in memory for a slow client before the upstream is paused. */
+const CLIENT_BUFFER_BYTES = 1024 * 1024;
+
 /**
  * Streams the request to the upstream and its answer back, status, headers and body unchanged. The answer's chunks
  * go straight from undici's parser into the client's socket: no Readable in between, which per chunk cost more CPU
@@ -65,8 +68,10 @@ export function forwardHttp(request: FastifyRequest, reply: FastifyReply, upstre
           resolve(reply);
         },
         onResponseData(controller, chunk) {
-          // A slow client pauses the upstream rather than piling its answer up in memory.
-          if (!res.write(chunk)) {
+          res.write(chunk);
+          // A slow client pauses the upstream rather than piling its answer up in memory. Not at the socket's own
+          // 16 KiB mark, which every 64 KiB chunk passes: a pause and resume per chunk cost more than the copy.
+          if (res.writableLength >= CLIENT_BUFFER_BYTES) {
             controller.pause();
             res.once('drain', resumeUpstream);
           }

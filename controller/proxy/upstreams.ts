@@ -1,5 +1,9 @@
 import { Agent, Pool, type Dispatcher } from 'undici';
 
+// How much of an upload may wait for a slow upstream before the client's request is paused: well above one 64 KiB
+// read, so a fast upstream never makes the proxy pause and resume the upload chunk by chunk.
+const CONNECT = { timeout: 5_000, highWaterMark: 1024 * 1024 };
+
 interface SocketPool {
   pool: Pool;
   used: boolean;
@@ -11,7 +15,7 @@ interface SocketPool {
  */
 export class Upstreams {
   readonly #sockets = new Map<string, SocketPool>();
-  readonly #ports = new Agent({ connect: { timeout: 5_000 } });
+  readonly #ports = new Agent({ connect: CONNECT });
   readonly #sweep: NodeJS.Timeout;
 
   constructor(idleMs = 60_000) {
@@ -23,7 +27,7 @@ export class Upstreams {
     let entry = this.#sockets.get(socketPath);
     if (entry === undefined) {
       // The origin only fills the Host header; the socket path decides where the request goes.
-      entry = { pool: new Pool('http://agent', { socketPath, connect: { timeout: 5_000 } }), used: true };
+      entry = { pool: new Pool('http://agent', { socketPath, connect: CONNECT }), used: true };
       this.#sockets.set(socketPath, entry);
     }
     entry.used = true;
