@@ -14,7 +14,7 @@ import {
 } from '../../shared/schemas/terminal.js';
 import type { RouteDeps } from '../app.js';
 import { toAppError } from '../http/error-handler.js';
-import { keepAlive } from './keepalive.js';
+import { keepAlive } from '../http/keepalive.js';
 
 // A WebSocket close reason is at most 123 bytes.
 const MAX_REASON_BYTES = 123;

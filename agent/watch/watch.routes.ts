@@ -4,7 +4,7 @@ import { AppError } from '../../shared/errors.js';
 import { AgentRoute } from '../../shared/routes.js';
 import type { WatchFrame } from '../../shared/schemas/watch.js';
 import type { RouteDeps } from '../app.js';
-import { keepAlive } from '../terminal/keepalive.js';
+import { keepAlive } from '../http/keepalive.js';
 import { WorkspaceWatcher } from './workspace-watcher.js';
 
 // A subscriber this far behind is dropped rather than buffered without end; it can reconnect and rescan.
