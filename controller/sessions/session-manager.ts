@@ -3,21 +3,14 @@ import type { FastifyBaseLogger } from 'fastify';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { AppError } from '../../shared/errors.js';
 import { SessionId, type CreateSessionRequest, type SessionInfo, type SessionStatus } from '../../shared/schemas/session.js';
-import type { ControllerConfig } from '../config.js';
-import type { ControllerMetrics, PoolCounts } from '../metrics.js';
+import type { PoolCounts } from '../metrics.js';
 import type { AgentTarget } from '../proxy/agent-target.js';
-import type { RuntimeSession, SessionRuntime } from '../runtime/session-runtime.js';
-import { waitAgentReady, type ProbeAgent } from './agent-probe.js';
-import type { SessionState, SessionStore } from './session-store.js';
-import { WarmPool } from './warm-pool.js';
+import type { RuntimeSession } from '../runtime/session-runtime.js';
+import { waitAgentReady } from './agent-probe.js';
+import type { SessionState } from './session-store.js';
+import { WarmPool, type SessionServices } from './warm-pool.js';
 
-export interface SessionManagerDeps {
-  config: ControllerConfig;
-  runtime: SessionRuntime;
-  store: SessionStore;
-  probeAgent: ProbeAgent;
-  metrics: ControllerMetrics;
-  log: FastifyBaseLogger;
+export interface SessionManagerDeps extends SessionServices {
   /** The clock, replaceable in tests. */
   now?: () => number;
 }

@@ -6,13 +6,17 @@ import type { RuntimeSession, SessionRuntime } from '../runtime/session-runtime.
 import { waitAgentReady, type ProbeAgent } from './agent-probe.js';
 import type { SessionState, SessionStore } from './session-store.js';
 
-export interface WarmPoolDeps {
+/** What both the session manager and the warm pool work with. */
+export interface SessionServices {
   config: ControllerConfig;
   runtime: SessionRuntime;
   store: SessionStore;
   probeAgent: ProbeAgent;
   metrics: ControllerMetrics;
   log: FastifyBaseLogger;
+}
+
+export interface WarmPoolDeps extends SessionServices {
   /** Sessions that exist now: the pool only grows while sessions and pool together stay within MAX_SESSIONS. */
   activeSessions: () => number;
   now: () => number;
