@@ -11,17 +11,14 @@ import { ControllerProcess, hostDocker, isAlive, sweepStaleRuns, waitUntil } fro
 
 /*
  * Restarting the Docker engine under running sessions. Other work shares the host's engine, so this test starts a
- * private dockerd of its own (own socket, data root, exec root, cgroup parent, bridge and address pool; no iptables
- * rules), loads the session image into it, points a controller at it with DOCKER_HOST, and restarts that engine
+ * private dockerd of its own (own socket, data root, exec root, cgroup parent and bridge; no iptables rules), loads the session image into it, points a controller at it with DOCKER_HOST, and restarts that engine
  * the way `systemctl restart docker` does (SIGTERM, start again). The controller's code path is the same as with
  * the host's engine.
  */
 
 const run = promisify(execFile);
 const ENGINE_PREFIX = 'rthard-engine-';
-// Its own addresses: a network the private engine makes must not shadow the host engine's (172.17-31.x) routes.
 const ENGINE_BRIDGE_ADDRESS = '10.213.0.1/24';
-const ENGINE_ADDRESS_POOL = 'base=10.214.0.0/16,size=24';
 
 /** The private engine's default bridge (at most 15 characters, as Linux wants). */
 function engineBridge(pid: number): string {
@@ -38,7 +35,8 @@ class PrivateEngine {
 
   async start(): Promise<void> {
     await mkdir(this.runDir, { recursive: true });
-    // A bridge of its own: with `--bridge=none` dockerd deletes the interface docker0 at start, the host engine's.
+    // A bridge of its own: with `--bridge=none`, or with `--default-address-pool` on a restart, dockerd deletes the
+    // interface named docker0 at start, which is the host engine's.
     const bridge = engineBridge(process.pid);
     await run('ip', ['link', 'add', bridge, 'type', 'bridge']).catch(() => {}); // kept from the first start
     await run('ip', ['addr', 'replace', ENGINE_BRIDGE_ADDRESS, 'dev', bridge]);
@@ -52,7 +50,6 @@ class PrivateEngine {
         `--exec-root=${this.runDir}/x`,
         `--pidfile=${this.runDir}/docker.pid`,
         `--bridge=${bridge}`,
-        `--default-address-pool=${ENGINE_ADDRESS_POOL}`,
         '--iptables=false',
         '--ip-masq=false',
         `--cgroup-parent=${ENGINE_PREFIX}${process.pid}`,
