@@ -92,6 +92,12 @@ export class AgentApi {
     );
   }
 
+  /** To the agent's own routes at a TCP origin (a relay in front of its socket) with its bearer token. */
+  static overTcp(origin: string, token: string): AgentApi {
+    const headers = { authorization: `Bearer ${token}` };
+    return new AgentApi(new HttpClient(origin), '', headers, (path) => new WebSocket(`${origin.replace(/^http/, 'ws')}${path}`, { headers, perMessageDeflate: false }));
+  }
+
   /** Runs a command as the learner; throws unless it exits 0. */
   async exec(command: string[]): Promise<ExecResult> {
     const result = await this.http.json<ExecResult>('POST', this.prefix + AgentRoute.exec, this.headers, { command });

@@ -62,6 +62,8 @@ export class BenchContext {
       container: this.env.docker.getContainer(containerName),
       viaController: this.api.agent(sessionId),
       direct: AgentApi.direct(store.agentSocketPath(sessionId), token),
+      agentSocket: store.agentSocketPath(sessionId),
+      token,
     };
   }
 }
@@ -73,4 +75,6 @@ export interface BenchSession {
   container: Docker.Container;
   viaController: AgentApi;
   direct: AgentApi;
+  agentSocket: string;
+  token: string;
 }

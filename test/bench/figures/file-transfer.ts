@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dockerCli } from '../bench-env.js';
+import { BytePipe } from '../byte-pipe.js';
 import type { BenchContext, BenchSession } from '../context.js';
 import { compareRow, type Row } from '../report.js';
 import { interleave } from '../stats.js';
@@ -10,7 +11,8 @@ const MIB = 1024 * 1024;
 
 /**
  * Writes a file of random bytes into the workspace and reads it back, checking every byte: through the controller
- * (raw `application/octet-stream` both ways), direct to the agent, and by `docker cp` in and out.
+ * (raw `application/octet-stream` both ways), direct to the agent, through a bare byte pipe in front of the agent
+ * (what one more hop costs at the least), and by `docker cp` in and out.
  */
 export async function measureFileTransfer(ctx: BenchContext, session: BenchSession, mib: number, rounds: number): Promise<Row[]> {
   const data = randomBytes(mib * MIB);
@@ -31,12 +33,15 @@ export async function measureFileTransfer(ctx: BenchContext, session: BenchSessi
     check(await readFile(hostOut), 'docker cp');
     await rm(hostOut, { force: true });
   };
+  const pipe = new BytePipe(session.agentSocket, session.token);
   try {
-    // Controller and direct side by side; `docker cp` apart, since the engine stays busy for a moment after it.
+    const piped = await pipe.api;
+    // Controller, direct and pipe side by side; `docker cp` apart, since the engine stays busy for a moment after it.
     const timings = await interleave(
       {
         controller: () => viaApi(session.viaController, `/workspace/bench-${mib}-controller.bin`),
         direct: () => viaApi(session.direct, `/workspace/bench-${mib}-direct.bin`),
+        pipe: () => viaApi(piped, `/workspace/bench-${mib}-pipe.bin`),
       },
       { warmup: 1, rounds, maxMs: 120_000 },
     );
@@ -46,15 +51,17 @@ export async function measureFileTransfer(ctx: BenchContext, session: BenchSessi
     // Both directions move the file once: throughput is 2 × size over the round trip.
     const rate = (ms: number) => (2 * mib) / (ms / 1000);
     const figure = `${mib} MiB write + read via controller, p50 throughput`;
-    const note = `n=${s.controller.n} each; p50 round trip ${s.controller.p50.toFixed(0)} ms via controller, ${s.direct.p50.toFixed(0)} ms direct, ${s.dockerCp.p50.toFixed(0)} ms docker cp; controller CPU ${cpuMs.toFixed(0)} ms per write+read`;
+    const note = `n=${s.controller.n} each; p50 round trip ${s.controller.p50.toFixed(0)} ms via controller, ${s.direct.p50.toFixed(0)} ms direct, ${s.pipe.p50.toFixed(0)} ms through a byte pipe, ${s.dockerCp.p50.toFixed(0)} ms docker cp; controller CPU ${cpuMs.toFixed(0)} ms per write+read`;
     return [
       compareRow(figure, 'MiB/s', rate(s.controller.p50), 'direct to agent socket', rate(s.direct.p50), {
         target: { text: '≥ 0.8× direct', check: (v, b) => v >= 0.8 * b },
         note,
       }),
+      compareRow(figure, 'MiB/s', rate(s.controller.p50), 'a bare byte pipe to the agent', rate(s.pipe.p50)),
       compareRow(figure, 'MiB/s', rate(s.controller.p50), '`docker cp` in and out', rate(s.dockerCp.p50)),
     ];
   } finally {
+    await pipe.close();
     await rm(hostIn, { force: true });
     await rm(hostOut, { force: true });
   }
