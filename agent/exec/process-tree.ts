@@ -1,30 +1,38 @@
-import { readdir, readFile } from 'node:fs/promises';
-import pLimit from 'p-limit';
+import { readFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 
-// Open /proc files at most this many at a time (a fork bomb makes thousands).
-const READ_CONCURRENCY = 32;
+// Read this many /proc files between two turns of the event loop (a fork bomb makes thousands).
+const READS_PER_TURN = 64;
 
 /**
- * Children of every process, from the ppid field of /proc/<pid>/stat. Read asynchronously: under a fork bomb
- * each read can take a while, and the agent must keep answering meanwhile.
+ * Children of every process, from the ppid field of /proc/<pid>/stat. Read in small synchronous batches with a
+ * turn of the event loop between them: a procfs read needs no thread pool round trip (an async readFile takes four,
+ * which under a fork bomb cost the agent more than the reads), and the agent keeps answering between batches.
  */
 async function readChildren(): Promise<Map<number, number[]>> {
   const children = new Map<number, number[]>();
   const pids = (await readdir('/proc')).map(Number).filter((pid) => Number.isInteger(pid));
-  const limit = pLimit(READ_CONCURRENCY);
-  await Promise.all(
-    pids.map((pid) => limit(async () => {
-      // It may exit while we are reading.
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-      if (stat === undefined) return;
-      // "pid (comm) state ppid ...": comm may contain spaces and parentheses, so split after the last ')'.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const siblings = children.get(ppid);
-      if (siblings) siblings.push(pid);
-      else children.set(ppid, [pid]);
-    })),
-  );
+  for (let i = 0; i < pids.length; i++) {
+    if (i > 0 && i % READS_PER_TURN === 0) await nextTurn();
+    const pid = pids[i]!;
+    const stat = readStat(pid);
+    if (stat === undefined) continue;
+    // "pid (comm) state ppid ...": comm may contain spaces and parentheses, so split after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const siblings = children.get(ppid);
+    if (siblings) siblings.push(pid);
+    else children.set(ppid, [pid]);
+  }
   return children;
+}
+
+function readStat(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined; // it exited while we were reading
+  }
 }
 
 /** Every living descendant of `pid` that is still linked to it by parent ids. */
