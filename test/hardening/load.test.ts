@@ -17,6 +17,8 @@ const SESSIONS = Number(process.env.HARDENING_LOAD_SESSIONS ?? 30);
 const ROUNDS = Number(process.env.HARDENING_LOAD_ROUNDS ?? 1);
 const CONCURRENT_STARTS = process.env.HARDENING_LOAD_CONCURRENT_STARTS;
 const START_TIMEOUT = process.env.HARDENING_LOAD_START_TIMEOUT_SECONDS;
+// A round takes about 2 min on 2 cores, up to 6 when the machine is busy: the test's time grows with the rounds.
+const ROUND_TIMEOUT_MS = 10 * 60_000;
 // Concurrent first creates racing to make the sessions network: a few are enough to show there is one.
 const FRESH_SESSIONS = Math.min(SESSIONS, 6);
 
@@ -113,5 +115,5 @@ describe.sequential('load', () => {
     // One network serves every session: it is the only one, and it goes with the controller's own cleanup.
     const networks = await ctl.docker.listNetworks({ filters: { label: [`${Label.instance}=${ctl.instance}`] } });
     expect(networks.map((n) => n.Name)).toEqual([ctl.network]);
-  });
+  }, ROUNDS * ROUND_TIMEOUT_MS);
 });
