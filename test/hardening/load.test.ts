@@ -10,7 +10,8 @@ import { ControllerProcess, sweepStaleRuns } from './harness.js';
  * MAX_CONCURRENT_STARTS (default 3) of them at a time and the rest wait their turn, so all of them start even on
  * 2 cores. A round costs minutes there (a start is seconds of CPU), so the default is 1 round;
  * HARDENING_LOAD_SESSIONS, HARDENING_LOAD_ROUNDS, HARDENING_LOAD_CONCURRENT_STARTS and
- * HARDENING_LOAD_START_TIMEOUT_SECONDS set more.
+ * HARDENING_LOAD_START_TIMEOUT_SECONDS set more. SESSION_IMAGE names the image to build and load (default
+ * runner-session:latest), so a long run can use a tree of its own while the working tree changes.
  */
 
 const SESSIONS = Number(process.env.HARDENING_LOAD_SESSIONS ?? 30);
@@ -36,6 +37,7 @@ describe.sequential('load', () => {
     MAX_SESSIONS: String(SESSIONS),
     ...(CONCURRENT_STARTS ? { MAX_CONCURRENT_STARTS: CONCURRENT_STARTS } : {}),
     ...(START_TIMEOUT ? { SESSION_START_TIMEOUT_SECONDS: START_TIMEOUT } : {}),
+    ...(process.env.SESSION_IMAGE ? { SESSION_IMAGE: process.env.SESSION_IMAGE } : {}),
   };
   const ctl = new ControllerProcess({ env });
 
