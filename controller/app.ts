@@ -45,11 +45,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  // The gauge reads the count only when scraped, after `sessions` exists.
-  const metrics: ControllerMetrics = new ControllerMetrics(
-    () => sessions.count(),
-    () => sessions.poolCounts(),
-  );
+  // The gauges read their counts only when scraped, after `sessions` exists.
+  const metrics: ControllerMetrics = new ControllerMetrics({
+    activeSessions: () => sessions.count(),
+    pool: () => sessions.poolCounts(),
+    starts: () => sessions.startCounts(),
+  });
   const sessions: SessionManager = new SessionManager({
     config,
     runtime,

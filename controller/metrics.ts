@@ -8,6 +8,19 @@ export interface PoolCounts {
   ready: number;
 }
 
+/** Session starts (cold creates and warm-pool top-ups) in a MAX_CONCURRENT_STARTS slot, and those waiting for one. */
+export interface StartCounts {
+  running: number;
+  queued: number;
+}
+
+/** What the gauges read when scraped. */
+export interface GaugeSources {
+  activeSessions(): number;
+  pool(): PoolCounts;
+  starts(): StartCounts;
+}
+
 /** The controller's Prometheus metrics, in a registry of its own so that several apps (tests) never collide. */
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -20,7 +33,7 @@ export class ControllerMetrics {
   readonly sessionsDeleted = this.#counter('runner_sessions_deleted_total', 'Sessions removed by DELETE /sessions/{id}');
   readonly createSeconds = this.#histogram(
     'runner_session_create_seconds',
-    'Time from POST /sessions to the agent healthy with its inner daemon ready',
+    'Time from POST /sessions to the agent healthy with its inner daemon ready, including any wait for a start slot',
     [0.5, 1, 1.5, 2, 3, 5, 10, 20, 40, 90],
   );
   readonly proxySeconds = this.#histogram(
@@ -45,14 +58,16 @@ export class ControllerMetrics {
   );
   readonly errors = this.#counter('runner_errors_total', 'Error responses of the controller by code', ['code']);
 
-  constructor(activeSessions: () => number, pool: () => PoolCounts = () => ({ members: 0, ready: 0 })) {
-    this.#gauge('runner_sessions_active', 'Sessions that exist now (being created or running)', activeSessions);
+  constructor(read: GaugeSources) {
+    this.#gauge('runner_sessions_active', 'Sessions that exist now (being created or running)', () => read.activeSessions());
     this.#gauge(
       'runner_warm_pool_size',
       'Warm pool sessions started ahead and not claimed (starting or ready)',
-      () => pool().members,
+      () => read.pool().members,
     );
-    this.#gauge('runner_warm_pool_ready', 'Warm pool sessions ready to be claimed', () => pool().ready);
+    this.#gauge('runner_warm_pool_ready', 'Warm pool sessions ready to be claimed', () => read.pool().ready);
+    this.#gauge('runner_session_starts_running', 'Session starts running now (at most MAX_CONCURRENT_STARTS)', () => read.starts().running);
+    this.#gauge('runner_session_starts_queued', 'Session starts waiting for a start slot', () => read.starts().queued);
     collectDefaultMetrics({ register: this.registry, prefix: 'runner_controller_' });
   }
 

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { AppError } from '../../shared/errors.js';
 import { SessionId, type CreateSessionRequest, type SessionInfo, type SessionStatus } from '../../shared/schemas/session.js';
-import type { PoolCounts } from '../metrics.js';
+import type { PoolCounts, StartCounts } from '../metrics.js';
 import type { AgentTarget } from '../proxy/agent-target.js';
 import type { RuntimeSession } from '../runtime/session-runtime.js';
 import { waitAgentReady } from './agent-probe.js';
@@ -56,6 +56,11 @@ export class SessionManager {
   /** The warm pool's members and how many are ready (for metrics). */
   poolCounts(): PoolCounts {
     return this.#pool.counts();
+  }
+
+  /** Starts in a MAX_CONCURRENT_STARTS slot and those waiting for one (for metrics). */
+  startCounts(): StartCounts {
+    return { running: this.#startSlots.activeCount, queued: this.#startSlots.pendingCount };
   }
 
   /** Stops topping up the warm pool; sessions and pool members keep running for the next controller. */

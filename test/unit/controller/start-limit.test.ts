@@ -41,6 +41,11 @@ describe('session starts at once (MAX_CONCURRENT_STARTS)', () => {
   afterEach(async () => ctl?.close());
 
   const create = (id: string) => ctl.app.inject({ method: 'POST', url: '/sessions', payload: { session_id: id } });
+  const startGauges = async () => {
+    const metrics = (await ctl.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(metrics)?.[1]);
+    return { running: gauge('runner_session_starts_running'), queued: gauge('runner_session_starts_queued') };
+  };
 
   it('starts a burst of creates a few at a time; the others wait as creating and all succeed', async () => {
     ctl = await createTestController({ MAX_CONCURRENT_STARTS: '2' });
@@ -53,8 +58,10 @@ describe('session starts at once (MAX_CONCURRENT_STARTS)', () => {
     expect(gate.entered).toHaveLength(2);
     const { sessions: listed } = (await ctl.app.inject({ method: 'GET', url: '/sessions' })).json();
     expect(listed.map((s: { status: string }) => s.status)).toEqual(ids.map(() => 'creating'));
+    expect(await startGauges()).toEqual({ running: 2, queued: 3 });
     gate.open();
     expect((await results).map((r) => r.statusCode)).toEqual(ids.map(() => 201));
+    expect(await startGauges()).toEqual({ running: 0, queued: 0 });
     expect(gate.most).toBe(2);
     expect(gate.entered.sort()).toEqual(ids);
   });
