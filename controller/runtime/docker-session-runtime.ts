@@ -10,7 +10,8 @@ import type { RuntimeSession, RuntimeVolume, SessionRuntime, SessionSpec } from 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 const PING_TIMEOUT_MS = 2_000;
 const VOLUME_REMOVE_ATTEMPTS = 20;
-const HOSTNAME_MAX = 63;
+// Every session, cold or claimed from the warm pool, looks the same from inside: a claimed one cannot be renamed.
+const SESSION_HOSTNAME = 'session';
 // The engine's own errnos when its socket is missing, refused or closed: Docker itself is down.
 const UNAVAILABLE_ERRNOS = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EACCES', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
 
@@ -40,7 +41,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     const dockerData = await this.#createVolume(spec, 'docker');
     const options: Docker.ContainerCreateOptions = {
       name: spec.containerName,
-      Hostname: spec.containerName.slice(0, HOSTNAME_MAX),
+      Hostname: SESSION_HOSTNAME,
       Image: config.sessionImage,
       Labels: {
         ...this.#ownLabels(spec),

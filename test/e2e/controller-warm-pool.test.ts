@@ -95,8 +95,9 @@ describe.sequential('warm pool on real Docker (WARM_POOL_SIZE=2)', () => {
     const members = await unclaimed();
     await ctl.restart();
     expect((await ctl.request('GET', '/sessions/warm-a')).body).toMatchObject({ status: 'running', container_name: 'rte2e-warm-a' });
-    const exec = await ctl.request('POST', '/sessions/warm-a/exec', { command: ['cat', '/etc/hostname'] });
-    expect(exec.body.exit_code).toBe(0);
+    // Inside, a claimed session looks like a cold one: the same hostname for all.
+    const exec = await ctl.request('POST', '/sessions/warm-a/exec', { command: ['hostname'] });
+    expect(exec.body).toMatchObject({ exit_code: 0, stdout: 'session\n' });
     await waitPoolFull();
     expect((await unclaimed()).sort()).toEqual(members.sort());
     expect((await ctl.request('GET', '/health')).body.active_sessions).toBe(1);

@@ -29,6 +29,8 @@ describe.sequential('controller on real Docker with the session image', () => {
     const hello = await ctl.request('POST', '/sessions/test-123/exec', { command: ['echo', 'Hello, World!'] });
     expect(hello.status).toBe(200);
     expect(hello.body).toMatchObject({ exit_code: 0, logs: ['Hello, World!'] });
+    // The same hostname in every session (a warm-pool session claimed later could not be renamed).
+    expect((await ctl.request('POST', '/sessions/test-123/exec', { command: ['hostname'] })).body.stdout).toBe('session\n');
 
     expect((await ctl.request('GET', '/sessions/test-123')).body).toMatchObject({ session_id: 'test-123', status: 'running' });
     expect((await ctl.request('GET', '/sessions')).body.sessions.map((s: { session_id: string }) => s.session_id)).toEqual(['test-123']);
