@@ -14,10 +14,30 @@ export const TEST_TOKEN = 'test-token-0123456789abcdef';
 /** A daemon monitor for unit tests that never touch Docker. */
 export class FakeDaemonMonitor implements DaemonMonitor {
   state: DaemonHealth = { ready: true, version: 'fake', rootless: true, supervised: false, restarts: 0, last_error: null };
+  readonly #waiters = new Set<() => void>();
   health(): DaemonHealth {
     return this.state;
   }
-  async waitReady(): Promise<void> {}
+  async waitReady(timeoutMs: number): Promise<void> {
+    if (this.state.ready) return;
+    await new Promise<void>((resolve, reject) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(wake);
+        reject(new Error('not ready'));
+      }, timeoutMs);
+      this.#waiters.add(wake);
+    });
+  }
+  /** The daemon answers from now on: waiters wake. */
+  becomeReady(): void {
+    this.state = { ...this.state, ready: true, version: this.state.version ?? 'fake' };
+    for (const wake of this.#waiters) wake();
+    this.#waiters.clear();
+  }
   async close(): Promise<void> {}
 }
 

@@ -22,6 +22,37 @@ describe('health', () => {
     expect((await agent.app.inject({ url: '/health' })).json().status).toBe('degraded');
   });
 
+  it('with wait_ready_ms, answers the moment the daemon becomes ready', async () => {
+    agent = await createTestAgent();
+    agent.daemon.state = { ...agent.daemon.state, ready: false, version: null };
+    let answered = false;
+    const pending = agent.app.inject({ url: '/health?wait_ready_ms=10000' }).then((res) => {
+      answered = true;
+      return res;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(answered).toBe(false);
+    agent.daemon.becomeReady();
+    const res = await pending;
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ status: 'healthy', daemon: { ready: true } });
+  });
+
+  it('with wait_ready_ms, answers starting when the daemon is not ready by then', async () => {
+    agent = await createTestAgent();
+    agent.daemon.state = { ...agent.daemon.state, ready: false, version: null };
+    const res = await agent.app.inject({ url: '/health?wait_ready_ms=300' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ status: 'starting', daemon: { ready: false } });
+  });
+
+  it.each(['-1', '10001', 'soon', '1.5'])('refuses wait_ready_ms=%s with 400 VALIDATION', async (wait) => {
+    agent = await createTestAgent();
+    const res = await agent.app.inject({ url: `/health?wait_ready_ms=${wait}` });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().code).toBe('VALIDATION');
+  });
+
   it('requires the bearer token when one is configured', async () => {
     agent = await createTestAgent({ AGENT_TOKEN: TEST_TOKEN });
     const anonymous = await agent.app.inject({ url: '/health' });
