@@ -14,8 +14,10 @@ const CONTROLLERS = ['pids', 'cpu'] as const;
 const PIDS_RESERVE = 64;
 // The inode of the initial cgroup namespace (the host's): there the agent must not touch the host's cgroups.
 const INITIAL_CGROUP_NS = 'cgroup:[4026531835]';
-// Equal weights: the learner gets all of the session's CPU while the agent idles, at most half while it works.
-const CPU_SHARES = '1024';
+// The learner gets all of the session's CPU while the agent idles, a tenth while it works. Equal weights let ~2000
+// fork-bomb processes, all runnable at once when killed, keep the agent off the CPU for over a second.
+const AGENT_CPU_SHARES = '10240';
+const LEARNER_CPU_SHARES = '1024';
 
 /** Both hierarchies' group for the agent and the learner, and the learner's cgroup.procs files. */
 export interface LearnerCgroupSetup {
@@ -83,7 +85,7 @@ function quote(text: string): string {
 
 /**
  * Gives the learner's processes cgroups of their own below the session's (cgroup v1, private cgroup namespace):
- * `learner` with the session's pids limit less a reserve and a CPU weight equal to `agent`'s, and moves the agent
+ * `learner` with the session's pids limit less a reserve and a tenth of `agent`'s CPU weight, and moves the agent
  * into `agent`. A fork bomb then runs out of its own pids and CPU share, never the agent's. Where this cannot be
  * done (cgroup v2, the host's cgroup namespace, no CAP_SYS_ADMIN) it logs one warning and returns undefined:
  * the session works, unprotected.
@@ -118,8 +120,8 @@ export async function setUpLearnerCgroup(
         pidsMax = learnerPidsMax(await readFile(join(dir, 'pids.max'), 'utf8'), options.pidsReserve);
         await writeFile(join(dir, 'learner', 'pids.max'), pidsMax);
       } else {
-        await writeFile(join(dir, 'agent', 'cpu.shares'), CPU_SHARES);
-        await writeFile(join(dir, 'learner', 'cpu.shares'), CPU_SHARES);
+        await writeFile(join(dir, 'agent', 'cpu.shares'), AGENT_CPU_SHARES);
+        await writeFile(join(dir, 'learner', 'cpu.shares'), LEARNER_CPU_SHARES);
       }
       // cgroup.procs moves every thread of the agent (v1); its children from now on start in `agent` too.
       await writeFile(join(dir, 'agent', 'cgroup.procs'), String(process.pid));
