@@ -14,7 +14,7 @@ const CONTROLLERS = ['pids', 'cpu'] as const;
 const PIDS_RESERVE = 64;
 // The inode of the initial cgroup namespace (the host's): there the agent must not touch the host's cgroups.
 const INITIAL_CGROUP_NS = 'cgroup:[4026531835]';
-// The learner gets all of the session's CPU while the agent idles, a tenth while it works. Equal weights let ~2000
+// The learner gets all of the session's CPU while the agent idles, 1/11 while it works. Equal weights let ~2000
 // fork-bomb processes, all runnable at once when killed, keep the agent off the CPU for over a second.
 const AGENT_CPU_SHARES = '10240';
 const LEARNER_CPU_SHARES = '1024';
