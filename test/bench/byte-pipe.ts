@@ -8,6 +8,8 @@ import { AgentApi } from './agent-api.js';
 const RELAY = `
 const net = require('node:net');
 const server = net.createServer((client) => {
+  // As Node's HTTP server does for the controller: no Nagle delay on small writes.
+  client.setNoDelay(true);
   const agent = net.connect(process.argv[1]);
   client.pipe(agent).on('error', () => client.destroy());
   agent.pipe(client).on('error', () => agent.destroy());

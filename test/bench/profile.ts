@@ -29,7 +29,8 @@ export const FULL: Profile = {
   execRounds: 150,
   listingRounds: 1000,
   keystrokes: 400,
-  smallFileRounds: 12,
+  // A 1 MiB round trip is ~40 ms with a long tail on a shared machine: enough samples for a steady median.
+  smallFileRounds: 40,
   largeFileRounds: 3,
   buildRounds: 4,
   sessions: 20,
