@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import type { DaemonHealth } from '../../shared/schemas/health.js';
+import { ReadyWaiters } from './ready-waiters.js';
 
 /** What the rest of the agent knows about the Docker daemon it works with. */
 export interface DaemonMonitor {
@@ -15,7 +16,7 @@ const PROBE_INTERVAL_MS = 2_000;
 export class ExternalDaemonMonitor implements DaemonMonitor {
   #state: DaemonHealth = { ready: false, version: null, rootless: null, supervised: false, restarts: 0, last_error: null };
   #timer: NodeJS.Timeout;
-  #waiters: Array<() => void> = [];
+  readonly #waiters = new ReadyWaiters();
 
   constructor(private readonly docker: Docker) {
     void this.#probe();
@@ -29,13 +30,7 @@ export class ExternalDaemonMonitor implements DaemonMonitor {
 
   async waitReady(timeoutMs: number): Promise<void> {
     if (this.#state.ready) return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('docker daemon not ready')), timeoutMs);
-      this.#waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await this.#waiters.wait(timeoutMs, () => 'docker daemon not ready');
   }
 
   async close(): Promise<void> {
@@ -50,7 +45,7 @@ export class ExternalDaemonMonitor implements DaemonMonitor {
         const rootless = (info.SecurityOptions as string[] | undefined)?.some((o) => o.includes('rootless')) ?? false;
         this.#state = { ...this.#state, ready: true, version: info.ServerVersion ?? null, rootless, last_error: null };
       }
-      for (const wake of this.#waiters.splice(0)) wake();
+      this.#waiters.wakeAll();
     } catch (error) {
       this.#state = { ...this.#state, ready: false, last_error: (error as Error).message };
     }

@@ -9,6 +9,7 @@ import type { DaemonMonitor } from './daemon-monitor.js';
 import { DaemonClient } from './daemon-client.js';
 import { learnerSpawn } from '../limits/learner-cgroup.js';
 import { preloadImages } from './preload.js';
+import { ReadyWaiters } from './ready-waiters.js';
 
 const ROOTLESS_SCRIPT = '/usr/share/docker.io/contrib/dockerd-rootless.sh';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -57,7 +58,7 @@ export class DockerdSupervisor implements DaemonMonitor {
   #starting: Promise<void> = Promise.resolve();
   #closing = false;
   #failures = 0;
-  #waiters = new Set<() => void>();
+  readonly #waiters = new ReadyWaiters();
   #preloaded = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
 
@@ -84,17 +85,7 @@ export class DockerdSupervisor implements DaemonMonitor {
 
   async waitReady(timeoutMs: number): Promise<void> {
     if (this.#state.ready) return;
-    await new Promise<void>((resolve, reject) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(wake);
-        reject(new Error(`docker daemon not ready after ${timeoutMs} ms: ${this.#state.last_error ?? 'starting'}`));
-      }, timeoutMs);
-      this.#waiters.add(wake);
-    });
+    await this.#waiters.wait(timeoutMs, () => `docker daemon not ready after ${timeoutMs} ms: ${this.#state.last_error ?? 'starting'}`);
   }
 
   async close(): Promise<void> {
@@ -282,8 +273,7 @@ export class DockerdSupervisor implements DaemonMonitor {
   #markReady(ready: boolean): void {
     this.#state = { ...this.#state, ready };
     if (!ready) return;
-    for (const wake of this.#waiters) wake();
-    this.#waiters.clear();
+    this.#waiters.wakeAll();
   }
 
   #signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {

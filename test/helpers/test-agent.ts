@@ -6,6 +6,7 @@ import { buildApp } from '../../agent/app.js';
 import { parseAgentConfig, type AgentConfig } from '../../agent/config.js';
 import { createDockerClient } from '../../agent/docker/docker-client.js';
 import type { DaemonMonitor } from '../../agent/supervisor/daemon-monitor.js';
+import { ReadyWaiters } from '../../agent/supervisor/ready-waiters.js';
 import type { DaemonHealth } from '../../shared/schemas/health.js';
 
 export const LEARNER_UID = 1000;
@@ -14,29 +15,17 @@ export const TEST_TOKEN = 'test-token-0123456789abcdef';
 /** A daemon monitor for unit tests that never touch Docker. */
 export class FakeDaemonMonitor implements DaemonMonitor {
   state: DaemonHealth = { ready: true, version: 'fake', rootless: true, supervised: false, restarts: 0, last_error: null };
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new ReadyWaiters();
   health(): DaemonHealth {
     return this.state;
   }
   async waitReady(timeoutMs: number): Promise<void> {
-    if (this.state.ready) return;
-    await new Promise<void>((resolve, reject) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(wake);
-        reject(new Error('not ready'));
-      }, timeoutMs);
-      this.#waiters.add(wake);
-    });
+    if (!this.state.ready) await this.#waiters.wait(timeoutMs, () => 'not ready');
   }
   /** The daemon answers from now on: waiters wake. */
   becomeReady(): void {
     this.state = { ...this.state, ready: true, version: this.state.version ?? 'fake' };
-    for (const wake of this.#waiters) wake();
-    this.#waiters.clear();
+    this.#waiters.wakeAll();
   }
   async close(): Promise<void> {}
 }
