@@ -9,6 +9,7 @@ import type Docker from 'dockerode';
 import { createDockerClient } from '../../agent/docker/docker-client.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import { Label } from '../../shared/labels.js';
+import { removeNetwork } from '../helpers/remove-network.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -167,7 +168,7 @@ async function removeDockerResources(docker: Docker, matches: (id: string) => bo
   const networks = await docker.listNetworks();
   for (const network of networks) {
     const id = NETWORK_RE.exec(network.Name)?.[1];
-    if (id !== undefined && matches(id)) await docker.getNetwork(network.Id).remove().catch(() => {});
+    if (id !== undefined && matches(id)) await removeNetwork(docker, network.Id, network.Name);
   }
 }
 

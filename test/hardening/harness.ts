@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { Label, MANAGED_BY } from '../../shared/labels.js';
 import type { ExecResult } from '../../shared/schemas/exec.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
+import { removeNetwork } from '../helpers/remove-network.js';
 
 /*
  * The hardening suite drives a real controller, started as its own process exactly as `npm start` does
@@ -338,8 +339,8 @@ async function removeInstance(docker: Docker, instance: string, network: string)
   await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => {})));
   // By id: a racing create can leave several networks of one name, which the name alone cannot remove.
   const networks = await docker.listNetworks({ filters: { label: [label] } }).catch(() => []);
-  await Promise.all(networks.map((n) => docker.getNetwork(n.Id).remove().catch(() => {})));
-  await docker.getNetwork(network).remove().catch(() => {});
+  if (networks.length === 0) await removeNetwork(docker, network);
+  await Promise.all(networks.map((n) => removeNetwork(docker, n.Id, n.Name)));
 }
 
 /** Removes what earlier runs of the suite left behind when they crashed (their process is gone). */

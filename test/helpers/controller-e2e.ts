@@ -11,6 +11,7 @@ import { parseControllerConfig, type ControllerConfig } from '../../controller/c
 import { DockerSessionRuntime } from '../../controller/runtime/docker-session-runtime.js';
 import { SessionStore } from '../../controller/sessions/session-store.js';
 import { Label } from '../../shared/labels.js';
+import { removeNetwork } from './remove-network.js';
 
 const run = promisify(execFile);
 
@@ -150,7 +151,7 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
       await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
       const { Volumes } = await docker.listVolumes({ filters: { label: [ownLabel] } });
       await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => {})));
-      await docker.getNetwork(config.network).remove().catch(() => {});
+      await removeNetwork(docker, config.network);
       await rm(socketsDir, { recursive: true, force: true });
     },
   };
