@@ -54,7 +54,16 @@ export interface AgentConfig {
   /** Where the token came from, when a file: the agent reads it again when a request's token does not match. */
   tokenFile?: string;
   dockerHost?: string;
-  learner: { uid: number; gid: number; home: string; user: string; cgroupProcs?: readonly string[] };
+  learner: {
+    uid: number;
+    gid: number;
+    home: string;
+    user: string;
+    /** The learner cgroups' cgroup.procs files, which every learner process joins (agent/limits/learner-cgroup.ts). */
+    cgroupProcs?: readonly string[];
+    /** Where each exec gets a pids cgroup of its own (agent/limits/exec-cgroup.ts). */
+    execCgroupParent?: string;
+  };
   superviseDockerd: boolean;
   preloadDir: string;
   registryMirror?: string;

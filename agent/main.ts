@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const log = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
   // Before anything is spawned: every learner process (exec, terminal, the inner dockerd) starts in it.
   const cgroup = await setUpLearnerCgroup(config.learner, log);
-  config = { ...config, learner: { ...config.learner, cgroupProcs: cgroup?.procs } };
+  config = { ...config, learner: { ...config.learner, cgroupProcs: cgroup?.procs, execCgroupParent: cgroup?.execParent } };
   const docker = createDockerClient(config.dockerHost);
   const daemon: DaemonMonitor = config.superviseDockerd
     ? new DockerdSupervisor(config, log)

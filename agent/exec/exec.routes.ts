@@ -10,6 +10,7 @@ import type { RouteDeps } from '../app.js';
 import type { AgentConfig } from '../config.js';
 import { PUBLIC_WORKSPACE, resolveWorkspacePath } from '../files/workspace-path.js';
 import { learnerEnv } from '../learner-env.js';
+import { ExecCgroup } from '../limits/exec-cgroup.js';
 import { runProcess, type RunOptions } from './run-process.js';
 
 export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { config }) => {
@@ -36,7 +37,7 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
     const options = await toRunOptions(config, request.body);
     const run = trackClient(reply.raw);
     try {
-      const result = await runProcess({ ...options, signal: run.signal });
+      const result = await runExec(config, { ...options, signal: run.signal });
       request.log.info({ program: options.command[0], exit_code: result.exit_code, timed_out: result.timed_out }, 'exec finished');
       // The server only closes connections that are idle when it starts closing; this one must not linger.
       if (closing) reply.header('connection', 'close');
@@ -61,7 +62,7 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
     };
     const heartbeat = setTimeout(() => send({ type: 'heartbeat' }), config.keepaliveSeconds * 1000);
     try {
-      const result = await runProcess({ ...options, signal: run.signal, onOutput: (type, data) => send({ type, data }) });
+      const result = await runExec(config, { ...options, signal: run.signal, onOutput: (type, data) => send({ type, data }) });
       const { exit_code, timed_out, truncated, elapsed_seconds } = result;
       send({ type: 'exit', exit_code, timed_out, truncated, elapsed_seconds });
       request.log.info({ program: options.command[0], exit_code, timed_out, client_gone: run.signal.aborted }, 'exec stream finished');
@@ -73,6 +74,33 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
     }
   });
 };
+
+/**
+ * Runs one exec in a pids cgroup of its own where the session has learner cgroups, so that a timeout kills every
+ * process it started, also those that left its process tree; elsewhere the tree is walked (run-process.ts).
+ */
+async function runExec(config: AgentConfig, options: RunOptions): Promise<ExecResult> {
+  const parent = config.learner.execCgroupParent;
+  if (!parent) return runProcess(options);
+  const group = await ExecCgroup.create(parent, config.learner);
+  try {
+    return await runProcess({
+      ...options,
+      cgroupProcs: [...(options.cgroupProcs ?? []), group.procs],
+      killAll: async (pid) => {
+        // The process group first: it also holds a command killed before its first process joined the cgroup.
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // ESRCH: the group is gone already.
+        }
+        await group.kill();
+      },
+    });
+  } finally {
+    await group.release();
+  }
+}
 
 async function toRunOptions(config: AgentConfig, body: ExecRequest): Promise<Omit<RunOptions, 'signal' | 'onOutput'>> {
   const timeoutSeconds = body.timeout_seconds ?? config.execTimeoutSeconds;

@@ -25,6 +25,11 @@ export interface RunOptions {
   exitGraceMs?: number;
   /** Aborting kills the process tree (the client went away). */
   signal?: AbortSignal;
+  /**
+   * Kills everything the command started, on a timeout or abort; by default its process group and the descendants
+   * found by walking the process tree (process-tree.ts).
+   */
+  killAll?: (pid: number) => Promise<void>;
   /** Called with each decoded chunk as it arrives, in order. */
   onOutput?: (stream: OutputStream, data: string) => void;
 }
@@ -120,7 +125,7 @@ export function runProcess(options: RunOptions): Promise<ExecResult> {
       if (exitCode !== null && openStreams === 0) finish(exitCode);
     };
     const kill = (): void => {
-      if (!finished && child.pid !== undefined && child.exitCode === null && child.signalCode === null) void killProcessTree(child.pid);
+      if (!finished && child.pid !== undefined && child.exitCode === null && child.signalCode === null) void (options.killAll ?? killProcessTree)(child.pid);
     };
     const onAbort = (): void => kill();
 

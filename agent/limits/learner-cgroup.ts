@@ -24,6 +24,8 @@ export interface LearnerCgroupSetup {
   /** The files a learner process writes its own pid to (owned by the learner, who can join but never leave). */
   procs: string[];
   learnerPidsMax: string;
+  /** The learner's pids group, where each exec gets a group of its own (agent/limits/exec-cgroup.ts). */
+  execParent: string;
 }
 
 export interface LearnerCgroupOptions {
@@ -131,7 +133,7 @@ export async function setUpLearnerCgroup(
       procs.push(learnerProcs);
     }
     log.info({ root, learnerPidsMax: pidsMax }, 'learner processes get their own pids and CPU cgroups');
-    return { procs, learnerPidsMax: pidsMax };
+    return { procs, learnerPidsMax: pidsMax, execParent: join(root, 'pids', 'learner') };
   } catch (error) {
     log.warn({ err: error }, 'cannot set up the learner cgroups: a fork bomb can stall the agent');
     return undefined;

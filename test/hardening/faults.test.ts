@@ -265,7 +265,10 @@ describe.sequential('faults', () => {
     await createSession(id);
     // /proc/<pid>/cgroup lines such as `8:pids:/learner` and `1:cpu:/learner` (or `cpu,cpuacct`).
     const learnerGroups = (cgroups: string): string[] => cgroups.split('\n').filter((line) => /^\d+:(?:\w+,)*(?:pids|cpu)(?:,\w+)*:\/learner$/.test(line));
-    expect(learnerGroups((await ctl.exec(id, ['cat', '/proc/self/cgroup'])).stdout)).toHaveLength(2);
+    // An exec's pids group is its own, below the learner's.
+    const execCgroups = (await ctl.exec(id, ['cat', '/proc/self/cgroup'])).stdout;
+    expect(execCgroups).toMatch(/^\d+:pids:\/learner\/exec-[0-9a-f]{12}$/m);
+    expect(execCgroups).toMatch(/^\d+:(?:\w+,)*cpu(?:,\w+)*:\/learner$/m);
     expect(learnerGroups((await ctl.exec(id, 'cat /proc/$(pgrep -x -o dockerd)/cgroup')).stdout)).toHaveLength(2);
     const terminal = await TerminalClient.open(ctl, id, 'cgroup');
     try {
@@ -281,6 +284,24 @@ describe.sequential('faults', () => {
       expect(moved.stderr).toMatch(/Permission denied|Read-only file system/);
     }
     expect((await ctl.exec(id, 'mkdir /run/agent-cgroups/pids/learner/escape')).exit_code).not.toBe(0);
+  });
+
+  it("kills what a timed-out exec started, also a daemon that left its process tree; a finished exec's background process runs on", async () => {
+    const id = 'exec-group';
+    await createSession(id);
+    const running = async (tag: string) => (await ctl.exec(id, ['pgrep', '-f', `sleep ${tag}`])).exit_code === 0;
+    // A double fork: the subshell exits at once, so `sleep 4711` is re-parented to init, out of the exec's tree.
+    const timedOut = await ctl.exec(id, '(setsid sleep 4711 </dev/null >/dev/null 2>&1 &); sleep 300', { timeoutSeconds: 2 });
+    expect(timedOut.timed_out).toBe(true);
+    await waitUntil('the escaped daemon is killed', async () => ((await running('4711')) ? undefined : true), 10_000);
+    // Not timed out: a server started in the background is the learner's to keep.
+    expect((await ctl.exec(id, '(setsid sleep 4712 </dev/null >/dev/null 2>&1 &)')).exit_code).toBe(0);
+    expect(await running('4712')).toBe(true);
+    // Its group goes once it is empty: only the exec that looks remains.
+    const groups = async () => (await ctl.exec(id, 'ls /run/agent-cgroups/pids/learner | grep -c ^exec-')).stdout.trim();
+    expect(Number(await groups())).toBe(2);
+    expect((await ctl.exec(id, ['pkill', '-f', 'sleep 4712'])).exit_code).toBe(0);
+    await waitUntil('the emptied group is removed', async () => ((await groups()) === '1' ? true : undefined), 10_000);
   });
 
   it('contains a fork bomb to its session while the agent answers throughout; the session works once it is killed', async () => {
