@@ -1,7 +1,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { posix } from 'node:path';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { AppError } from '../../shared/errors.js';
 import { AgentRoute } from '../../shared/routes.js';
@@ -37,7 +37,7 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
     const options = await toRunOptions(config, request.body);
     const run = trackClient(reply.raw);
     try {
-      const result = await runExec(config, { ...options, signal: run.signal });
+      const result = await runExec(config, { ...options, signal: run.signal }, request.log);
       request.log.info({ program: options.command[0], exit_code: result.exit_code, timed_out: result.timed_out }, 'exec finished');
       // The server only closes connections that are idle when it starts closing; this one must not linger.
       if (closing) reply.header('connection', 'close');
@@ -62,7 +62,7 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
     };
     const heartbeat = setTimeout(() => send({ type: 'heartbeat' }), config.keepaliveSeconds * 1000);
     try {
-      const result = await runExec(config, { ...options, signal: run.signal, onOutput: (type, data) => send({ type, data }) });
+      const result = await runExec(config, { ...options, signal: run.signal, onOutput: (type, data) => send({ type, data }) }, request.log);
       const { exit_code, timed_out, truncated, elapsed_seconds } = result;
       send({ type: 'exit', exit_code, timed_out, truncated, elapsed_seconds });
       request.log.info({ program: options.command[0], exit_code, timed_out, client_gone: run.signal.aborted }, 'exec stream finished');
@@ -79,10 +79,17 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
  * Runs one exec in a pids cgroup of its own where the session has learner cgroups, so that a timeout kills every
  * process it started, also those that left its process tree; elsewhere the tree is walked (run-process.ts).
  */
-async function runExec(config: AgentConfig, options: RunOptions): Promise<ExecResult> {
+async function runExec(config: AgentConfig, options: RunOptions, log: FastifyBaseLogger): Promise<ExecResult> {
   const parent = config.learner.execCgroupParent;
   if (!parent) return runProcess(options);
-  const group = await ExecCgroup.create(parent, config.learner);
+  let group: ExecCgroup;
+  try {
+    group = await ExecCgroup.create(parent, config.learner);
+  } catch (error) {
+    // The command still runs, in the learner's cgroup; only a timeout's reach is smaller.
+    log.warn({ err: error }, 'cannot make a cgroup for this exec');
+    return runProcess(options);
+  }
   try {
     return await runProcess({
       ...options,

@@ -6,6 +6,8 @@ const GROUP_PREFIX = 'exec-';
 // Rounds of reading the members and stopping the new ones before everything is killed; a member can only fork
 // between a read and its SIGSTOP, so a few rounds find every process.
 const STOP_ROUNDS = 10;
+// Groups of execs still running here: empty until their first process joins, and not to be swept meanwhile.
+const inUse = new Set<string>();
 
 function signal(pid: number, name: NodeJS.Signals): void {
   try {
@@ -29,9 +31,17 @@ export class ExecCgroup {
   static async create(parent: string, owner: { uid: number; gid: number }): Promise<ExecCgroup> {
     await removeEmptyGroups(parent);
     const dir = join(parent, `${GROUP_PREFIX}${randomBytes(6).toString('hex')}`);
-    await mkdir(dir);
-    // Joining needs write access to the file; making groups (and so leaving them for a new one) stays the agent's.
-    await chown(join(dir, 'cgroup.procs'), owner.uid, owner.gid);
+    // Marked before it exists: another exec's sweep may list it as soon as mkdir made it.
+    inUse.add(dir);
+    try {
+      await mkdir(dir);
+      // Joining needs write access to the file; making groups (and so leaving them for a new one) stays the agent's.
+      await chown(join(dir, 'cgroup.procs'), owner.uid, owner.gid);
+    } catch (error) {
+      inUse.delete(dir);
+      await rmdir(dir).catch(() => {});
+      throw error;
+    }
     return new ExecCgroup(dir);
   }
 
@@ -56,6 +66,7 @@ export class ExecCgroup {
 
   /** Removes the group when nothing runs in it any more; otherwise a later exec does (see `create`). */
   async release(): Promise<void> {
+    inUse.delete(this.dir);
     await rmdir(this.dir).catch(() => {});
   }
 
@@ -68,5 +79,6 @@ export class ExecCgroup {
 /** rmdir only succeeds on a cgroup without processes (EBUSY otherwise), so trying each one is the check. */
 async function removeEmptyGroups(parent: string): Promise<void> {
   const names = await readdir(parent).catch(() => []);
-  await Promise.all(names.filter((name) => name.startsWith(GROUP_PREFIX)).map((name) => rmdir(join(parent, name)).catch(() => {})));
+  const idle = names.map((name) => join(parent, name)).filter((dir) => dir.startsWith(join(parent, GROUP_PREFIX)) && !inUse.has(dir));
+  await Promise.all(idle.map((dir) => rmdir(dir).catch(() => {})));
 }

@@ -297,6 +297,9 @@ describe.sequential('faults', () => {
     // Not timed out: a server started in the background is the learner's to keep.
     expect((await ctl.exec(id, '(setsid sleep 4712 </dev/null >/dev/null 2>&1 &)')).exit_code).toBe(0);
     expect(await running('4712')).toBe(true);
+    // Execs at once each get a group of their own; none removes another's before its command joined it.
+    const together = await Promise.all(Array.from({ length: 10 }, (_, i) => ctl.exec(id, `echo together-${i}`)));
+    expect(together.map((r) => `${r.exit_code} ${r.stdout.trim()}`)).toEqual(together.map((_, i) => `0 together-${i}`));
     // Its group goes once it is empty: only the exec that looks remains.
     const groups = async () => (await ctl.exec(id, 'ls /run/agent-cgroups/pids/learner | grep -c ^exec-')).stdout.trim();
     expect(Number(await groups())).toBe(2);
