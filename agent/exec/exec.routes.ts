@@ -11,6 +11,7 @@ import type { AgentConfig } from '../config.js';
 import { PUBLIC_WORKSPACE, resolveWorkspacePath } from '../files/workspace-path.js';
 import { learnerEnv } from '../learner-env.js';
 import { ExecCgroup } from '../limits/exec-cgroup.js';
+import { signal } from './process-tree.js';
 import { runProcess, type RunOptions } from './run-process.js';
 
 export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { config }) => {
@@ -96,11 +97,7 @@ async function runExec(config: AgentConfig, options: RunOptions, log: FastifyBas
       cgroupProcs: [...(options.cgroupProcs ?? []), group.procs],
       killAll: async (pid) => {
         // The process group first: it also holds a command killed before its first process joined the cgroup.
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          // ESRCH: the group is gone already.
-        }
+        signal(-pid, 'SIGKILL');
         await group.kill();
       },
     });

@@ -49,7 +49,8 @@ export async function findDescendants(pid: number): Promise<number[]> {
   return found;
 }
 
-function signal(target: number, name: NodeJS.Signals): void {
+/** Sends a signal to a process (or, with a negative pid, a process group) that may have exited already. */
+export function signal(target: number, name: NodeJS.Signals): void {
   try {
     process.kill(target, name);
   } catch {

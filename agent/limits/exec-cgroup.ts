@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chown, mkdir, readdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { signal } from '../exec/process-tree.js';
 
 const GROUP_PREFIX = 'exec-';
 // Rounds of reading the members and stopping the new ones before everything is killed; a member can only fork
@@ -8,14 +9,6 @@ const GROUP_PREFIX = 'exec-';
 const STOP_ROUNDS = 10;
 // Groups of execs still running here: empty until their first process joins, and not to be swept meanwhile.
 const inUse = new Set<string>();
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch {
-    // ESRCH: already gone.
-  }
-}
 
 /**
  * A pids cgroup of its own for one exec, below the learner's (agent/limits/learner-cgroup.ts). Processes stay in
