@@ -72,6 +72,6 @@ export class ExecCgroup {
 /** rmdir only succeeds on a cgroup without processes (EBUSY otherwise), so trying each one is the check. */
 async function removeEmptyGroups(parent: string): Promise<void> {
   const names = await readdir(parent).catch(() => []);
-  const idle = names.map((name) => join(parent, name)).filter((dir) => dir.startsWith(join(parent, GROUP_PREFIX)) && !inUse.has(dir));
+  const idle = names.filter((name) => name.startsWith(GROUP_PREFIX)).map((name) => join(parent, name)).filter((dir) => !inUse.has(dir));
   await Promise.all(idle.map((dir) => rmdir(dir).catch(() => {})));
 }
