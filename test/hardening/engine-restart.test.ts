@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SESSION_IMAGE } from '../../shared/session-security.js';
+import { TEST_SESSION_IMAGE } from '../helpers/session-image.js';
 import { buildImages } from '../helpers/controller-e2e.js';
 import { ControllerProcess, hostDocker, isAlive, sweepStaleRuns, waitUntil } from './harness.js';
 
@@ -120,7 +120,7 @@ describe.sequential('a Docker engine restart', () => {
     await buildImages();
     await engine.start();
     const started = performance.now();
-    await engine.docker.loadImage(await hostDocker.getImage(SESSION_IMAGE).get());
+    await engine.docker.loadImage(await hostDocker.getImage(TEST_SESSION_IMAGE).get());
     figure(`engine restart: session image loaded into the private engine in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     await ctl.start();
   });

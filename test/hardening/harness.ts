@@ -11,6 +11,7 @@ import { Label, MANAGED_BY } from '../../shared/labels.js';
 import type { ExecResult } from '../../shared/schemas/exec.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
 import { removeNetwork } from '../helpers/remove-network.js';
+import { TEST_SESSION_IMAGE } from '../helpers/session-image.js';
 
 /*
  * The hardening suite drives a real controller, started as its own process exactly as `npm start` does
@@ -230,6 +231,7 @@ export class ControllerProcess {
         SESSION_NAME_PREFIX: NAME_PREFIX,
         SOCKETS_DIR: this.socketsDir,
         LOG_LEVEL: 'info',
+        SESSION_IMAGE: TEST_SESSION_IMAGE,
         ...this.#env,
       },
       stdio: ['ignore', this.#log.fd, this.#log.fd],

@@ -37,7 +37,6 @@ describe.sequential('load', () => {
     MAX_SESSIONS: String(SESSIONS),
     ...(CONCURRENT_STARTS ? { MAX_CONCURRENT_STARTS: CONCURRENT_STARTS } : {}),
     ...(START_TIMEOUT ? { SESSION_START_TIMEOUT_SECONDS: START_TIMEOUT } : {}),
-    ...(process.env.SESSION_IMAGE ? { SESSION_IMAGE: process.env.SESSION_IMAGE } : {}),
   };
   const ctl = new ControllerProcess({ env });
 

@@ -12,6 +12,7 @@ import { DockerSessionRuntime } from '../../controller/runtime/docker-session-ru
 import { SessionStore } from '../../controller/sessions/session-store.js';
 import { Label } from '../../shared/labels.js';
 import { removeNetwork } from './remove-network.js';
+import { TEST_SESSION_IMAGE } from './session-image.js';
 
 const run = promisify(execFile);
 
@@ -68,6 +69,7 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
     SESSION_NAME_PREFIX: 'rte2e-',
     PORT: '0',
     LOG_LEVEL: 'silent',
+    SESSION_IMAGE: TEST_SESSION_IMAGE,
   };
   const docker = createDockerClient(undefined);
   let config = parseControllerConfig({ ...baseEnv, ...env });

@@ -6,7 +6,8 @@ import Docker from 'dockerode';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import type { AgentHealth } from '../../shared/schemas/health.js';
-import { SESSION_IMAGE, SESSION_PATHS, sessionSecurityHostConfig } from '../../shared/session-security.js';
+import { SESSION_PATHS, sessionSecurityHostConfig } from '../../shared/session-security.js';
+import { TEST_SESSION_IMAGE } from './session-image.js';
 
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const MIB = 1024 * 1024;
@@ -161,7 +162,7 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
   try {
     const container = await docker.createContainer({
       name,
-      Image: options.image ?? SESSION_IMAGE,
+      Image: options.image ?? TEST_SESSION_IMAGE,
       Labels: { 'runner.test': options.prefix },
       ...(options.entrypoint ? { Entrypoint: options.entrypoint, Cmd: [] } : {}),
       HostConfig: options.hostConfig ? options.hostConfig(base) : base,
