@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { lchown, open, readFile } from 'node:fs/promises';
+import { lchown, open, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SESSION_PATHS } from '../../shared/session-security.js';
 
@@ -67,18 +67,25 @@ export function remappedIdCount(ranges: SubordinateRange[], start: number): numb
 }
 
 /**
- * Why the host's /etc/subuid and /etc/subgid map too few ids for a session's inner daemon, or undefined when
- * they map enough or cannot be read (a controller in a container sees its own files, not the engine's).
+ * What on this host keeps a remapped engine's sessions from working: too few ids in /etc/subuid or /etc/subgid
+ * for a session's inner daemon, a root-only /dev/net/tun. Files it cannot read are not judged (a controller in a
+ * container sees its own /etc, not the engine's).
  */
-export async function checkRemapRange(root: RemappedRoot, etc = '/etc'): Promise<string | undefined> {
+export async function checkRemappedHost(root: RemappedRoot, etc = '/etc', tunDevice = '/dev/net/tun'): Promise<string[]> {
+  const problems: string[] = [];
   for (const [file, start] of [['subuid', root.uid], ['subgid', root.gid]] as const) {
     const text = await readFile(join(etc, file), 'utf8').catch(() => undefined);
     const count = text === undefined ? undefined : remappedIdCount(parseSubordinateIds(text), start);
     if (count !== undefined && count < SESSION_REMAP_IDS) {
-      return `${join(etc, file)} maps ${count} ids from ${start}; a session's inner daemon needs ${SESSION_REMAP_IDS} (scripts/ensure-remap-ids.sh, then restart the engine)`;
+      problems.push(`${join(etc, file)} maps ${count} ids from ${start}: a session's inner daemon needs ${SESSION_REMAP_IDS}`);
     }
   }
-  return undefined;
+  // The session gets the host's node itself (a remapped container cannot make device nodes): root-only closes it.
+  const tun = await stat(tunDevice).catch(() => undefined);
+  if (tun && (tun.mode & 0o666) !== 0o666) {
+    problems.push(`${tunDevice} has mode ${(tun.mode & 0o777).toString(8)}: a session's inner daemon needs 666 for its network`);
+  }
+  return problems;
 }
 
 /**

@@ -126,8 +126,9 @@ export class WarmPool {
 
   // A probe with the new token makes the agent read its token file again: from then on the old token is refused.
   async #handOverToken(sessionId: string, token: string): Promise<void> {
-    const { store, probeAgent } = this.deps;
+    const { store, runtime, probeAgent } = this.deps;
     await store.writeToken(sessionId, token);
+    await runtime.handOverAgentDir?.(store.agentDir(sessionId));
     const health = await probeAgent(store.agentSocketPath(sessionId), token);
     if (health?.status !== 'healthy' || !health.daemon.ready) throw new Error('the warm session did not answer with its new token');
   }
