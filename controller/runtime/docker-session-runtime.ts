@@ -6,6 +6,7 @@ import { Label, MANAGED_BY } from '../../shared/labels.js';
 import { SESSION_PATHS, sessionSecurityHostConfig } from '../../shared/session-security.js';
 import type { ControllerConfig } from '../config.js';
 import type { RuntimeSession, RuntimeVolume, SessionRuntime, SessionSpec } from './session-runtime.js';
+import { watchContainerStarts } from './container-starts.js';
 import { checkRemappedHost, findRemappedRoot, handOverAgentDir, handOverCgroups, type EngineInfo, type RemappedRoot } from './userns.js';
 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
@@ -107,8 +108,10 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   async listSessions(): Promise<RuntimeSession[]> {
-    // Every reconcile lists: a controller that started while Docker was away learns the subnets here.
+    // Every reconcile lists: a controller that started while Docker was away learns the subnets here, and whether
+    // the engine remaps (so that it watches the sessions it finds).
     await this.#learnSubnets();
+    await this.#remappedRoot().catch(() => null);
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
       return containers.map((c) => ({
@@ -165,6 +168,8 @@ export class DockerSessionRuntime implements SessionRuntime {
     if (!root) return null;
     this.log.info({ uid: root.uid, gid: root.gid }, "the engine remaps user namespaces: a session's root is this host uid, not root");
     for (const problem of await checkRemappedHost(root)) this.log.error({ problem }, 'sessions on this remapped engine will not work');
+    // A session the engine restarts by itself (its restart policy, after the agent died) gets new cgroup folders.
+    watchContainerStarts(this.docker, this.#ownLabelFilter(), async (id) => this.#handOverCgroups(await this.docker.getContainer(id).inspect().catch(() => null), root), this.log);
     return root;
   }
 

@@ -71,4 +71,14 @@ describe.skipIf(!remappedRoot).sequential("a session's root on a remapped engine
     const inner = await ctl.request('POST', '/sessions/remap-cold/exec', { command: ['docker', 'run', '--rm', 'runner-busybox:latest', 'echo', 'inner ok'] });
     expect(inner.body).toMatchObject({ exit_code: 0, logs: ['inner ok'] });
   });
+
+  it('hands the cgroup folders over again when the engine restarts a session whose agent died', async () => {
+    const name = (await ctl.request('GET', '/sessions/remap-cold')).body.container_name;
+    const killed = await execAsRoot(ctl.docker, name, ['sh', '-c', 'for p in $(cat /proc/1/task/1/children); do grep -q agent/main.js /proc/$p/cmdline && kill -9 $p && echo killed; done']);
+    expect(killed.output).toBe('killed\n');
+    await vi.waitFor(async () => expect((await ctl.docker.getContainer(name).inspect()).RestartCount).toBe(1), { timeout: 30_000, interval: 200 });
+    await vi.waitFor(async () => expect((await ctl.request('POST', '/sessions/remap-cold/exec', { command: ['true'] })).status).toBe(200), { timeout: 60_000, interval: 250 });
+    const cgroup = await ctl.request('POST', '/sessions/remap-cold/exec', { command: ['cat', '/proc/self/cgroup'] });
+    expect(cgroup.body.logs.join('\n')).toMatch(/:pids:\/learner\b/);
+  });
 });
