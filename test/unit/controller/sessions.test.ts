@@ -286,7 +286,7 @@ describe('restart', () => {
     ctl = await createTestController();
     await ctl.app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'live' } });
     await ctl.app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'tokenless' } });
-    ctl.runtime.volumes.set('sess-ghost-workspace', { name: 'sess-ghost-workspace', sessionId: 'ghost' });
+    ctl.runtime.volumes.set('sess-ghost-workspace', { name: 'sess-ghost-workspace', owner: { kind: 'session', sessionId: 'ghost' } });
     await mkdir(join(ctl.socketsDir, 'ghost', 'agent'), { recursive: true });
     await writeFile(join(ctl.socketsDir, 'tokenless', 'agent', 'token'), '');
     const app = await ctl.restart();
