@@ -70,6 +70,10 @@ export class SessionStore {
     return join(this.agentDir(owner), AGENT_SOCKET);
   }
 
+  agentTokenFile(owner: SessionOwner): string {
+    return join(this.agentDir(owner), AGENT_TOKEN);
+  }
+
   /**
    * Creates the owner's folder with its agent token and its record (emptied first: a leftover of a failed run must
    * not leak into a new session).
@@ -78,7 +82,7 @@ export class SessionStore {
     await this.remove(owner);
     // Root only: the learner inside the session cannot enter the mounted folder, other host users cannot either.
     await mkdir(this.agentDir(owner), { recursive: true, mode: 0o700 });
-    await writeAtomically(this.#tokenFile(owner), agentToken);
+    await writeAtomically(this.agentTokenFile(owner), agentToken);
     await writeAtomically(join(this.folder(owner), owner.kind === 'pool' ? POOL_FILE : STATE_FILE), JSON.stringify(record, null, 2));
   }
 
@@ -96,16 +100,12 @@ export class SessionStore {
 
   /** Replaces a running agent's token (a claimed pool member's); whole or not at all, as the agent may read it any time. */
   async writeToken(owner: SessionOwner, agentToken: string): Promise<void> {
-    await writeAtomically(this.#tokenFile(owner), agentToken);
+    await writeAtomically(this.agentTokenFile(owner), agentToken);
   }
 
   /** The agent's token, or null when the file is gone. */
   async readToken(owner: SessionOwner): Promise<string | null> {
-    try {
-      return (await readFile(this.#tokenFile(owner), 'utf8')).trim() || null;
-    } catch {
-      return null;
-    }
+    return readTokenFile(this.agentTokenFile(owner));
   }
 
   /** Removes the owner's folder; a claimed pool member's is a link, and then only the link goes. */
@@ -190,9 +190,6 @@ export class SessionStore {
     await mkdir(this.socketsDir, { recursive: true, mode: 0o711 });
   }
 
-  #tokenFile(owner: SessionOwner): string {
-    return join(this.agentDir(owner), AGENT_TOKEN);
-  }
 }
 
 // A rename within the folder: a reader (the agent, a restarted controller) sees the old file or the new, never half.
@@ -206,6 +203,14 @@ async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | null
   try {
     const parsed = schema.safeParse(JSON.parse(await readFile(file, 'utf8')));
     return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+async function readTokenFile(file: string): Promise<string | null> {
+  try {
+    return (await readFile(file, 'utf8')).trim() || null;
   } catch {
     return null;
   }
