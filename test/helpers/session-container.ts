@@ -6,7 +6,8 @@ import Docker from 'dockerode';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import type { AgentHealth } from '../../shared/schemas/health.js';
-import { SESSION_PATHS, sessionSecurityHostConfig } from '../../shared/session-security.js';
+import { SESSION_PATHS } from '../../core/session-layout.js';
+import { sessionSecurityHostConfig } from '../../controller/runtime/session-security.js';
 import { TEST_SESSION_IMAGE } from './session-image.js';
 
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -30,7 +31,7 @@ export interface AgentResponse<T = unknown> {
   body: T;
 }
 
-/** One session container of the real image, started with the flags of shared/session-security.ts. */
+/** One session container of the real image, started with the flags of controller/runtime/session-security.ts. */
 export class SessionContainer {
   readonly #dispatcher: Agent;
 
@@ -138,7 +139,7 @@ export class SessionContainer {
 
 /**
  * Starts a session container of the real image the way the controller does: the security settings of
- * shared/session-security.ts, a root-only socket folder with a token file, memory/CPU/pids limits.
+ * controller/runtime/session-security.ts, a root-only socket folder with a token file, memory/CPU/pids limits.
  */
 export async function startSession(options: StartSessionOptions): Promise<SessionContainer> {
   const name = `${options.prefix}-${randomBytes(4).toString('hex')}`;

@@ -3,13 +3,15 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import Docker from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveBuildContext, packBuildContext } from '../../../agent/docker/build-context.js';
-import { toDockerError } from '../../../agent/docker/docker-errors.js';
+import { toDockerError } from '../../../core/docker/docker-errors.js';
 import { Dockerignore } from '../../../agent/docker/dockerignore.js';
-import { BoundedLines, LogDemultiplexer } from '../../../agent/docker/log-lines.js';
+import { BoundedLines, readLogLines } from '../../../agent/docker/log-lines.js';
 import { parsePortSpec } from '../../../shared/schemas/docker.js';
 import { createTestAgent, type TestAgent } from '../../helpers/test-agent.js';
 
@@ -132,6 +134,8 @@ describe('build context', () => {
 });
 
 describe('container logs', () => {
+  // Only its modem's demultiplexer is used: no daemon is asked.
+  const docker = new Docker({ socketPath: '/nonexistent/docker.sock' });
   const frame = (stream: 1 | 2, text: string): Buffer => {
     const payload = Buffer.from(text);
     const header = Buffer.alloc(8);
@@ -140,22 +144,25 @@ describe('container logs', () => {
     return Buffer.concat([header, payload]);
   };
 
-  it('interleaves stdout and stderr lines in order, whatever the chunk boundaries', () => {
+  // The log stream cut into pieces of `size` bytes, as a socket may deliver it.
+  const chunked = (all: Buffer, size: number): Readable => {
+    const pieces: Buffer[] = [];
+    for (let offset = 0; offset < all.length; offset += size) pieces.push(all.subarray(offset, offset + size));
+    return Readable.from(pieces);
+  };
+
+  it('interleaves stdout and stderr lines in order, whatever the chunk boundaries', async () => {
     const all = Buffer.concat([frame(1, 'one\ntw'), frame(2, 'oops\n'), frame(1, 'o\nthré'), frame(1, 'e')]);
     for (const size of [1, 3, 7, 9, all.length]) {
       const lines = new BoundedLines(1024);
-      const demultiplexer = new LogDemultiplexer(false, lines);
-      for (let offset = 0; offset < all.length; offset += size) demultiplexer.push(all.subarray(offset, offset + size));
-      demultiplexer.end();
+      await readLogLines(docker, chunked(all, size), false, lines);
       expect(lines.lines(), `chunks of ${size}`).toEqual(['one', 'oops', 'two', 'thrée']);
     }
   });
 
-  it('reads the output of a TTY as it is', () => {
+  it('reads the output of a TTY as it is', async () => {
     const lines = new BoundedLines(1024);
-    const demultiplexer = new LogDemultiplexer(true, lines);
-    demultiplexer.push(Buffer.from('hello\r\nworld'));
-    demultiplexer.end();
+    await readLogLines(docker, chunked(Buffer.from('hello\r\nworld'), 4), true, lines);
     expect(lines.lines()).toEqual(['hello', 'world']);
   });
 
