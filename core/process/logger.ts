@@ -1,4 +1,4 @@
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 // Query parameters that carry a credential (a terminal ticket, a signed link's token or signature).
 const SECRET_PARAM = /^(ticket|token|access_token|signature|sig)$/i;
@@ -34,9 +34,9 @@ interface LoggedRequest {
   socket?: { remotePort?: number };
 }
 
-/** The process's pino logger: no bearer token and no ticket in a URL ever reaches the log. */
-export function createLogger(level: string): Logger {
-  return pino({
+/** The process's pino logger (to stdout by default): no bearer token and no ticket in a URL ever reaches the log. */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
     level,
     redact: ['req.headers.authorization', 'req.headers.cookie'],
     serializers: {
@@ -48,5 +48,6 @@ export function createLogger(level: string): Logger {
         remotePort: req.socket?.remotePort,
       }),
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -9,7 +9,6 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveBuildContext, packBuildContext } from '../../../agent/docker/build-context.js';
-import { toDockerError } from '../../../core/docker/docker-errors.js';
 import { Dockerignore } from '../../../agent/docker/dockerignore.js';
 import { BoundedLines, readLogLines } from '../../../agent/docker/log-lines.js';
 import { parsePortSpec } from '../../../shared/schemas/docker.js';
@@ -170,28 +169,5 @@ describe('container logs', () => {
     const lines = new BoundedLines(20);
     lines.add(['aaaa', 'bbbb', 'cccc', 'dddd', 'eeee', 'ffff']);
     expect(lines.lines()).toEqual(['[… 2 earlier lines dropped]', 'cccc', 'dddd', 'eeee', 'ffff']);
-  });
-});
-
-describe('daemon errors', () => {
-  const daemon = (statusCode: number, message: string) => Object.assign(new Error(`(HTTP code ${statusCode}) x - ${message}`), { statusCode, json: { message } });
-
-  it.each([
-    [Object.assign(new Error('connect ENOENT /x.sock'), { code: 'ENOENT', syscall: 'connect' }), 'DOCKER_UNAVAILABLE'],
-    [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED', syscall: 'connect' }), 'DOCKER_UNAVAILABLE'],
-    [daemon(404, 'No such image: x:1'), 'IMAGE_NOT_FOUND'],
-    [daemon(404, 'No such container: x'), 'CONTAINER_NOT_FOUND'],
-    [daemon(409, 'Conflict. The container name "/x" is already in use'), 'CONTAINER_CONFLICT'],
-    [daemon(500, 'driver failed programming external connectivity: Bind for 0.0.0.0:8080 failed: port is already allocated'), 'PORT_IN_USE'],
-    [daemon(400, 'invalid reference format'), 'VALIDATION'],
-    [daemon(500, 'something broke'), 'DOCKER_ERROR'],
-  ])('maps %s to %s', (error, code) => {
-    expect(toDockerError(error).code).toBe(code);
-  });
-
-  it('keeps the daemon message without the client prefix', () => {
-    expect(toDockerError(Object.assign(new Error('(HTTP code 404) no such container - No such container: x '), { statusCode: 404 })).message).toBe(
-      'No such container: x',
-    );
   });
 });
