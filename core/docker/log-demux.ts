@@ -16,7 +16,8 @@ export async function readLogStream(
   tty: boolean,
   onChunk: (source: LogSource, chunk: Buffer) => void,
 ): Promise<void> {
-  const ended = finished(stream);
+  // Only the reading side: an exec's attached stream is a socket whose writing side stays open.
+  const ended = finished(stream, { writable: false });
   if (tty) stream.on('data', (chunk: Buffer) => onChunk('stdout', chunk));
   else docker.modem.demuxStream(stream, sinkOf('stdout', onChunk), sinkOf('stderr', onChunk));
   await ended;
