@@ -23,7 +23,8 @@ function start(script: string, env: Record<string, string> = {}): Run {
   return { child, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
-describe('process start-up', () => {
+// Each case starts a process under tsx, which takes seconds on a busy machine.
+describe('process start-up', { timeout: 60_000 }, () => {
   let run: Run | undefined;
   afterEach(() => {
     if (run?.child.exitCode === null) run.child.kill('SIGKILL');
@@ -47,7 +48,7 @@ describe('process start-up', () => {
 
   it('closes gracefully on SIGTERM, saying why, and exits 0', async () => {
     run = start(FIXTURE);
-    await vi.waitFor(() => expect(run!.stdout()).toContain('"msg":"ready"'), { timeout: 15_000 });
+    await vi.waitFor(() => expect(run!.stdout()).toContain('"msg":"ready"'), { timeout: 45_000 });
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
     const messages = run.stdout().trim().split('\n').map((line) => JSON.parse(line).msg);
