@@ -7,7 +7,7 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseControllerConfig } from '../../../../controller/config.js';
 import { DockerSessionRuntime } from '../../../../controller/runtime/docker-session-runtime.js';
-import { Label, MANAGED_BY } from '../../../../shared/labels.js';
+import { Label, MANAGED_BY } from '../../../../controller/runtime/labels.js';
 
 const INSTANCE = 'owners-test';
 const ours = { [Label.managedBy]: MANAGED_BY, [Label.instance]: INSTANCE };
