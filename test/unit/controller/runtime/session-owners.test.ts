@@ -2,9 +2,9 @@ import { createServer, type Server } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Docker from 'dockerode';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createDockerClient } from '../../../../core/docker/docker-client.js';
 import { parseControllerConfig } from '../../../../controller/config.js';
 import { DockerSessionRuntime } from '../../../../controller/runtime/docker-session-runtime.js';
 import { Label, MANAGED_BY } from '../../../../controller/runtime/labels.js';
@@ -65,7 +65,7 @@ describe("the Docker runtime's owners", () => {
     engine = fakeEngine(asked);
     await new Promise<void>((resolve) => engine.listen(socket, resolve));
     const config = parseControllerConfig({ SOCKETS_DIR: join(dir, 'sockets'), RUNNER_INSTANCE: INSTANCE });
-    runtime = new DockerSessionRuntime(new Docker({ socketPath: socket }), config, pino({ level: 'silent' }));
+    runtime = new DockerSessionRuntime(createDockerClient(`unix://${socket}`), config, pino({ level: 'silent' }));
   });
   afterEach(async () => {
     await new Promise((resolve) => engine.close(resolve));
