@@ -1,11 +1,15 @@
 import type Docker from 'dockerode';
 import type { FastifyBaseLogger } from 'fastify';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../shared/errors.js';
-import { Label, MANAGED_BY } from '../../shared/labels.js';
-import { SESSION_PATHS, sessionSecurityHostConfig } from '../../shared/session-security.js';
+import { daemonMessage, daemonStatus as statusOf, isDaemonUnreachable, toUnavailableError } from '../../core/docker/docker-errors.js';
+import { readLogStream } from '../../core/docker/log-demux.js';
+import { SESSION_PATHS } from '../../core/session-layout.js';
+import { Label, MANAGED_BY } from './labels.js';
+import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
-import type { RuntimeSession, RuntimeVolume, SessionRuntime, SessionSpec } from './session-runtime.js';
+import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
 import { watchContainerStarts } from './container-starts.js';
 import { checkRemappedHost, findRemappedRoot, handOverAgentDir, handOverCgroups, type EngineInfo, type RemappedRoot } from './userns.js';
 
@@ -14,8 +18,6 @@ const PING_TIMEOUT_MS = 2_000;
 const VOLUME_REMOVE_ATTEMPTS = 20;
 // Every session, cold or claimed from the warm pool, looks the same from inside: a claimed one cannot be renamed.
 const SESSION_HOSTNAME = 'session';
-// The engine's own errnos when its socket is missing, refused or closed: Docker itself is down.
-const UNAVAILABLE_ERRNOS = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EACCES', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
 
 type VolumeRole = 'workspace' | 'docker';
 
@@ -48,7 +50,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       Hostname: SESSION_HOSTNAME,
       Image: config.sessionImage,
       Labels: {
-        ...this.#ownLabels(spec),
+        ...this.#ownLabels(spec.owner),
         [Label.createdAt]: spec.createdAt.toISOString(),
         ...(spec.expiresAt ? { [Label.expiresAt]: spec.expiresAt.toISOString() } : {}),
       },
@@ -77,13 +79,13 @@ export class DockerSessionRuntime implements SessionRuntime {
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
       },
     };
-    this.log.debug({ sessionId: spec.sessionId, poolId: spec.poolId, containerName: spec.containerName }, 'creating session container');
+    this.log.debug({ owner: spec.owner, containerName: spec.containerName }, 'creating session container');
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(options);
     } catch (error) {
       if (statusOf(error) === 409) throw new AppError('SESSION_EXISTS', `a container named ${spec.containerName} already exists`);
-      if (statusOf(error) === 404 && /image/i.test(messageOf(error))) {
+      if (statusOf(error) === 404 && /image/i.test(daemonMessage(error))) {
         throw new AppError('SESSION_START_FAILED', `session image ${config.sessionImage} not found: build it with scripts/build-images.sh`);
       }
       throw toRuntimeError(error, 'create the session container');
@@ -107,22 +109,28 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  async listSessions(): Promise<RuntimeSession[]> {
+  async listSessions(): Promise<OwnedRuntimeSession[]> {
     // Every reconcile lists: a controller that started while Docker was away learns the subnets here, and whether
     // the engine remaps (so that it watches the sessions it finds).
     await this.#learnSubnets();
     await this.#remappedRoot().catch(() => null);
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
-      return containers.map((c) => ({
-        sessionId: c.Labels[Label.sessionId] ?? '',
-        ...poolIdOf(c.Labels),
-        containerName: (c.Names[0] ?? c.Id).replace(/^\//, ''),
-        state: stateOf(c.State),
-        address: c.NetworkSettings?.Networks?.[this.config.network]?.IPAddress || null,
-        createdAt: dateOf(c.Labels[Label.createdAt]),
-        expiresAt: dateOf(c.Labels[Label.expiresAt]),
-      }));
+      // One labelled as ours but by no session or pool id was not made by a controller: nothing to act on.
+      return containers.flatMap((c) => {
+        const owner = ownerOf(c.Labels);
+        if (!owner) return [];
+        return [
+          {
+            owner,
+            containerName: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+            state: stateOf(c.State),
+            address: c.NetworkSettings?.Networks?.[this.config.network]?.IPAddress || null,
+            createdAt: dateOf(c.Labels[Label.createdAt]),
+            expiresAt: dateOf(c.Labels[Label.expiresAt]),
+          },
+        ];
+      });
     } catch (error) {
       throw toRuntimeError(error, 'list session containers');
     }
@@ -148,7 +156,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     try {
       await handOverAgentDir(dir, remappedRoot);
     } catch (error) {
-      throw new AppError('SESSION_START_FAILED', `could not hand the agent folder ${dir} to the session's root: ${messageOf(error)}`, undefined, { cause: error });
+      throw new AppError('SESSION_START_FAILED', `could not hand the agent folder ${dir} to the session's root: ${daemonMessage(error)}`, undefined, { cause: error });
     }
   }
 
@@ -184,20 +192,20 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  async removeSession(sessionId: string, containerName: string, poolId?: string): Promise<void> {
-    const owner = { sessionId, poolId };
+  async removeSession(owner: SessionOwner, containerName: string): Promise<void> {
     const container = this.docker.getContainer(containerName);
     try {
       const info = await container.inspect();
       // The name may belong to something that is not this session (another controller, a hand-made container).
       if (this.#owns(info.Config.Labels, owner)) {
-        this.log.debug({ sessionId, poolId, containerName }, 'removing session container');
+        this.log.debug({ owner, containerName }, 'removing session container');
         await container.remove({ force: true, v: true });
       }
     } catch (error) {
       if (statusOf(error) !== 404) throw toRuntimeError(error, 'remove the session container');
     }
-    const volumes = await this.#listVolumes([poolId ? `${Label.poolId}=${poolId}` : `${Label.sessionId}=${sessionId}`]);
+    const [key, id] = ownerLabel(owner);
+    const volumes = await this.#listVolumes([`${key}=${id}`]);
     for (const volume of volumes) await this.removeVolume(volume.name);
   }
 
@@ -234,7 +242,10 @@ export class DockerSessionRuntime implements SessionRuntime {
   async tailLogs(containerName: string, lines: number): Promise<string[]> {
     try {
       const raw = await this.docker.getContainer(containerName).logs({ stdout: true, stderr: true, tail: lines, follow: false });
-      return demuxLogs(Buffer.from(raw)).split('\n').filter((line) => line.length > 0).slice(-lines);
+      // A session has no TTY: its log interleaves stdout and stderr in frames.
+      const chunks: Buffer[] = [];
+      await readLogStream(this.docker, Readable.from([Buffer.from(raw)]), false, (_source, chunk) => chunks.push(chunk));
+      return Buffer.concat(chunks).toString('utf8').split('\n').filter((line) => line.length > 0).slice(-lines);
     } catch {
       return [];
     }
@@ -270,7 +281,10 @@ export class DockerSessionRuntime implements SessionRuntime {
   async #listVolumes(extraLabels: string[]): Promise<RuntimeVolume[]> {
     try {
       const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), ...extraLabels] } });
-      return (Volumes ?? []).map((v) => ({ name: v.Name, sessionId: v.Labels?.[Label.sessionId] ?? '', ...poolIdOf(v.Labels) }));
+      return (Volumes ?? []).flatMap((v) => {
+        const owner = ownerOf(v.Labels);
+        return owner ? [{ name: v.Name, owner }] : [];
+      });
     } catch (error) {
       throw toRuntimeError(error, 'list session volumes');
     }
@@ -281,7 +295,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     try {
       const existing = await this.docker.getVolume(name).inspect();
       // Creating a volume that exists silently returns it: never hand a new session someone else's data.
-      if (!this.#owns(existing.Labels, spec)) {
+      if (!this.#owns(existing.Labels, spec.owner)) {
         throw new AppError('SESSION_EXISTS', `volume ${name} belongs to something else`);
       }
       await this.removeVolume(name);
@@ -290,7 +304,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       if (statusOf(error) !== 404) throw toRuntimeError(error, `inspect volume ${name}`);
     }
     try {
-      await this.docker.createVolume({ Name: name, Labels: { ...this.#ownLabels(spec), [Label.volumeRole]: role } });
+      await this.docker.createVolume({ Name: name, Labels: { ...this.#ownLabels(spec.owner), [Label.volumeRole]: role } });
       return name;
     } catch (error) {
       throw toRuntimeError(error, `create volume ${name}`);
@@ -344,8 +358,8 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   // A pool member is labelled by its pool id only: a session id on it would be wrong once a session claims it.
-  #ownLabels(owner: Owner): Record<string, string> {
-    const [key, id] = owner.poolId ? [Label.poolId, owner.poolId] : [Label.sessionId, owner.sessionId];
+  #ownLabels(owner: SessionOwner): Record<string, string> {
+    const [key, id] = ownerLabel(owner);
     return { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance, [key]: id };
   }
 
@@ -353,9 +367,10 @@ export class DockerSessionRuntime implements SessionRuntime {
     return [`${Label.managedBy}=${MANAGED_BY}`, `${Label.instance}=${this.config.instance}`];
   }
 
-  #owns(labels: Record<string, string> | null | undefined, owner: Owner): boolean {
+  #owns(labels: Record<string, string> | null | undefined, owner: SessionOwner): boolean {
     if (labels?.[Label.managedBy] !== MANAGED_BY || labels[Label.instance] !== this.config.instance) return false;
-    return owner.poolId ? labels[Label.poolId] === owner.poolId : labels[Label.sessionId] === owner.sessionId && !labels[Label.poolId];
+    const found = ownerOf(labels);
+    return found?.kind === owner.kind && ownerLabel(found)[1] === ownerLabel(owner)[1];
   }
 }
 
@@ -365,22 +380,23 @@ interface NetworkInfo {
   IPAM?: { Config?: { Subnet?: string }[] };
 }
 
-// Whose a container or volume is: a session's (cold start) or a warm pool member's (claimed or not).
-interface Owner {
-  sessionId: string;
-  poolId?: string;
+// The one label that names a container's or volume's owner.
+function ownerLabel(owner: SessionOwner): [string, string] {
+  return owner.kind === 'pool' ? [Label.poolId, owner.poolId] : [Label.sessionId, owner.sessionId];
 }
 
-function poolIdOf(labels: Record<string, string> | null | undefined): { poolId?: string } {
+// A pool id wins: a claimed member's labels never name its session.
+function ownerOf(labels: Record<string, string> | null | undefined): SessionOwner | null {
   const poolId = labels?.[Label.poolId];
-  return poolId ? { poolId } : {};
+  if (poolId) return { kind: 'pool', poolId };
+  const sessionId = labels?.[Label.sessionId];
+  return sessionId ? { kind: 'session', sessionId } : null;
 }
 
 function toRuntimeSession(info: Docker.ContainerInspectInfo, network: string): RuntimeSession {
   const labels = info.Config.Labels ?? {};
   return {
-    sessionId: labels[Label.sessionId] ?? '',
-    ...poolIdOf(labels),
+    owner: ownerOf(labels),
     containerName: info.Name.replace(/^\//, ''),
     state: stateOf(info.State.Status),
     address: info.NetworkSettings.Networks?.[network]?.IPAddress || null,
@@ -399,32 +415,8 @@ function dateOf(value: string | undefined): Date | null {
   return date && !Number.isNaN(date.getTime()) ? date : null;
 }
 
-function statusOf(error: unknown): number | undefined {
-  return (error as { statusCode?: number } | null)?.statusCode;
-}
-
-function messageOf(error: unknown): string {
-  const err = error as { json?: { message?: string }; message?: string } | null;
-  return err?.json?.message ?? err?.message ?? String(error);
-}
-
 function toRuntimeError(error: unknown, action: string, code: 'DOCKER_ERROR' | 'SESSION_START_FAILED' = 'DOCKER_ERROR'): AppError {
   if (error instanceof AppError) return error;
-  const errno = (error as { code?: string } | null)?.code;
-  if (errno && UNAVAILABLE_ERRNOS.has(errno)) {
-    return new AppError('DOCKER_UNAVAILABLE', `Docker is not available (${errno}): could not ${action}`, undefined, { cause: error });
-  }
-  return new AppError(code, `could not ${action}: ${messageOf(error)}`, undefined, { cause: error });
-}
-
-// `docker logs` of a container without a TTY interleaves stdout and stderr in 8-byte-headed frames.
-function demuxLogs(raw: Buffer): string {
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  while (offset + 8 <= raw.length) {
-    const size = raw.readUInt32BE(offset + 4);
-    chunks.push(raw.subarray(offset + 8, offset + 8 + size));
-    offset += 8 + size;
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  if (isDaemonUnreachable(error)) return toUnavailableError(error, action);
+  return new AppError(code, `could not ${action}: ${daemonMessage(error)}`, undefined, { cause: error });
 }

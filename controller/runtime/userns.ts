@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { lchown, open, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { SESSION_PATHS } from '../../shared/session-security.js';
+import { SESSION_PATHS } from '../../core/session-layout.js';
 
 /** The host ids a user-namespace-remapped engine (`dockerd --userns-remap`) gives every container's root. */
 export interface RemappedRoot {

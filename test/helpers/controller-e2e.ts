@@ -9,7 +9,7 @@ import { buildApp } from '../../controller/app.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import { DockerSessionRuntime } from '../../controller/runtime/docker-session-runtime.js';
 import { SessionStore } from '../../controller/sessions/session-store.js';
-import { Label } from '../../shared/labels.js';
+import { Label } from '../../controller/runtime/labels.js';
 import { removeNetwork } from './remove-network.js';
 import { TEST_SESSION_IMAGE } from './session-image.js';
 import { TEST_DOCKER_ENV, testDocker } from './test-engine.js';
@@ -117,9 +117,9 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
     },
     async agent(sessionId) {
       const store = new SessionStore(config.socketsDir, config.instance);
-      const token = await store.readToken(sessionId);
+      const token = await store.readToken({ kind: 'session', sessionId });
       if (!token) throw new Error(`session ${sessionId} has no agent token`);
-      return { socketPath: store.agentSocketPath(sessionId), token };
+      return { socketPath: store.agentSocketPath({ kind: 'session', sessionId }), token };
     },
     async restart(more = {}) {
       await app.close();

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { createDockerClient } from '../../agent/docker/docker-client.js';
+import { createDockerClient } from '../../core/docker/docker-client.js';
 import { findRemappedRoot, type EngineInfo, type RemappedRoot } from '../../controller/runtime/userns.js';
 
 /** The engine the tests use: DOCKER_HOST when set (a second engine, e.g. a remapped one), else the host's socket. */

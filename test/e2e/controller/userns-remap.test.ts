@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Label } from '../../../shared/labels.js';
+import { Label } from '../../../controller/runtime/labels.js';
 import { buildImages, startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
 import { testEngineRemappedRoot } from '../../helpers/test-engine.js';
 

@@ -7,7 +7,7 @@ import { SessionStore } from '../../../../controller/sessions/session-store.js';
 // On a remapped engine the session's root may write the agent folder: names it plants there must not steer the
 // controller (the host's root) to a host file.
 describe("the session store in an agent folder the session's root can write", () => {
-  const SESSION = 'links-test';
+  const SESSION = { kind: 'session', sessionId: 'links-test' } as const;
   let dir: string;
   let store: SessionStore;
   let hostFile: string;
@@ -15,7 +15,8 @@ describe("the session store in an agent folder the session's root can write", ()
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'store-links-'));
     store = new SessionStore(join(dir, 'sockets'), 'test');
-    await store.create({ session_id: SESSION, instance: 'test', container_name: 'c', created_at: new Date().toISOString(), expires_at: new Date().toISOString() }, 'first');
+    const now = new Date().toISOString();
+    await store.create(SESSION, 'first', { session_id: SESSION.sessionId, instance: 'test', container_name: 'c', created_at: now, expires_at: now });
     hostFile = join(dir, 'host-file');
     await writeFile(hostFile, 'host secret\n');
   });
