@@ -170,15 +170,17 @@ describe.sequential('no confused deputy: root never acts for the learner on what
     expect(original).toBe('0:0\n1000');
     // A link to the victim, and a folder of the victim's names exchanged with a link to it once its removal starts.
     const plant = [
-      'cd /run/user/1000 && rm -rf d dl planted && ln -s /var/victim planted && ln -s /var/victim dl',
-      'mkdir d && cd d && for i in $(seq 0 999); do echo l >f$i; done',
+      // The link waits outside the runtime folder (on the same file system), where the clean-up does not remove it first.
+      'rm -rf /tmp/dl && ln -s /var/victim /tmp/dl && cd /run/user/1000 && rm -rf d planted && ln -s /var/victim planted',
+      // Many more than the victim has: removing them takes long enough for the learner, who gets little CPU then, to act.
+      `python3 -c "import os; os.mkdir('d'); [open(f'd/f{i}', 'w').close() for i in range(20000)]"`,
     ].join(' && ');
     for (let round = 0; round < 3; round += 1) {
       const planted = await exec(A, plant);
-      expect(planted.exit_code, planted.stderr).toBe(0);
+      expect(planted.exit_code, `round ${round}: ${planted.stdout} ${planted.stderr}`).toBe(0);
       const restarts = (await ctl.agentHealth(A)).health!.daemon.restarts;
       await exec(A, 'rm -f /workspace/stop-restart');
-      const swapper = exec(A, 'python3 /workspace/swap-when-emptied.py /run/user/1000/d /run/user/1000/dl /workspace/stop-restart', 300);
+      const swapper = exec(A, 'python3 /workspace/swap-when-emptied.py /run/user/1000/d /tmp/dl /workspace/stop-restart', 300);
       try {
         // The learner ends its own daemon at will; the supervisor cleans the runtime folder before starting the next.
         await exec(A, 'pkill -KILL -u learner -x rootlesskit');
