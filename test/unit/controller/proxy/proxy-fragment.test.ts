@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { registerErrorHandling } from '../../../agent/http/error-handler.js';
-import { connectWebSocket } from '../../../controller/proxy/ws-proxy.js';
-import { proxyRoutes } from '../../../controller/proxy/proxy.routes.js';
+import { registerErrorHandling } from '../../../../agent/http/error-handler.js';
+import { connectWebSocket } from '../../../../controller/proxy/ws-proxy.js';
+import { proxyRoutes } from '../../../../controller/proxy/proxy.routes.js';
 
 /** One request with the path exactly as spelled (fetch and undici drop a fragment before sending). */
 function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: { code?: string } }> {

@@ -6,8 +6,8 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PackError, packAsLearner } from '../../../agent/as-learner/learner-tar.js';
-import { runAsLearner } from '../../../agent/as-learner/run-as-learner.js';
+import { PackError, packAsLearner } from '../../../../agent/as-learner/learner-tar.js';
+import { runAsLearner } from '../../../../agent/as-learner/run-as-learner.js';
 
 const run = promisify(execFile);
 const LEARNER = { uid: 1000, gid: 1000 };

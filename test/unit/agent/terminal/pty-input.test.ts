@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, type IPty } from 'node-pty';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PtyInput } from '../../../agent/terminal/pty-input.js';
+import { PtyInput } from '../../../../agent/terminal/pty-input.js';
 
 describe('pty input', () => {
   let dir: string | undefined;
