@@ -5,7 +5,7 @@ import { AppError } from '../../shared/errors.js';
 import { packAsLearner, type LearnerIds } from '../as-learner/learner-tar.js';
 import { WorkspaceFiles } from '../files/workspace-files.js';
 import { resolveWorkspacePath } from '../files/workspace-path.js';
-import { Dockerignore } from './dockerignore.js';
+import { Dockerignore, DockerignoreError } from './dockerignore.js';
 
 const DOCKERIGNORE_MAX_BYTES = 1024 * 1024;
 
@@ -56,10 +56,19 @@ async function readDockerignore(workspaceReal: string, contextPublic: string, le
   try {
     if (file.stats.size > DOCKERIGNORE_MAX_BYTES) throw new AppError('VALIDATION', `${path} is larger than 1 MiB`);
     const text = await file.handle.readFile('utf8');
-    new Dockerignore(text); // a bad pattern is the client's error, before any build starts
+    checkDockerignore(text);
     return text;
   } finally {
     await file.handle.close();
+  }
+}
+
+// A bad pattern is the client's error, answered before any build starts.
+function checkDockerignore(text: string): void {
+  try {
+    new Dockerignore(text);
+  } catch (error) {
+    throw error instanceof DockerignoreError ? new AppError('VALIDATION', error.message) : error;
   }
 }
 
