@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { buildImages } from '../helpers/controller-e2e.js';
 import { ControllerProcess, TerminalClient, dockerExec, sweepStaleRuns, waitUntil } from './harness.js';
 
@@ -130,35 +129,34 @@ describe.sequential('no confused deputy: root never acts for the learner on what
     for (const image of images.stdout.trim().split('\n').filter(Boolean)) {
       const files = await exec(A, `docker run --rm ${image} sh -c 'find /ctx -type f -exec cat {} +' 2>&1`);
       expect(files.stdout, image).not.toContain(token);
+      expect(files.stdout, image).not.toMatch(/root:[*!]/);
     }
   });
 
   it("bounds what a flooded terminal buffers in the agent, and another session's agent keeps answering", async () => {
     const pidOfAgent = (await asRoot(A, "pgrep -f '^/usr/local/bin/node .*agent/main.js'")).output.trim();
-    const peakMiB = async () => Number(/VmHWM:\s+(\d+)/.exec((await asRoot(A, `cat /proc/${pidOfAgent}/status`)).output)![1]) / 1024;
-    const before = await peakMiB();
+    const memoryMiB = async (field: 'VmRSS' | 'VmHWM') => Number(new RegExp(`${field}:\\s+(\\d+)`).exec((await asRoot(A, `cat /proc/${pidOfAgent}/status`)).output)![1]) / 1024;
+    // The peak starts again from now (earlier builds may have set it higher than the flood would).
+    expect((await asRoot(A, `echo 5 >/proc/${pidOfAgent}/clear_refs`)).exitCode).toBe(0);
+    const before = await memoryMiB('VmRSS');
     const terminal = await TerminalClient.open(ctl, A, 'flood');
     try {
       terminal.type('cat >/dev/null; echo "flood""-done"');
       // 1 MiB frames of 1 KiB lines, each sent as soon as the previous one left this process.
       const frame = Buffer.from(`${'x'.repeat(1023)}\n`.repeat(1024));
-      let healthChecks = 0;
       for (let i = 0; i < 80; i += 1) {
         await new Promise<void>((resolve, reject) => terminal.socket.send(frame, { binary: true }, (error) => (error ? reject(error) : resolve())));
         if (i % 20 === 0) {
           expect((await ctl.agentHealth(B, 30_000)).status).toBe(200);
-          healthChecks += 1;
         }
       }
-      expect(healthChecks).toBe(4);
       terminal.socket.send('\u0004');
       await terminal.waitFor('flood-done', 300_000);
     } finally {
       terminal.close();
     }
-    const after = await peakMiB();
+    const after = await memoryMiB('VmHWM');
     expect(after - before, `the agent's peak memory went from ${before} to ${after} MiB`).toBeLessThan(40);
-    expect(terminal.socket.readyState).not.toBe(WebSocket.CONNECTING);
   });
 
   it('cleans up and chowns only the daemon’s own folders when the learner plants symbolic links and restarts it', async () => {
