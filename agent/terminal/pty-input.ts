@@ -38,6 +38,11 @@ export class PtyInput {
     return this.#queuedBytes;
   }
 
+  /** Between `onFull` and `onDrained`: the clients are not read. */
+  get full(): boolean {
+    return this.#full;
+  }
+
   write(data: Buffer): void {
     if (this.#closed || data.length === 0) return;
     this.#queue.push(data);

@@ -127,7 +127,7 @@ export class PtySession {
     const replay = this.#scrollback.snapshot();
     if (replay.length > 0) socket.send(replay, { binary: true });
     this.#clients.add(socket);
-    if (this.#input.queuedBytes > INPUT_HIGH_WATER_BYTES) socket.pause();
+    if (this.#input.full) socket.pause();
     socket.on('message', (data) => {
       if (this.#ended) return;
       this.#lastActivity = new Date();
