@@ -5,7 +5,7 @@ import { AppError } from '../../shared/errors.js';
 import type { BuildRequest, BuildResult } from '../../shared/schemas/docker.js';
 import { PackError } from '../as-learner/learner-tar.js';
 import { packBuildContext, type BuildContext } from './build-context.js';
-import { daemonMessage, isDaemonUnreachable, toDockerError } from './docker-errors.js';
+import { daemonMessage, isDaemonUnreachable, toDockerError } from '../../core/docker/docker-errors.js';
 import { BoundedLines, LineSplitter } from './log-lines.js';
 
 export interface BuildOptions {
