@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { registerErrorHandling } from '../../../../agent/http/error-handler.js';
+import { registerErrorHandling } from '../../../../core/http/error-handler.js';
 import { connectWebSocket } from '../../../../controller/proxy/ws-proxy.js';
 import { proxyRoutes } from '../../../../controller/proxy/proxy.routes.js';
 
