@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, parseEnvironment } from '../core/process/config-error.js';
 import { SESSION_PATHS } from '../core/session-layout.js';
+import type { LearnerCgroupSetup } from './limits/learner-cgroup.js';
 
 const positiveInt = z.coerce.number().int().positive();
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -61,10 +62,10 @@ export interface AgentConfig {
     gid: number;
     home: string;
     user: string;
-    /** The learner cgroups' cgroup.procs files, which every learner process joins (agent/limits/learner-cgroup.ts). */
+    /** The cgroup.procs files the agent's helpers (as-learner workers) join (agent/limits/learner-cgroup.ts). */
     cgroupProcs?: readonly string[];
-    /** Where each exec gets a pids cgroup of its own (agent/limits/exec-cgroup.ts). */
-    execCgroupParent?: string;
+    /** The learner's cgroups: where each exec gets a group of its own, and what terminals and dockerd join. */
+    cgroups?: LearnerCgroupSetup;
   };
   superviseDockerd: boolean;
   preloadDir: string;

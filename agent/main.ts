@@ -13,8 +13,8 @@ async function main(): Promise<void> {
   let config = readConfigOrExit('agent', () => parseAgentConfig(process.env));
   const log = createLogger(config.logLevel);
   // Before anything is spawned: every learner process (exec, terminal, the inner dockerd) starts in it.
-  const cgroup = await setUpLearnerCgroup(config.learner, log);
-  config = { ...config, learner: { ...config.learner, cgroupProcs: cgroup?.procs, execCgroupParent: cgroup?.execParent } };
+  const cgroups = await setUpLearnerCgroup(log);
+  config = { ...config, learner: { ...config.learner, cgroupProcs: cgroups?.procs.helpers, cgroups } };
   const docker = createDockerClient(config.dockerHost);
   const daemon: DaemonMonitor = config.superviseDockerd
     ? new DockerdSupervisor(config, log)

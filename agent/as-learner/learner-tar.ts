@@ -29,13 +29,10 @@ export class PackError extends Error {
  * exited cleanly; otherwise it fails with a PackError, so a half-written tar is never taken for a whole one.
  */
 export function packAsLearner(learner: LearnerIds, request: Omit<PackRequest, 'op'>): Readable {
-  const { file, args, env } = learnerSpawn(learner.cgroupProcs, [process.execPath, ...workerArgs()], { PATH, LANG: 'C.UTF-8' });
+  const { file, args, env } = learnerSpawn({ uid: learner.uid, gid: learner.gid, join: learner.cgroupProcs, noNewPrivs: false }, [process.execPath, ...workerArgs()], { PATH, LANG: 'C.UTF-8' });
   const child = spawn(file, args, {
     cwd: '/',
     env,
-    // Only a root agent may switch users (libuv then also drops the supplementary groups); else it runs as itself.
-    ...(process.getuid?.() === learner.uid ? {} : { uid: learner.uid }),
-    ...(process.getgid?.() === learner.gid ? {} : { gid: learner.gid }),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const tar = new PassThrough();

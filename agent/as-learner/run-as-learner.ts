@@ -12,7 +12,7 @@ const OUTPUT_LIMIT_BYTES = 64 * 1024;
  * the command's stderr when it fails.
  */
 export function runAsLearner(learner: LearnerIds, argv: readonly string[]): Promise<void> {
-  const { file, args, env } = learnerSpawn(learner.cgroupProcs, argv, { PATH, LANG: 'C.UTF-8' });
+  const { file, args, env } = learnerSpawn({ uid: learner.uid, gid: learner.gid, join: learner.cgroupProcs, noNewPrivs: false }, argv, { PATH, LANG: 'C.UTF-8' });
   return new Promise((resolve, reject) => {
     execFile(
       file,
@@ -23,8 +23,6 @@ export function runAsLearner(learner: LearnerIds, argv: readonly string[]): Prom
         timeout: TIMEOUT_MS,
         maxBuffer: OUTPUT_LIMIT_BYTES,
         killSignal: 'SIGKILL',
-        ...(process.getuid?.() === learner.uid ? {} : { uid: learner.uid }),
-        ...(process.getgid?.() === learner.gid ? {} : { gid: learner.gid }),
       },
       (error, _stdout, stderr) => (error ? reject(new Error(`${argv.join(' ')}: ${String(stderr).trim() || error.message}`)) : resolve()),
     );

@@ -77,24 +77,24 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
 };
 
 /**
- * Runs one exec in a pids cgroup of its own where the session has learner cgroups, so that a timeout kills every
- * process it started, also those that left its process tree; elsewhere the tree is walked (run-process.ts).
+ * Runs one exec in a cgroup of its own where the session has learner cgroups, so that a timeout kills every process
+ * it started, also those that left its process tree; elsewhere the tree is walked (run-process.ts).
  */
 async function runExec(config: AgentConfig, options: RunOptions, log: FastifyBaseLogger): Promise<ExecResult> {
-  const parent = config.learner.execCgroupParent;
-  if (!parent) return runProcess(options);
+  const driver = config.learner.cgroups?.driver;
+  if (!driver) return runProcess(options);
   let group: ExecCgroup;
   try {
-    group = await ExecCgroup.create(parent, config.learner);
+    group = await ExecCgroup.create(driver);
   } catch (error) {
-    // The command still runs, in the learner's cgroup; only a timeout's reach is smaller.
+    // The command still runs, in the helpers' group; only a timeout's reach is smaller.
     log.warn({ err: error }, 'cannot make a cgroup for this exec');
-    return runProcess(options);
+    return runProcess({ ...options, cgroupProcs: config.learner.cgroupProcs });
   }
   try {
     return await runProcess({
       ...options,
-      cgroupProcs: [...(options.cgroupProcs ?? []), group.procs],
+      cgroupProcs: group.procs,
       killAll: async (pid) => {
         // The process group first: it also holds a command killed before its first process joined the cgroup.
         signal(-pid, 'SIGKILL');
@@ -115,7 +115,6 @@ async function toRunOptions(config: AgentConfig, body: ExecRequest): Promise<Omi
     command: body.command,
     cwd: await resolveWorkdir(config.workspace, body.workdir),
     env: learnerEnv(config, body.env),
-    cgroupProcs: config.learner.cgroupProcs,
     uid: config.learner.uid,
     gid: config.learner.gid,
     stdin: body.stdin,

@@ -13,7 +13,7 @@ export interface RunOptions {
   cwd: string;
   /** The whole environment of the process. */
   env: Record<string, string>;
-  /** The learner cgroup's cgroup.procs files, joined before the command runs (agent/limits/learner-cgroup.ts). */
+  /** The cgroup.procs files of the exec's cgroup, joined before the command runs (agent/limits/learner-cgroup.ts). */
   cgroupProcs?: readonly string[];
   uid: number;
   gid: number;
@@ -39,18 +39,6 @@ export const TIMEOUT_EXIT_CODE = 124;
 const NOT_EXECUTABLE_EXIT_CODE = 126;
 const NOT_FOUND_EXIT_CODE = 127;
 const DEFAULT_EXIT_GRACE_MS = 150;
-const SETPRIV = '/usr/bin/setpriv';
-// The shell answers a missing or non-executable command as run-process.ts reports it, then setpriv sets
-// no-new-privileges: from there no set-uid binary or file capability can raise what the command may do.
-const NO_NEW_PRIVS_SCRIPT = `command -v -- "$1" >/dev/null || { printf '%s: command not found\\n' "$1" >&2; exit 127; }
-case $1 in */*) if [ -d "$1" ] || [ ! -x "$1" ]; then printf '%s: permission denied\\n' "$1" >&2; exit 126; fi;; esac
-exec ${SETPRIV} --no-new-privs -- "$@"`;
-
-/** `file args…` started through setpriv with no-new-privileges. */
-function withNoNewPrivileges(file: string, args: string[]): { file: string; args: string[] } {
-  return { file: '/bin/sh', args: ['-c', NO_NEW_PRIVS_SCRIPT, 'no-new-privs', file, ...args] };
-}
-
 /** Collects the output of one stream: decoded text, and complete lines into the shared log. */
 class StreamCollector {
   text = '';
@@ -106,14 +94,11 @@ export function runProcess(options: RunOptions): Promise<ExecResult> {
   let finished = false;
 
   return new Promise<ExecResult>((resolve) => {
-    const learner = learnerSpawn(options.cgroupProcs, options.command, options.env);
-    const { file, args } = withNoNewPrivileges(learner.file, learner.args);
+    // Joins the exec's cgroup as root, then becomes the learner with no-new-privileges (learner-cgroup.ts).
+    const { file, args, env } = learnerSpawn({ uid: options.uid, gid: options.gid, join: options.cgroupProcs, noNewPrivs: true }, options.command, options.env);
     const child = spawn(file, args, {
       cwd: options.cwd,
-      env: learner.env,
-      // Only a root agent may switch users; an unprivileged one runs commands as itself.
-      ...(process.getuid?.() === options.uid ? {} : { uid: options.uid }),
-      ...(process.getgid?.() === options.gid ? {} : { gid: options.gid }),
+      env,
       detached: true, // its own process group, so a timeout can kill everything it started
       stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });

@@ -201,16 +201,15 @@ export class DockerdSupervisor implements DaemonMonitor {
     const { uid, gid, home, user } = this.config.learner;
     const command = this.#opts.command[0];
     this.log.info({ command, restarts: this.#state.restarts }, 'starting dockerd');
-    // Inner containers are learner code too: the daemon and all it starts live in the learner cgroup.
+    // Inner containers are learner code too: the daemon and all it starts live in a learner cgroup of their own.
+    // No no-new-privileges: rootlesskit runs the set-uid newuidmap.
     const { file, args, env } = learnerSpawn(
-      this.config.learner.cgroupProcs,
+      { uid, gid, join: this.config.learner.cgroups?.procs.dockerd, noNewPrivs: false },
       [...this.#opts.command, '--config-file', configFile],
       // A clean environment: nothing of the agent's (its token above all) reaches the learner's daemon.
       { HOME: home, USER: user, LOGNAME: user, PATH, XDG_RUNTIME_DIR: this.#runtimeDir(), LANG: 'C.UTF-8' },
     );
     const child = spawn(file, args, {
-      uid,
-      gid,
       cwd: home,
       env,
       // Its own process group, so stopping it also stops rootlesskit's and dockerd's children.

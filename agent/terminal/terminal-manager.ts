@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../../shared/errors.js';
 import type { TerminalInfo } from '../../shared/schemas/terminal.js';
 import type { AgentConfig } from '../config.js';
 import { learnerEnv } from '../learner-env.js';
-import { learnerSpawn } from '../limits/learner-cgroup.js';
+import { findSetpriv, learnerSpawn } from '../limits/learner-cgroup.js';
 import { PtySession, type ShellCommand } from './pty-session.js';
 
 const DEFAULT_COLS = 80;
@@ -13,7 +12,6 @@ const DEFAULT_ROWS = 24;
 // bash in the pty, with IUTF8 set first: node-pty only sets it for string output, and without it the kernel's
 // line editing (`read`, `cat`) erases half a character on backspace. `exec` keeps the pid and SHLVL.
 const BASH = ['/bin/bash', '-c', 'stty iutf8 2>/dev/null; exec /bin/bash'] as const;
-const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv'];
 
 export interface OpenTerminal {
   id?: string;
@@ -97,16 +95,15 @@ interface Shell {
 }
 
 /**
- * How to start bash as the learner, in the learner cgroup when there is one, through setpriv with
- * no-new-privileges (no set-uid binary or file capability raises what the shell may do). A root agent also drops
- * to the learner in setpriv, because node-pty's own uid/gid switch keeps the agent's supplementary groups (group 0
- * in a container) in the learner's shell.
+ * How to start bash as the learner, in the terminals' cgroup when there is one, through setpriv with
+ * no-new-privileges (no set-uid binary or file capability raises what the shell may do). setpriv also drops to the
+ * learner, because node-pty's own uid/gid switch keeps the agent's supplementary groups (group 0 in a container) in
+ * the learner's shell.
  */
 function learnerShell(config: AgentConfig): Shell | AppError {
-  const { file, args, env } = learnerSpawn(config.learner.cgroupProcs, BASH, learnerEnv(config, { TERM: 'xterm-256color' }));
-  const setpriv = SETPRIV_PATHS.find((path) => existsSync(path));
-  if (!setpriv) return new AppError('INTERNAL', 'terminals need setpriv (util-linux) to drop privileges');
+  if (!findSetpriv()) return new AppError('INTERNAL', 'terminals need setpriv (util-linux) to drop privileges');
   const { uid, gid } = config.learner;
-  const drop = process.getuid?.() === 0 ? ['--reuid', String(uid), '--regid', String(gid), '--clear-groups'] : [];
-  return { command: { file: setpriv, args: [...drop, '--no-new-privs', '--', file, ...args] }, env };
+  const join = config.learner.cgroups?.procs.terminals;
+  const { file, args, env } = learnerSpawn({ uid, gid, join, noNewPrivs: true }, BASH, learnerEnv(config, { TERM: 'xterm-256color' }));
+  return { command: { file, args }, env };
 }

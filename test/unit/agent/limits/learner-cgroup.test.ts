@@ -25,8 +25,12 @@ describe('learner cgroup limits', () => {
     expect(findHierarchy('0::/\n', 'pids')).toBeUndefined();
   });
 
-  it('spawns the command unchanged when there is no learner cgroup', () => {
-    expect(learnerSpawn(undefined, ['ls', '-l'], env)).toEqual({ file: 'ls', args: ['-l'], env });
+  it('becomes the learner in setpriv, without a shell that joins, when there is no learner cgroup', () => {
+    const spawned = learnerSpawn({ uid: LEARNER_UID, gid: LEARNER_UID, noNewPrivs: true }, ['ls', '-l'], env);
+    expect(spawned.file).toMatch(/setpriv$/);
+    expect(spawned.args.slice(0, 7)).toEqual(['--reuid', String(LEARNER_UID), '--regid', String(LEARNER_UID), '--clear-groups', '--no-new-privs', '--']);
+    expect(spawned.args.slice(-6)).toEqual(['learner', 'PATH=/usr/bin:/bin', 'LANG=C.UTF-8', '--', 'ls', '-l']);
+    expect(spawned.env).toEqual({});
   });
 });
 
@@ -38,26 +42,26 @@ describe('joining the learner cgroup before the command runs', () => {
   });
   afterEach(async () => rm(dir, { recursive: true, force: true }));
 
-  // Plain files stand in for cgroup.procs: what the process writes there is what the kernel would move.
+  // Plain root-owned files stand in for cgroup.procs: what the process writes there is what the kernel would move.
   const procsFiles = async (): Promise<string[]> => {
     const files = [join(dir, "pids procs"), join(dir, "cpu'procs")];
-    for (const file of files) {
-      await writeFile(file, '');
-      await chown(file, LEARNER_UID, LEARNER_UID);
-    }
+    for (const file of files) await writeFile(file, '', { mode: 0o644 });
     return files;
   };
 
   const runAsLearner = (command: string[], cgroupProcs: readonly string[], extraEnv: Record<string, string> = {}) =>
     runProcess({ command, cgroupProcs, cwd: dir, env: { ...env, ...extraEnv }, uid: LEARNER_UID, gid: LEARNER_UID, timeoutMs: 10_000, outputLimitBytes: 65_536 });
 
-  it('writes its own pid to every cgroup.procs, then execs the command with its arguments intact', async () => {
+  it('writes its own pid to every cgroup.procs as root, then execs the command as the learner with its arguments intact', async () => {
     const procs = await procsFiles();
-    const result = await runAsLearner(['sh', '-c', 'echo "$$ $1|$2"', 'sh', 'two words', "it's"], procs);
+    const result = await runAsLearner(['sh', '-c', 'echo "$$ $(id -u) $(id -G) $1|$2"', 'sh', 'two words', "it's"], procs);
     expect(result).toMatchObject({ exit_code: 0, stderr: '' });
     const pid = result.stdout.split(' ')[0];
-    expect(result.stdout).toBe(`${pid} two words|it's\n`);
+    expect(result.stdout).toBe(`${pid} ${LEARNER_UID} ${LEARNER_UID} two words|it's\n`);
     for (const file of procs) expect(await readFile(file, 'utf8')).toBe(`${pid}\n`);
+    // The learner itself cannot write them: the files stay root's.
+    const again = await runAsLearner(['sh', '-c', `echo $$ > '${procs[0]}'`], []);
+    expect(again.stderr).toMatch(/Permission denied/);
   });
 
   it('hands the command exactly its environment, whatever the values', async () => {
@@ -82,8 +86,7 @@ describe('joining the learner cgroup before the command runs', () => {
   });
 
   it('runs nothing when it cannot join', async () => {
-    const procs = await procsFiles();
-    await chown(procs[1]!, 0, 0);
+    const procs = [...(await procsFiles()), join(dir, 'gone', 'cgroup.procs')];
     const result = await runAsLearner(['touch', 'ran'], procs);
     expect(result.exit_code).toBe(126);
     await expect(stat(join(dir, 'ran'))).rejects.toThrow(/ENOENT/);
@@ -111,12 +114,16 @@ describe('setting up the learner cgroup', () => {
   };
 
   it.each([
-    { where: 'cgroup v2', cgroups: '0::/\n', ns: 'cgroup:[4026532999]' },
-    { where: "the host's cgroup namespace", cgroups: '8:pids:/\n1:cpu:/\n', ns: 'cgroup:[4026531835]' },
-    { where: 'a cgroup below its namespace root', cgroups: '8:pids:/docker/abc\n1:cpu:/docker/abc\n', ns: 'cgroup:[4026532999]' },
-  ])('carries on without it, with one warning, on $where', async ({ cgroups, ns }) => {
+    { where: "the host's cgroup namespace", cgroups: '8:pids:/\n1:cpu:/\n', ns: 'cgroup:[4026531835]', v2: false },
+    { where: 'a cgroup below its namespace root', cgroups: '8:pids:/docker/abc\n1:cpu:/docker/abc\n', ns: 'cgroup:[4026532999]', v2: false },
+    { where: "cgroup v2 in the host's cgroup namespace", cgroups: '0::/system.slice/docker-abc.scope\n', ns: 'cgroup:[4026531835]', v2: true },
+    { where: 'cgroup v2 below its namespace root', cgroups: '0::/abc\n', ns: 'cgroup:[4026532999]', v2: true },
+  ])('carries on without it, with one warning, on $where', async ({ cgroups, ns, v2 }) => {
     const root = join(dir, 'cgroups');
-    const setup = await setUpLearnerCgroup({ uid: LEARNER_UID, gid: LEARNER_UID }, log, { root, procSelf: await fakeProcSelf(cgroups, ns) });
+    const sysFsCgroup = join(dir, 'sys-fs-cgroup');
+    await mkdir(sysFsCgroup);
+    if (v2) await writeFile(join(sysFsCgroup, 'cgroup.controllers'), 'cpu pids\n');
+    const setup = await setUpLearnerCgroup(log, { root, procSelf: await fakeProcSelf(cgroups, ns), sysFsCgroup });
     expect(setup).toBeUndefined();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/a fork bomb can stall the agent/);
