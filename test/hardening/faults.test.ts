@@ -263,19 +263,19 @@ describe.sequential('faults', () => {
     expect((await ctl.request('PUT', `/sessions/${id}/files/workspace/more.bin`, { body: Buffer.alloc(1024 * 1024), headers: { 'content-type': 'application/octet-stream' } })).status).toBe(201);
   });
 
-  it('runs learner processes (exec, terminal, inner dockerd) in the learner cgroup, which they cannot leave', async () => {
+  it('runs learner processes (exec, terminal, inner dockerd) in groups of their own below the learner cgroup', async () => {
     const id = 'cgroup';
     await createSession(id);
-    // /proc/<pid>/cgroup lines such as `8:pids:/learner` and `1:cpu:/learner` (or `cpu,cpuacct`).
-    const learnerGroups = (cgroups: string): string[] => cgroups.split('\n').filter((line) => /^\d+:(?:\w+,)*(?:pids|cpu)(?:,\w+)*:\/learner$/.test(line));
-    // An exec's pids group is its own, below the learner's.
+    // /proc/<pid>/cgroup lines such as `8:pids:/learner/dockerd` and `1:cpu:/learner/dockerd` (or `cpu,cpuacct`).
+    const groupsNamed = (cgroups: string, group: string): string[] =>
+      cgroups.split('\n').filter((line) => new RegExp(`^\\d+:(?:\\w+,)*(?:pids|cpu)(?:,\\w+)*:/learner/${group}$`).test(line));
+    // An exec's group is its own, below the learner's.
     const execCgroups = (await ctl.exec(id, ['cat', '/proc/self/cgroup'])).stdout;
-    expect(execCgroups).toMatch(/^\d+:pids:\/learner\/exec-[0-9a-f]{12}$/m);
-    expect(execCgroups).toMatch(/^\d+:(?:\w+,)*cpu(?:,\w+)*:\/learner$/m);
-    expect(learnerGroups((await ctl.exec(id, 'cat /proc/$(pgrep -x -o dockerd)/cgroup')).stdout)).toHaveLength(2);
+    expect(groupsNamed(execCgroups, 'exec-[0-9a-f]{12}')).toHaveLength(2);
+    expect(groupsNamed((await ctl.exec(id, 'cat /proc/$(pgrep -x -o dockerd)/cgroup')).stdout, 'dockerd')).toHaveLength(2);
     const terminal = await TerminalClient.open(ctl, id, 'cgroup');
     try {
-      terminal.type('grep -c :/learner /proc/$$/cgroup; echo shell-""done');
+      terminal.type('grep -c :/learner/terminals /proc/$$/cgroup; echo shell-""done');
       await terminal.waitFor(/2\s+shell-done/);
     } finally {
       terminal.close();
@@ -287,6 +287,50 @@ describe.sequential('faults', () => {
       expect(moved.stderr).toMatch(/Permission denied|Read-only file system/);
     }
     expect((await ctl.exec(id, 'mkdir /run/agent-cgroups/pids/learner/escape')).exit_code).not.toBe(0);
+  });
+
+  it("keeps every process in its exec's cgroup: one that tries every cgroup.procs is refused and dies with the timeout", async () => {
+    const id = 'cgroup-escape';
+    await createSession(id);
+    // Leaves the exec's process tree (double fork, setsid), then writes its pid to every cgroup.procs and tasks
+    // file under the session's cgroup mounts but its own exec's group, logs each answer, and sleeps.
+    const escaper = `import errno, os, re, sys, time
+if os.fork(): sys.exit(0)
+os.setsid()
+if os.fork(): os._exit(0)
+null = os.open('/dev/null', os.O_RDWR)
+for fd in (0, 1, 2): os.dup2(null, fd)
+own = re.search(r'exec-[0-9a-f]+', open('/proc/self/cgroup').read()).group(0)
+mounts = [line.split(' ')[4] for line in open('/proc/self/mountinfo') if re.search(r' - cgroup2? ', line)]
+with open('/workspace/escape.log', 'w') as log:
+    for mount in mounts:
+        for folder, _, files in os.walk(mount):
+            if own in folder.split('/'): continue
+            for name in ('cgroup.procs', 'tasks'):
+                if name not in files: continue
+                path = os.path.join(folder, name)
+                try:
+                    with open(path, 'w') as procs: procs.write(str(os.getpid()))
+                    print('moved', path, file=log)
+                except OSError as error:
+                    print('refused', path, errno.errorcode[error.errno], file=log)
+    print('done', file=log)
+time.sleep(600)
+`;
+    const put = await ctl.request('PUT', `/sessions/${id}/files/workspace/escape.py`, { body: Buffer.from(escaper), headers: { 'content-type': 'application/octet-stream' } });
+    expect(put.status).toBe(201);
+    const timedOut = await ctl.exec(id, 'python3 escape.py; until grep -qx done escape.log 2>/dev/null; do sleep 0.1; done; sleep 300', { timeoutSeconds: 10 });
+    expect(timedOut.timed_out).toBe(true);
+    const attempts = (await ctl.exec(id, ['cat', 'escape.log'])).stdout.trim().split('\n');
+    expect(attempts.pop()).toBe('done');
+    expect(attempts.filter((attempt) => !attempt.startsWith('refused ')), 'the attempts that moved it').toEqual([]);
+    await waitUntil('the escaper is killed with its exec', async () => ((await ctl.exec(id, ['pgrep', '-f', '[e]scape.py'])).exit_code === 1 ? true : undefined), 10_000);
+    // It found the session's cgroup mounts, the learner's own groups among them.
+    expect(attempts).toContain('refused /run/agent-cgroups/pids/learner/cgroup.procs EACCES');
+    for (const attempt of attempts) {
+      // The agent's mounts refuse (EACCES, EPERM); the session's /sys/fs/cgroup is a read-only mount (EROFS).
+      expect(attempt).toMatch(attempt.includes(' /sys/fs/cgroup/') ? /^refused \S+ EROFS$/ : /^refused \/run\/agent-cgroups\/\S+ (EACCES|EPERM)$/);
+    }
   });
 
   it("kills what a timed-out exec started, also a daemon that left its process tree; a finished exec's background process runs on", async () => {
