@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:net';
 import closeWithGrace from 'close-with-grace';
 import pino from 'pino';
 import { buildApp } from './app.js';
-import { ConfigError, parseAgentConfig } from './config.js';
+import { ConfigError, parseAgentConfig, settleWorkspace, type AgentConfig } from './config.js';
 import { createDockerClient } from './docker/docker-client.js';
 import { setUpLearnerCgroup } from './limits/learner-cgroup.js';
 import { ExternalDaemonMonitor, type DaemonMonitor } from './supervisor/daemon-monitor.js';
@@ -12,7 +12,7 @@ import { DockerdSupervisor } from './supervisor/dockerd-supervisor.js';
 async function main(): Promise<void> {
   let config;
   try {
-    config = parseAgentConfig(process.env);
+    config = await settleWorkspace(parseAgentConfig(process.env), process.env);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`agent: ${error.message}\n`);
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   const cgroup = await setUpLearnerCgroup(config.learner, log);
   config = { ...config, learner: { ...config.learner, cgroupProcs: cgroup?.procs, execCgroupParent: cgroup?.execParent } };
   const docker = createDockerClient(config.dockerHost);
+  logWhoDoesWhat(config, log);
   const daemon: DaemonMonitor = config.superviseDockerd
     ? new DockerdSupervisor(config, log)
     : new ExternalDaemonMonitor(docker);
@@ -56,6 +57,18 @@ async function main(): Promise<void> {
     await app.close();
     await daemon.close();
   });
+}
+
+/** Says at start which engine build/run/stop drive and as whom, since outside a session that is the host's own. */
+function logWhoDoesWhat(config: AgentConfig, log: pino.Logger): void {
+  const engine = config.dockerHost ?? 'unix:///var/run/docker.sock';
+  const agentUid = process.getuid?.();
+  const { uid, gid } = config.learner;
+  log.info({ docker_host: engine, agent_uid: agentUid, learner_uid: uid, learner_gid: gid, workspace: config.workspace },
+    `build/run/stop drive the Docker engine at ${engine} as uid ${agentUid}; exec and terminal run as uid ${uid}`);
+  if (!config.superviseDockerd && !config.dockerHost && agentUid === 0) {
+    log.warn(`the Docker engine at ${engine} is this machine's own: containers started through the agent run there, as root`);
+  }
 }
 
 await main();
