@@ -16,6 +16,12 @@ import { buildImages, startE2EController, type E2EController } from '../../helpe
 const REPO = new URL('../../..', import.meta.url).pathname;
 const ORIGIN = 'http://localhost:8080';
 const BLOCK_TIMEOUT_MS = 240_000;
+// What the pages make outside the controller: their own last blocks remove the Docker objects (here too, should a
+// page fail midway); the local files they leave for a reader to look at go here.
+const MADE_BY_HAND = `
+docker rm -f mysession; docker volume rm mysession-docker; docker network rm mysession-net
+rm -rf /run/runner-sessions/mysession /tmp/agent-ws /tmp/agent.log /tmp/model.bin /tmp/model-copy.bin /tmp/watch-events.txt
+`;
 
 interface Block {
   line: number;
@@ -111,6 +117,7 @@ describe.sequential('every shell example in the README and docs runs as written'
         }
       }
       await rm(state, { recursive: true, force: true });
+      await runBlock(`set +e; { ${MADE_BY_HAND} } >/dev/null 2>&1; true`, { DOCS_STATE: '/dev/null' });
     }
     // The pages end what they start: no session of theirs is left once a page is done.
     const { body } = await controller.request('GET', '/sessions');
