@@ -64,8 +64,9 @@ function logWhoDoesWhat(config: AgentConfig, log: pino.Logger): void {
   const engine = config.dockerHost ?? 'unix:///var/run/docker.sock';
   const agentUid = process.getuid?.();
   const { uid, gid } = config.learner;
+  const driven = config.superviseDockerd ? `the learner's rootless Docker engine at ${engine}` : `the Docker engine at ${engine} as uid ${agentUid}`;
   log.info({ docker_host: engine, agent_uid: agentUid, learner_uid: uid, learner_gid: gid, workspace: config.workspace },
-    `build/run/stop drive the Docker engine at ${engine} as uid ${agentUid}; exec and terminal run as uid ${uid}`);
+    `build/run/stop drive ${driven}; exec and terminal run as uid ${uid}`);
   if (!config.superviseDockerd && !config.dockerHost && agentUid === 0) {
     log.warn(`the Docker engine at ${engine} is this machine's own: containers started through the agent run there, as root`);
   }
