@@ -86,7 +86,8 @@ describe.sequential('every shell example in the README and docs runs as written'
 
   beforeAll(async () => {
     await buildImages();
-    controller = await startE2EController({ RUNNER_API_TOKEN: token, WARM_POOL_SIZE: '0' });
+    // A warm pool of one, as docs/operations.md shows it: each page's first session is claimed from it.
+    controller = await startE2EController({ RUNNER_API_TOKEN: token, WARM_POOL_SIZE: '1' });
   });
 
   afterAll(async () => {
