@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { z } from 'zod';
+import { ConfigError, parseEnvironment } from '../core/process/config-error.js';
+import { SESSION_PATHS } from '../core/session-layout.js';
 
 const positiveInt = z.coerce.number().int().positive();
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -16,7 +17,7 @@ const hostPort = z
 /** Every setting of the agent, read from the environment once at start-up. */
 const AgentEnv = z
   .object({
-    AGENT_WORKSPACE: z.string().min(1).default('/workspace'),
+    AGENT_WORKSPACE: z.string().min(1).default(SESSION_PATHS.workspace),
     AGENT_LISTEN: hostPort.optional(),
     AGENT_SOCKET: z.string().min(1).optional(),
     AGENT_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -27,7 +28,7 @@ const AgentEnv = z
     AGENT_LEARNER_HOME: z.string().min(1).optional(),
     AGENT_LEARNER_USER: z.string().min(1).default('learner'),
     AGENT_SUPERVISE_DOCKERD: bool.default(false),
-    AGENT_PRELOAD_DIR: z.string().min(1).default('/opt/runner/preload'),
+    AGENT_PRELOAD_DIR: z.string().min(1).default(SESSION_PATHS.preloadDir),
     AGENT_REGISTRY_MIRROR: z.string().url().optional(),
     AGENT_BODY_LIMIT_BYTES: positiveInt.default(64 * 1024 * 1024),
     AGENT_EXEC_OUTPUT_LIMIT_BYTES: positiveInt.default(1024 * 1024),
@@ -78,16 +79,8 @@ export interface AgentConfig {
   logLevel: string;
 }
 
-/** Thrown for a bad environment; main.ts prints its one-line message and exits non-zero. */
-export class ConfigError extends Error {}
-
 export function parseAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
-  const parsed = AgentEnv.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`invalid configuration: ${issue.path.join('.') || 'environment'}: ${issue.message}`);
-  }
-  const e = parsed.data;
+  const e = parseEnvironment(AgentEnv, env);
   // A root agent spawns learner processes as uid 1000; an unprivileged one can only use its own ids.
   const isRoot = process.getuid?.() === 0;
   const uid = e.AGENT_LEARNER_UID ?? (isRoot ? 1000 : process.getuid!());
@@ -132,11 +125,15 @@ function readTokenFile(path: string): string {
  * owner: on a host the person debugging owns the folder, in the session image the learner (uid 1000) does.
  * A root-owned workspace is refused, since learner processes never run as root unless the environment says so.
  */
-export async function settleWorkspace(config: AgentConfig, env: NodeJS.ProcessEnv): Promise<AgentConfig> {
+export function settleWorkspace(config: AgentConfig, env: NodeJS.ProcessEnv): AgentConfig {
   const where = config.workspace;
-  const info = await stat(where).catch((error: NodeJS.ErrnoException) => {
-    throw new ConfigError(`invalid configuration: AGENT_WORKSPACE: ${where}: ${error.code === 'ENOENT' ? 'no such folder' : error.message}`);
-  });
+  let info: Stats;
+  try {
+    info = statSync(where);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (error as Error).message;
+    throw new ConfigError(`invalid configuration: AGENT_WORKSPACE: ${where}: ${reason}`);
+  }
   if (!info.isDirectory()) throw new ConfigError(`invalid configuration: AGENT_WORKSPACE: ${where} is not a folder`);
   if (process.getuid?.() !== 0 || env.AGENT_LEARNER_UID !== undefined) return config;
   if (info.uid === 0) {

@@ -1,27 +1,18 @@
 import { chmod, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
-import closeWithGrace from 'close-with-grace';
-import pino from 'pino';
+import type { Logger } from 'pino';
+import { createDockerClient } from '../core/docker/docker-client.js';
+import { createLogger } from '../core/process/logger.js';
+import { closeOnSignals, readConfigOrExit } from '../core/process/start-up.js';
 import { buildApp } from './app.js';
-import { ConfigError, parseAgentConfig, settleWorkspace, type AgentConfig } from './config.js';
-import { createDockerClient } from './docker/docker-client.js';
+import { parseAgentConfig, settleWorkspace, type AgentConfig } from './config.js';
 import { setUpLearnerCgroup } from './limits/learner-cgroup.js';
 import { ExternalDaemonMonitor, type DaemonMonitor } from './supervisor/daemon-monitor.js';
 import { DockerdSupervisor } from './supervisor/dockerd-supervisor.js';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = await settleWorkspace(parseAgentConfig(process.env), process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`agent: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
-
-  const log = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+  let config = readConfigOrExit('agent', () => settleWorkspace(parseAgentConfig(process.env), process.env));
+  const log = createLogger(config.logLevel);
   // Before anything is spawned: every learner process (exec, terminal, the inner dockerd) starts in it.
   const cgroup = await setUpLearnerCgroup(config.learner, log);
   config = { ...config, learner: { ...config.learner, cgroupProcs: cgroup?.procs, execCgroupParent: cgroup?.execParent } };
@@ -50,9 +41,7 @@ async function main(): Promise<void> {
   }
   if (config.listen) log.info(config.listen, 'agent listening on TCP (bearer token required)');
 
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
-    if (err) log.error({ err }, 'agent crashed');
-    log.info({ signal }, 'agent shutting down');
+  closeOnSignals('agent', log, async () => {
     extraListener?.close();
     await app.close();
     await daemon.close();
@@ -60,7 +49,7 @@ async function main(): Promise<void> {
 }
 
 /** Says at start which engine build/run/stop drive and as whom, since outside a session that is the host's own. */
-function logWhoDoesWhat(config: AgentConfig, log: pino.Logger): void {
+function logWhoDoesWhat(config: AgentConfig, log: Logger): void {
   const engine = config.dockerHost ?? 'unix:///var/run/docker.sock';
   const agentUid = process.getuid?.();
   const { uid, gid } = config.learner;

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import WebSocket from 'ws';
-import { Label, MANAGED_BY } from '../../shared/labels.js';
+import { Label, MANAGED_BY } from '../../controller/runtime/labels.js';
 import type { ExecResult } from '../../shared/schemas/exec.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
 import { removeNetwork } from '../helpers/remove-network.js';

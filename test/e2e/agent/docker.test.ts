@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createDockerClient } from '../../../agent/docker/docker-client.js';
+import { createDockerClient } from '../../../core/docker/docker-client.js';
 import { AgentRoute } from '../../../shared/routes.js';
 import type { BuildFrame, ContainerSummary } from '../../../shared/schemas/docker.js';
 import { createTestAgent, type TestAgent } from '../../helpers/test-agent.js';
