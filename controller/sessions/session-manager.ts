@@ -22,6 +22,8 @@ export interface SessionManagerDeps {
   log: FastifyBaseLogger;
   /** The clock, replaceable in tests. */
   now?: () => number;
+  /** Told when a session is gone (deleted, expired, removed by reconcile): what was opened for it must close. */
+  onRemoved?: (sessionId: string) => void;
 }
 
 /**
@@ -271,6 +273,7 @@ export class SessionManager {
     const containerName = record?.containerName ?? container?.containerName ?? this.#launcher.containerName({ kind: 'session', sessionId });
     await this.#reaper.remove(owner, containerName, owner.kind === 'pool' ? sessionId : undefined);
     this.#table.delete(sessionId);
+    this.deps.onRemoved?.(sessionId);
   }
 
   // An unknown session's container is labelled by the pool id its state names, if any.
