@@ -68,7 +68,7 @@ export class Grants {
         claims.port = checkPort(request.port);
         const next = request.path ?? '/';
         if (!isLocalPath(next)) throw invalid('path of a preview grant is the page to open: a path starting with one /');
-        const origin = this.previewOrigin(sessionId, claims.port);
+        const origin = this.previewOrigin(sessionId, claims.port, new URL(base).port);
         urlOf = (ticket) => `${origin}${ControllerRoute.previewAuth}?${new URLSearchParams({ ticket, next })}`;
         break;
       }
@@ -83,10 +83,14 @@ export class Grants {
     return { url: urlOf(signGrant(this.options.key, claims)), capability: request.capability, expires_at: new Date(exp).toISOString() };
   }
 
-  /** `{scheme}://{port}-{session}.{PREVIEW_DOMAIN}[:port]`. */
-  previewOrigin(sessionId: string, port: number): string {
+  /**
+   * `{scheme}://{port}-{session}.{PREVIEW_DOMAIN}[:port]`: previews are served on the controller's listener, so their
+   * public port is the controller's own (`basePort`) unless PREVIEW_PUBLIC_PORT says otherwise.
+   */
+  previewOrigin(sessionId: string, port: number, basePort = ''): string {
     const { previewDomain, previewPublicPort, previewHttps } = this.options;
-    return `${previewHttps ? 'https' : 'http'}://${port}-${sessionId}.${previewDomain}${previewPublicPort ? `:${previewPublicPort}` : ''}`;
+    const publicPort = previewPublicPort ? String(previewPublicPort) : basePort;
+    return `${previewHttps ? 'https' : 'http'}://${port}-${sessionId}.${previewDomain}${publicPort ? `:${publicPort}` : ''}`;
   }
 
   /** Every earlier grant of the session stops passing, and what was opened with one is closed. */
