@@ -115,11 +115,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(sessionsRoutes, { sessions });
   const resolveAgent = (sessionId: string) => sessions.resolveAgent(sessionId);
   await app.register(grantsRoutes, { grants, resolveAgent, admission, publicUrl: config.publicUrl });
-  if (config.previewDomain) await app.register(previewRoutes, { grants, resolveAgent, admission, cookieName, https: config.previewHttps });
+  if (config.previewDomain) {
+    const secureContext = config.previewHttps || isLocalhostName(config.previewDomain);
+    await app.register(previewRoutes, { grants, resolveAgent, admission, cookieName, https: config.previewHttps, secureContext });
+  }
   // After the session routes: the proxy takes everything else below /sessions/{id}/.
   await app.register(proxyRoutes, {
     resolveAgent,
     observe: (kind, seconds, statusCode) => metrics.observeProxy(kind, seconds, statusCode),
   });
   return app;
+}
+
+// Browsers treat `localhost` and names below it as secure even over plain http (local use and tests).
+function isLocalhostName(name: string): boolean {
+  return name === 'localhost' || name.endsWith('.localhost');
 }

@@ -18,6 +18,8 @@ export interface PreviewRoutesOptions {
   cookieName: string;
   /** Over https the cookie is `Secure; SameSite=None; Partitioned`, so it works in a cross-site iframe. */
   https: boolean;
+  /** The cookie may be Secure over plain http too: browsers count `localhost` names as secure. */
+  secureContext: boolean;
   requestTimeoutMs?: number;
 }
 
@@ -50,7 +52,7 @@ export const previewRoutes: FastifyPluginAsync<PreviewRoutesOptions> = async (ap
     const next = new URLSearchParams(target.url.split('?')[1] ?? '').get('next') ?? '/';
     if (!isLocalPath(next)) throw new AppError('VALIDATION', 'next must be a path on this origin');
     const cookie = grants.previewCookie(granted.claims);
-    const attributes = options.https ? { secure: true, sameSite: 'none' as const, partitioned: true } : { sameSite: 'lax' as const };
+    const attributes = options.secureContext ? { secure: true, sameSite: 'none' as const, partitioned: true } : { sameSite: 'lax' as const };
     return reply
       .status(303)
       .setCookie(cookieName, cookie.value, { path: '/', httpOnly: true, maxAge: cookie.maxAgeSeconds, ...attributes })
@@ -117,9 +119,11 @@ export const previewRoutes: FastifyPluginAsync<PreviewRoutesOptions> = async (ap
     bridgeWebSocket(client, connection.socket, request.log, () => {});
   };
 
-  const url = `${PREVIEW_ROUTE_PREFIX}/*`;
-  app.route({ method: 'GET', url, preHandler: prepareUpgrade, handler: handle, wsHandler: bridge });
-  app.route({ method: [...BODY_METHODS], url, handler: handle });
+  // The origin's root too: the router ignores a trailing slash, so `/` arrives as the bare prefix.
+  for (const url of [PREVIEW_ROUTE_PREFIX, `${PREVIEW_ROUTE_PREFIX}/*`]) {
+    app.route({ method: 'GET', url, preHandler: prepareUpgrade, handler: handle, wsHandler: bridge });
+    app.route({ method: [...BODY_METHODS], url, handler: handle });
+  }
 };
 
 /** The Cookie header without one cookie, every other pair exactly as the browser sent it. */

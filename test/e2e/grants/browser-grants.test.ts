@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +45,19 @@ async function startPlatform(): Promise<{ server: Server; port: number }> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** A GET with the Host header given (fetch may not set one): how a preview origin is reached without DNS. */
+function getWithHost(url: string, host: string, cookie?: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { host, ...(cookie ? { cookie } : {}) } }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** Opens a WebSocket as a script would and says how it went: the first message, or why it never opened. */
@@ -228,31 +241,20 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
     const cookie = cookies.find((c) => c.domain.startsWith(`${APP_PORT}-${A}.`))!;
     expect(cookie).toMatchObject({ httpOnly: true, name: 'runner_preview' });
     const port = new URL(ctl.url).port;
-    const onB = await fetch(`http://127.0.0.1:${port}/`, { headers: { host: `${APP_PORT}-${B}.preview.localhost:${port}`, cookie: `runner_preview=${cookie.value}` } });
-    expect(onB.status).toBe(403);
-    expect(await onB.json()).toMatchObject({ code: 'GRANT_WRONG_SESSION' });
-    const onOtherPort = await fetch(`http://127.0.0.1:${port}/`, { headers: { host: `9090-${A}.preview.localhost:${port}`, cookie: `runner_preview=${cookie.value}` } });
-    expect(onOtherPort.status).toBe(403);
-    expect(await onOtherPort.json()).toMatchObject({ code: 'GRANT_WRONG_PORT' });
-    const apiFromPreview = await fetch(`http://127.0.0.1:${port}/sessions`, { headers: { host: `${APP_PORT}-${A}.preview.localhost:${port}`, authorization: `Bearer ${TOKEN}` } });
-    expect(apiFromPreview.status).toBe(401);
-    expect(await apiFromPreview.json()).toMatchObject({ code: 'GRANT_MISSING' });
+    const own = `runner_preview=${cookie.value}`;
+    expect(await getWithHost(`${ctl.url}/`, `${APP_PORT}-${B}.preview.localhost:${port}`, own)).toMatchObject({ status: 403, body: { code: 'GRANT_WRONG_SESSION' } });
+    expect(await getWithHost(`${ctl.url}/`, `9090-${A}.preview.localhost:${port}`, own)).toMatchObject({ status: 403, body: { code: 'GRANT_WRONG_PORT' } });
+    // The API's own token opens nothing on a preview origin.
+    expect(await getWithHost(`${ctl.url}/sessions`, `${APP_PORT}-${A}.preview.localhost:${port}`)).toMatchObject({ status: 401, body: { code: 'GRANT_MISSING' } });
   });
 
   it('refuses a preview sign-in link for another port and a used one', async () => {
     const { url } = await grant(A, { capability: 'preview', port: APP_PORT });
     const port = new URL(ctl.url).port;
-    const wrongPort = url.replace(`//${APP_PORT}-`, '//9090-').replace(/^http:\/\/[^/]+/, `http://127.0.0.1:${port}`);
-    const host = { host: `9090-${A}.preview.localhost:${port}` };
-    const refused = await fetch(wrongPort, { headers: host, redirect: 'manual' });
-    expect(refused.status).toBe(403);
-    expect(await refused.json()).toMatchObject({ code: 'GRANT_WRONG_PORT' });
-    const direct = url.replace(/^http:\/\/[^/]+/, `http://127.0.0.1:${port}`);
-    const own = { host: new URL(url).host };
-    expect((await fetch(direct, { headers: own, redirect: 'manual' })).status).toBe(303);
-    const again = await fetch(direct, { headers: own, redirect: 'manual' });
-    expect(again.status).toBe(401);
-    expect(await again.json()).toMatchObject({ code: 'GRANT_USED' });
+    const direct = url.replace(/^http:\/\/[^/]+/, ctl.url);
+    expect(await getWithHost(direct, `9090-${A}.preview.localhost:${port}`)).toMatchObject({ status: 403, body: { code: 'GRANT_WRONG_PORT' } });
+    expect(await getWithHost(direct, new URL(url).host)).toMatchObject({ status: 303 });
+    expect(await getWithHost(direct, new URL(url).host)).toMatchObject({ status: 401, body: { code: 'GRANT_USED' } });
   });
 
   it('downloads a workspace file through a file link, as an attachment, more than once', async () => {
