@@ -148,7 +148,7 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
       const w = window;
       const term = new w.Terminal({ cols: 100, rows: 20 });
       term.open(document.getElementById('term'));
-      const ws = new WebSocket(ticketUrl);
+      const ws = new window.WebSocket(ticketUrl);
       ws.binaryType = 'arraybuffer';
       w.termSocket = ws;
       w.termClosed = null;
@@ -178,7 +178,7 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
     const evil = await browser.newPage();
     await evil.goto(`http://evil.localhost:${platform.port}/`);
     const opened = await evil.evaluate(
-      (ticketUrl) => new Promise((resolve) => Object.assign(new WebSocket(ticketUrl), { onopen: () => resolve(true), onerror: () => resolve(false) })),
+      (ticketUrl) => new Promise((resolve) => Object.assign(new window.WebSocket(ticketUrl), { onopen: () => resolve(true), onerror: () => resolve(false) })),
       fresh.url,
     );
     expect(opened).toBe(false);

@@ -17,8 +17,10 @@ while IFS= read -r line; do
   esac
 done
 
-answer() { # status, type, body, [extra header]
-  printf 'HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %s\r\nConnection: close\r\n%s\r\n%s' "$1" "$2" "${#3}" "$4" "$3"
+answer() { # status, type, body, [location]
+  printf 'HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %s\r\nConnection: close\r\n' "$1" "$2" "${#3}"
+  [ -n "$4" ] && printf 'Location: %s\r\n' "$4"
+  printf '\r\n%s' "$3"
 }
 
 case "$target" in
@@ -27,8 +29,7 @@ case "$target" in
   /static/app.js)
     answer '200 OK' 'text/javascript' "$(cat /app.js)" ;;
   /old)
-    answer '302 Found' 'text/plain' 'moved' "Location: /new
-" ;;
+    answer '302 Found' 'text/plain' 'moved' '/new' ;;
   /new)
     answer '200 OK' 'text/plain' 'redirected ok' ;;
   /api/data)

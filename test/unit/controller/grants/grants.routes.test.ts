@@ -120,8 +120,8 @@ describe('browser grants', () => {
     });
 
     it('keeps its generated key root-only, and grants pass after a restart', async () => {
-      expect((await stat(join(ctl.socketsDir, 'grants.key'))).mode & 0o777).toBe(0o600);
       const file = await mint('s1', { capability: 'file', path: '/workspace/a.txt' });
+      expect((await stat(join(ctl.socketsDir, 'grants.key'))).mode & 0o777).toBe(0o600);
       await ctl.restart(ENV);
       await serveFiles('s1', { '/workspace/a.txt': 'kept' });
       const res = await ctl.app.inject({ url: local(file.url) });
