@@ -49,7 +49,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = createServer({ logger: deps.logger, rewriteUrl: config.previewDomain ? previewRewriter(config.previewDomain) : undefined });
   const store = new SessionStore(config.socketsDir, config.instance);
   const grants = new Grants({
-    key: await loadSigningKey(config.signingKey, config.socketsDir),
+    loadKey: () => loadSigningKey(config.signingKey, config.socketsDir),
     generations: new GrantGenerations((sessionId) => store.folder({ kind: 'session', sessionId })),
     allowedOrigins: config.allowedOrigins,
     previewDomain: config.previewDomain,

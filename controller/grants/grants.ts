@@ -11,7 +11,8 @@ export const MAX_GRANT_TTL_SECONDS = { terminal: 60, preview: 60, file: 300 } as
 const WORKSPACE = '/workspace';
 
 export interface GrantsOptions {
-  key: Buffer;
+  /** Loads (or makes) the signing key; asked once, at the first grant minted or checked. */
+  loadKey: () => Promise<Buffer>;
   generations: GrantGenerations;
   /** Exact origins whose pages may open a terminal with a ticket. */
   allowedOrigins: readonly string[];
@@ -43,6 +44,7 @@ export class Grants {
   readonly #used = new Map<string, number>();
   readonly #open = new Map<string, Set<Closer>>();
   #nextSweep = 0;
+  #key: Promise<Buffer> | undefined;
 
   constructor(private readonly options: GrantsOptions) {
     this.#now = options.now ?? Date.now;
@@ -80,7 +82,7 @@ export class Grants {
       }
     }
     claims.gen = await this.options.generations.ensure(sessionId);
-    return { url: urlOf(signGrant(this.options.key, claims)), capability: request.capability, expires_at: new Date(exp).toISOString() };
+    return { url: urlOf(signGrant(await this.#signingKey(), claims)), capability: request.capability, expires_at: new Date(exp).toISOString() };
   }
 
   /**
@@ -120,7 +122,7 @@ export class Grants {
   /** The token's claims when it is a live grant of the expected kind for this session (and port); throws why not. */
   async check(token: string | undefined, expected: GrantExpectation): Promise<GrantClaims> {
     if (!token) throw new AppError('GRANT_MISSING', 'this URL needs a grant');
-    const claims = readGrant(this.options.key, token);
+    const claims = readGrant(await this.#signingKey(), token);
     if (claims.sid !== expected.sessionId) throw new AppError('GRANT_WRONG_SESSION', 'the grant is for another session');
     if (claims.cap !== expected.kind) throw new AppError('GRANT_WRONG_CAPABILITY', `the grant is not a ${expected.kind} grant`);
     if (expected.port !== undefined && claims.port !== expected.port) throw new AppError('GRANT_WRONG_PORT', 'the grant is for another port');
@@ -146,10 +148,19 @@ export class Grants {
   }
 
   /** The cookie value a preview sign-in sets: valid on this session's port's origin until revoked or expired. */
-  previewCookie(claims: GrantClaims): { value: string; maxAgeSeconds: number } {
+  async previewCookie(claims: GrantClaims): Promise<{ value: string; maxAgeSeconds: number }> {
     const maxAgeSeconds = this.options.previewCookieSeconds;
     const cookie: GrantClaims = { ...claims, cap: 'preview_cookie', exp: this.#now() + maxAgeSeconds * 1000, jti: newId() };
-    return { value: signGrant(this.options.key, cookie), maxAgeSeconds };
+    return { value: signGrant(await this.#signingKey(), cookie), maxAgeSeconds };
+  }
+
+  // Loaded when first needed: a controller that never grants leaves no key file behind.
+  #signingKey(): Promise<Buffer> {
+    this.#key ??= this.options.loadKey().catch((error: unknown) => {
+      this.#key = undefined;
+      throw error;
+    });
+    return this.#key;
   }
 
   // Used ids are kept only while their grant could still pass.

@@ -48,10 +48,10 @@ export const previewRoutes: FastifyPluginAsync<PreviewRoutesOptions> = async (ap
     return { target, granted };
   };
 
-  const signIn = (request: FastifyRequest, reply: FastifyReply, granted: Admission, target: PreviewTarget) => {
+  const signIn = async (request: FastifyRequest, reply: FastifyReply, granted: Admission, target: PreviewTarget) => {
     const next = new URLSearchParams(target.url.split('?')[1] ?? '').get('next') ?? '/';
     if (!isLocalPath(next)) throw new AppError('VALIDATION', 'next must be a path on this origin');
-    const cookie = grants.previewCookie(granted.claims);
+    const cookie = await grants.previewCookie(granted.claims);
     const attributes = options.secureContext ? { secure: true, sameSite: 'none' as const, partitioned: true } : { sameSite: 'lax' as const };
     return reply
       .status(303)

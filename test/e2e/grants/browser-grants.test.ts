@@ -305,10 +305,14 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
     expect(await tryWebSocket((await grant(A, { capability: 'terminal' })).url, platformOrigin)).toEqual({ opened: true });
   });
 
-  it('a session deleted and made again under the same id never honours the old one’s grants', async () => {
+  it('a session deleted closes what its grants opened, and made again under the same id never honours them', async () => {
     const fileLink = await grant(B, { capability: 'file', path: '/workspace/x.txt' });
     const ticket = await grant(B, { capability: 'terminal' });
+    const open = new WebSocket((await grant(B, { capability: 'terminal' })).url, { headers: { origin: platformOrigin } });
+    await once(open, 'open');
+    const closed = once(open, 'close');
     expect((await ctl.request('DELETE', `/sessions/${B}`)).status).toBe(200);
+    expect((await closed)[0]).toBe(4401);
     expect((await ctl.request('POST', '/sessions', { session_id: B })).status).toBe(201);
     const file = await fetch(fileLink.url);
     expect(file.status).toBe(401);
