@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AppError } from '../../shared/errors.js';
@@ -34,6 +35,7 @@ export const previewRoutes: FastifyPluginAsync<PreviewRoutesOptions> = async (ap
   const timeoutMs = options.requestTimeoutMs ?? 60_000;
   const upstreams = new Upstreams();
   const opened = new WeakMap<FastifyRequest, { connection: UpstreamConnection; target: PreviewTarget }>();
+  const tracked = new WeakSet<Socket>();
   app.addHook('onClose', async () => upstreams.close());
 
   // Bodies go to the app as they came, like the ports proxy does.
@@ -83,8 +85,11 @@ export const previewRoutes: FastifyPluginAsync<PreviewRoutesOptions> = async (ap
     if (path === ControllerRoute.previewAuth) return signIn(request, reply, granted, target);
     const agent = await resolveAgent(target.sessionId);
     const socket = request.raw.socket;
-    const untrack = grants.track(target.sessionId, () => socket.destroy());
-    socket.once('close', untrack);
+    // Once per connection, however many requests it carries.
+    if (!tracked.has(socket)) {
+      tracked.add(socket);
+      socket.once('close', grants.track(target.sessionId, () => socket.destroy()));
+    }
     return forwardHttp(request, reply, {
       dispatcher: upstreams.ports,
       origin: `http://${appOrigin(agent, target.port)}`,
