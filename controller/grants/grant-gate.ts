@@ -55,7 +55,7 @@ export function registerGrantGate(app: FastifyInstance, grants: Grants, cookieNa
     const { path, query } = splitUrl(request.url);
     const terminal = TERMINAL_WS.exec(path);
     const ticket = query.get('ticket');
-    if (terminal && ticket !== null && isUpgrade(raw)) {
+    if (terminal && ticket !== null && request.method === 'GET' && isUpgrade(raw)) {
       const sessionId = sessionIdOf(terminal[1]!);
       grants.checkOrigin(request.headers.origin);
       const claims = await grants.check(ticket, { sessionId, kind: 'terminal' });

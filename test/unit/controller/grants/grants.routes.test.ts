@@ -210,6 +210,8 @@ describe('browser grants', () => {
       expect([other.statusCode, other.json().code]).toEqual([403, 'GRANT_WRONG_TERMINAL']);
       const plain = await ctl.app.inject({ url: local(bound.url) });
       expect([plain.statusCode, plain.json().code]).toEqual([401, 'UNAUTHORIZED']);
+      const post = await ctl.app.inject({ method: 'POST', url: local(bound.url), headers: { ...UPGRADE, origin: PLATFORM } });
+      expect([post.statusCode, post.json().code]).toEqual([401, 'UNAUTHORIZED']);
       ctl.clock.now += 61_000;
       const late = await open(local(bound.url));
       expect([late.statusCode, late.json().code]).toEqual([401, 'GRANT_EXPIRED']);
