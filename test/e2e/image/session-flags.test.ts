@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import seccompProfile from '../../../image/seccomp.json' with { type: 'json' };
 import type { AgentHealth } from '../../../shared/schemas/health.js';
 import type { SessionHostConfig } from '../../../shared/session-security.js';
@@ -14,17 +14,26 @@ interface Breakage {
   error: string;
 }
 
-/** Waits for the first failed daemon start, or for health and then an inner `docker run`. */
+// A daemon that cannot start fails within seconds; one that can is healthy within seconds.
+const BREAKAGE_TIMEOUT_MS = 90_000;
+
+/** Waits for the first failed daemon start, or for health and then an inner `docker run`; fails when neither comes. */
 async function observeBreakage(session: SessionContainer): Promise<Breakage> {
-  for (;;) {
-    const health = (await session.call<AgentHealth>('GET', '/health').catch(() => undefined))?.body;
-    if (health?.daemon.last_error && health.daemon.restarts > 0) return { stage: 'daemon', error: health.daemon.last_error };
-    if (health?.status === 'healthy') {
-      const run = await session.exec(['docker', 'run', '--rm', 'runner-busybox', 'true']);
-      return run.exit_code === 0 ? { stage: 'run', error: '' } : { stage: 'run', error: run.stderr };
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  return vi.waitFor(
+    async (): Promise<Breakage> => {
+      const answer = await session.call<AgentHealth>('GET', '/health').catch((error: Error) => {
+        throw new Error(`within ${BREAKAGE_TIMEOUT_MS / 1000} s the daemon neither failed nor became healthy: the agent does not answer (${error.message})`);
+      });
+      const health = answer.body;
+      if (health.daemon?.last_error && health.daemon.restarts > 0) return { stage: 'daemon', error: health.daemon.last_error };
+      if (health.status === 'healthy') {
+        const run = await session.exec(['docker', 'run', '--rm', 'runner-busybox', 'true']);
+        return run.exit_code === 0 ? { stage: 'run', error: '' } : { stage: 'run', error: run.stderr };
+      }
+      throw new Error(`within ${BREAKAGE_TIMEOUT_MS / 1000} s the daemon neither failed nor became healthy: the agent answers ${answer.status} ${JSON.stringify(health)}`);
+    },
+    { timeout: BREAKAGE_TIMEOUT_MS, interval: 250 },
+  );
 }
 
 /** Our seccomp profile less one of the syscalls it adds to Docker's default. */
@@ -106,10 +115,25 @@ describe.sequential('each session flag is needed', () => {
   it("without --cgroupns private: learner processes share the agent's cgroup, so a fork bomb stalls the agent", async () => {
     // On a cgroup v1 host Docker's default is the host's namespace, where the agent must not make cgroups.
     session = await startSession({ prefix: PREFIX, hostConfig: without((c) => ((c as SessionHostConfig).CgroupnsMode = 'host')) });
-    await session.waitHealthy();
-    const cgroups = (await session.exec(['cat', '/proc/self/cgroup'])).stdout;
+    const agent = session;
+    await agent.waitHealthy();
+    // The learner's processes are where the agent is: no learner cgroup of their own.
+    const cgroups = (await agent.exec(['cat', '/proc/self/cgroup'])).stdout;
     expect(cgroups).toMatch(/^\d+:pids:\/docker\/[0-9a-f]{64}$/m);
     expect(cgroups).not.toMatch(/learner/);
+    // The bomb fills the session's pids limit and shares its one CPU with the agent; its shell holds it until the
+    // exec's timeout kills the group, or the container goes at the end of the test (which ends this request too).
+    void agent.exec(['bash', '-c', 'b(){ b|b& }; b; sleep 60'], 30).catch(() => undefined);
+    // An agent with a cgroup of its own answers in milliseconds throughout (the hardening suite shows it).
+    const answersWithin = (ms: number): Promise<boolean> =>
+      agent.call<AgentHealth>('GET', '/health', undefined, ms).then(
+        (res) => res.status === 200,
+        () => false,
+      );
+    await vi.waitFor(async () => expect(await answersWithin(5_000), 'the agent stops answering within 5 s while the fork bomb runs').toBe(false), {
+      timeout: 30_000,
+      interval: 250,
+    });
   });
 
   it('without tini as PID 1 (the agent as PID 1): inner docker runs leave zombies', async () => {
