@@ -5,9 +5,9 @@ import { AppError } from '../../shared/errors.js';
 import { Label, MANAGED_BY } from '../../shared/labels.js';
 import { SESSION_PATHS, sessionSecurityHostConfig } from '../../shared/session-security.js';
 import type { ControllerConfig } from '../config.js';
+import { ICC_OPTION, isolatesContainers, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
 import type { RuntimeSession, RuntimeVolume, SessionRuntime, SessionSpec } from './session-runtime.js';
 
-const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 const PING_TIMEOUT_MS = 2_000;
 const VOLUME_REMOVE_ATTEMPTS = 20;
 // Every session, cold or claimed from the warm pool, looks the same from inside: a claimed one cannot be renamed.
@@ -86,7 +86,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
     try {
       await container.start();
-      return toRuntimeSession(await container.inspect(), config.network);
+      return sessionOfContainer(await container.inspect(), config.network);
     } catch (error) {
       throw toRuntimeError(error, 'start the session container', 'SESSION_START_FAILED');
     }
@@ -94,7 +94,7 @@ export class DockerSessionRuntime implements SessionRuntime {
 
   async inspectSession(containerName: string): Promise<RuntimeSession | null> {
     try {
-      return toRuntimeSession(await this.docker.getContainer(containerName).inspect(), this.config.network);
+      return sessionOfContainer(await this.docker.getContainer(containerName).inspect(), this.config.network);
     } catch (error) {
       if (statusOf(error) === 404) return null;
       throw toRuntimeError(error, 'inspect a session container');
@@ -106,15 +106,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     await this.#learnSubnets();
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
-      return containers.map((c) => ({
-        sessionId: c.Labels[Label.sessionId] ?? '',
-        ...poolIdOf(c.Labels),
-        containerName: (c.Names[0] ?? c.Id).replace(/^\//, ''),
-        state: stateOf(c.State),
-        address: c.NetworkSettings?.Networks?.[this.config.network]?.IPAddress || null,
-        createdAt: dateOf(c.Labels[Label.createdAt]),
-        expiresAt: dateOf(c.Labels[Label.expiresAt]),
-      }));
+      return containers.map((c) => sessionOfListedContainer(c, this.config.network));
     } catch (error) {
       throw toRuntimeError(error, 'list session containers');
     }
@@ -207,7 +199,7 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   #publishSubnets(info: NetworkInfo | null): void {
-    const subnets = (info?.IPAM?.Config ?? []).map((c) => c.Subnet).filter((s): s is string => typeof s === 'string' && s.length > 0);
+    const subnets = subnetsOf(info);
     // An empty list while the network is missing must not count as known: it is inspected again until it exists.
     this.#subnets = subnets.length > 0 ? subnets : null;
     for (const listener of this.#subnetListeners) listener(subnets);
@@ -216,7 +208,7 @@ export class DockerSessionRuntime implements SessionRuntime {
   async #listVolumes(extraLabels: string[]): Promise<RuntimeVolume[]> {
     try {
       const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), ...extraLabels] } });
-      return (Volumes ?? []).map((v) => ({ name: v.Name, sessionId: v.Labels?.[Label.sessionId] ?? '', ...poolIdOf(v.Labels) }));
+      return (Volumes ?? []).map(volumeOfListed);
     } catch (error) {
       throw toRuntimeError(error, 'list session volumes');
     }
@@ -259,7 +251,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     const { network } = this.config;
     try {
       const info = (await this.docker.getNetwork(network).inspect()) as NetworkInfo;
-      if (info.Options?.[ICC_OPTION] !== 'false') {
+      if (!isolatesContainers(info)) {
         throw new AppError('DOCKER_ERROR', `network ${network} lets containers reach each other (${ICC_OPTION} is not false): remove it or choose another SESSION_NETWORK`);
       }
       this.#publishSubnets(info);
@@ -305,44 +297,10 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 }
 
-// The parts of `docker network inspect` the runtime reads.
-interface NetworkInfo {
-  Options?: Record<string, string>;
-  IPAM?: { Config?: { Subnet?: string }[] };
-}
-
 // Whose a container or volume is: a session's (cold start) or a warm pool member's (claimed or not).
 interface Owner {
   sessionId: string;
   poolId?: string;
-}
-
-function poolIdOf(labels: Record<string, string> | null | undefined): { poolId?: string } {
-  const poolId = labels?.[Label.poolId];
-  return poolId ? { poolId } : {};
-}
-
-function toRuntimeSession(info: Docker.ContainerInspectInfo, network: string): RuntimeSession {
-  const labels = info.Config.Labels ?? {};
-  return {
-    sessionId: labels[Label.sessionId] ?? '',
-    ...poolIdOf(labels),
-    containerName: info.Name.replace(/^\//, ''),
-    state: stateOf(info.State.Status),
-    address: info.NetworkSettings.Networks?.[network]?.IPAddress || null,
-    createdAt: dateOf(labels[Label.createdAt]),
-    expiresAt: dateOf(labels[Label.expiresAt]),
-  };
-}
-
-function stateOf(status: string): RuntimeSession['state'] {
-  if (status === 'running' || status === 'restarting' || status === 'created') return status;
-  return 'stopped';
-}
-
-function dateOf(value: string | undefined): Date | null {
-  const date = value ? new Date(value) : null;
-  return date && !Number.isNaN(date.getTime()) ? date : null;
 }
 
 function statusOf(error: unknown): number | undefined {
