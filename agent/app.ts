@@ -1,11 +1,11 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type Docker from 'dockerode';
+import { registerBearerAuth } from '../core/http/bearer-auth.js';
+import { createServer } from '../core/http/server.js';
 import type { AgentConfig } from './config.js';
 import type { DaemonMonitor } from './supervisor/daemon-monitor.js';
-import { frameworkErrorOptions, registerErrorHandling } from './http/error-handler.js';
-import { registerBearerAuth } from './http/auth.js';
+import { toFileError } from './http/file-errors.js';
 import { TerminalManager } from './terminal/terminal-manager.js';
 import { healthRoutes } from './health/health.routes.js';
 import { filesRoutes } from './files/files.routes.js';
@@ -30,18 +30,10 @@ export interface RouteDeps extends AppDeps {
 /** Builds the agent's HTTP/WebSocket app without listening (main.ts listens; tests use inject or port 0). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
-  const app = Fastify({
-    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
-    bodyLimit: config.bodyLimitBytes,
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
-    ...frameworkErrorOptions,
-  });
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
-  registerErrorHandling(app);
+  const app = createServer({ logger: deps.logger, bodyLimit: config.bodyLimitBytes, mapError: toFileError });
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   // After the websocket plugin: a refused upgrade must be one it knows, so that it closes the connection.
-  registerBearerAuth(app, config.token, config.tokenFile);
+  registerBearerAuth(app, { token: config.token, tokenFile: config.tokenFile });
 
   const terminals = new TerminalManager(config, app.log);
   app.addHook('onClose', async () => terminals.closeAll());

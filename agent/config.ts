@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { ConfigError, parseEnvironment } from '../core/process/config-error.js';
+import { SESSION_PATHS } from '../core/session-layout.js';
 
 const positiveInt = z.coerce.number().int().positive();
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -15,7 +17,7 @@ const hostPort = z
 /** Every setting of the agent, read from the environment once at start-up. */
 const AgentEnv = z
   .object({
-    AGENT_WORKSPACE: z.string().min(1).default('/workspace'),
+    AGENT_WORKSPACE: z.string().min(1).default(SESSION_PATHS.workspace),
     AGENT_LISTEN: hostPort.optional(),
     AGENT_SOCKET: z.string().min(1).optional(),
     AGENT_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -26,7 +28,7 @@ const AgentEnv = z
     AGENT_LEARNER_HOME: z.string().min(1).optional(),
     AGENT_LEARNER_USER: z.string().min(1).default('learner'),
     AGENT_SUPERVISE_DOCKERD: bool.default(false),
-    AGENT_PRELOAD_DIR: z.string().min(1).default('/opt/runner/preload'),
+    AGENT_PRELOAD_DIR: z.string().min(1).default(SESSION_PATHS.preloadDir),
     AGENT_REGISTRY_MIRROR: z.string().url().optional(),
     AGENT_BODY_LIMIT_BYTES: positiveInt.default(64 * 1024 * 1024),
     AGENT_EXEC_OUTPUT_LIMIT_BYTES: positiveInt.default(1024 * 1024),
@@ -77,16 +79,8 @@ export interface AgentConfig {
   logLevel: string;
 }
 
-/** Thrown for a bad environment; main.ts prints its one-line message and exits non-zero. */
-export class ConfigError extends Error {}
-
 export function parseAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
-  const parsed = AgentEnv.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`invalid configuration: ${issue.path.join('.') || 'environment'}: ${issue.message}`);
-  }
-  const e = parsed.data;
+  const e = parseEnvironment(AgentEnv, env);
   // A root agent spawns learner processes as uid 1000; an unprivileged one can only use its own ids.
   const isRoot = process.getuid?.() === 0;
   const uid = e.AGENT_LEARNER_UID ?? (isRoot ? 1000 : process.getuid!());

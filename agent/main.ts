@@ -1,27 +1,17 @@
 import { chmod, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
-import closeWithGrace from 'close-with-grace';
-import pino from 'pino';
+import { createDockerClient } from '../core/docker/docker-client.js';
+import { createLogger } from '../core/process/logger.js';
+import { closeOnSignals, readConfigOrExit } from '../core/process/start-up.js';
 import { buildApp } from './app.js';
-import { ConfigError, parseAgentConfig } from './config.js';
-import { createDockerClient } from './docker/docker-client.js';
+import { parseAgentConfig } from './config.js';
 import { setUpLearnerCgroup } from './limits/learner-cgroup.js';
 import { ExternalDaemonMonitor, type DaemonMonitor } from './supervisor/daemon-monitor.js';
 import { DockerdSupervisor } from './supervisor/dockerd-supervisor.js';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = parseAgentConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`agent: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
-
-  const log = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+  let config = readConfigOrExit('agent', () => parseAgentConfig(process.env));
+  const log = createLogger(config.logLevel);
   // Before anything is spawned: every learner process (exec, terminal, the inner dockerd) starts in it.
   const cgroup = await setUpLearnerCgroup(config.learner, log);
   config = { ...config, learner: { ...config.learner, cgroupProcs: cgroup?.procs, execCgroupParent: cgroup?.execParent } };
@@ -49,9 +39,7 @@ async function main(): Promise<void> {
   }
   if (config.listen) log.info(config.listen, 'agent listening on TCP (bearer token required)');
 
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
-    if (err) log.error({ err }, 'agent crashed');
-    log.info({ signal }, 'agent shutting down');
+  closeOnSignals('agent', log, async () => {
     extraListener?.close();
     await app.close();
     await daemon.close();

@@ -1,11 +1,11 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { frameworkErrorOptions, registerErrorHandling, toAppError } from '../agent/http/error-handler.js';
+import { registerBearerAuth } from '../core/http/bearer-auth.js';
+import { toAppError } from '../core/http/error-handler.js';
+import { createServer } from '../core/http/server.js';
 import { ControllerRoute } from '../shared/routes.js';
 import type { ControllerConfig } from './config.js';
 import { healthRoutes } from './health/health.routes.js';
-import { registerBearerAuth } from './http/auth.js';
 import { SessionNetworkGuard } from './http/session-network-guard.js';
 import { ControllerMetrics, metricsRoutes } from './metrics.js';
 import { proxyRoutes } from './proxy/proxy.routes.js';
@@ -37,13 +37,7 @@ const GOING_AWAY = 1001;
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, runtime } = deps;
-  const app = Fastify({
-    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
-    ...frameworkErrorOptions,
-  });
-  app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  const app = createServer({ logger: deps.logger });
 
   // The gauges read their counts only when scraped, after `sessions` exists.
   const metrics: ControllerMetrics = new ControllerMetrics({
@@ -65,7 +59,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const guard = new SessionNetworkGuard(app.log);
   guard.protect(app.server);
 
-  registerErrorHandling(app);
   app.addHook('onError', async (_request, _reply, error) => {
     metrics.errors.inc({ code: toAppError(error).code });
   });
@@ -77,7 +70,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   // After the websocket plugin: a refused upgrade must be one it knows, so that it closes the connection.
-  registerBearerAuth(app, config.apiToken, [ControllerRoute.health]);
+  registerBearerAuth(app, { token: config.apiToken, publicRoutes: [ControllerRoute.health] });
 
   let stopExpiry: (() => void) | undefined;
   app.addHook('onReady', async () => {

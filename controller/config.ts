@@ -1,6 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { SESSION_IMAGE } from '../shared/session-security.js';
+import { parseEnvironment } from '../core/process/config-error.js';
+import { SESSION_IMAGE } from './runtime/session-security.js';
 
 const positiveInt = z.coerce.number().int().positive();
 const LOOPBACK = '127.0.0.1';
@@ -93,16 +94,8 @@ export interface ControllerConfig {
   logLevel: string;
 }
 
-/** Thrown for a bad environment; main.ts prints its one-line message and exits non-zero. */
-export class ConfigError extends Error {}
-
 export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig {
-  const parsed = ControllerEnv.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`invalid configuration: ${issue.path.join('.') || 'environment'}: ${issue.message}`);
-  }
-  const e = parsed.data;
+  const e = parseEnvironment(ControllerEnv, env);
   return {
     port: e.PORT,
     host: e.HOST ?? (e.RUNNER_API_TOKEN ? '0.0.0.0' : LOOPBACK),

@@ -1,23 +1,13 @@
-import closeWithGrace from 'close-with-grace';
-import pino from 'pino';
-import { createDockerClient } from '../agent/docker/docker-client.js';
+import { createDockerClient } from '../core/docker/docker-client.js';
+import { createLogger } from '../core/process/logger.js';
+import { closeOnSignals, readConfigOrExit } from '../core/process/start-up.js';
 import { buildApp } from './app.js';
-import { ConfigError, parseControllerConfig } from './config.js';
+import { parseControllerConfig } from './config.js';
 import { DockerSessionRuntime } from './runtime/docker-session-runtime.js';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = parseControllerConfig(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`controller: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
-
-  const log = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+  const config = readConfigOrExit('controller', () => parseControllerConfig(process.env));
+  const log = createLogger(config.logLevel);
   const runtime = new DockerSessionRuntime(createDockerClient(config.dockerHost), config, log);
   const app = await buildApp({ config, runtime, logger: log });
   if (!config.apiToken) {
@@ -26,11 +16,7 @@ async function main(): Promise<void> {
   await app.listen({ host: config.host, port: config.port });
 
   // Sessions live in Docker and outlive the controller: shutting down closes listeners and WebSockets only.
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
-    if (err) log.error({ err }, 'controller crashed');
-    log.info({ signal }, 'controller shutting down; sessions keep running');
-    await app.close();
-  });
+  closeOnSignals('controller', log, () => app.close());
 }
 
 await main();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds `runner-session:latest` from Dockerfile.session on the local base image. Skips itself when the image's
-# `runner.content-hash` label matches the hash of everything that goes into it (agent and shared sources, the
+# `runner.content-hash` label matches the hash of everything that goes into it (agent, core and shared sources, the
 # lock file, the Dockerfile and build scripts, the base and busybox images), so every `npm test` may call it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ BUSYBOX_IMAGE=${BUSYBOX_IMAGE:-runner-busybox:latest}
 NODE_MAJOR=${NODE_MAJOR:-24}
 
 hash=$({
-  find agent shared -type f -name '*.ts' -print0 | sort -z | xargs -0 sha256sum
+  find agent core shared -type f -name '*.ts' -print0 | sort -z | xargs -0 sha256sum
   sha256sum Dockerfile.session image/build-agent.sh image/build-session-image.sh package-lock.json image/seccomp.json \
     image/agent-stubs/*
   docker image inspect -f '{{.Id}}' "$BASE_IMAGE" "$BUSYBOX_IMAGE"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts one session by hand, for debugging the image, with the least-privilege flags of DESIGN.md (the same
-# as shared/session-security.ts gives the controller). The agent's socket and token land in a host folder.
+# as controller/runtime/session-security.ts gives the controller). The agent's socket and token land in a host folder;
+# the paths inside the session are core/session-layout.ts's.
 #   bash image/run-session.sh [name]        then follow the printed curl commands
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/ensure-docker.sh
 bash scripts/install-deps.sh
+bash scripts/ensure-browser.sh
 bash scripts/build-images.sh
 npx tsc --noEmit -p .
 npx vitest run "$@"

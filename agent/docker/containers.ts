@@ -11,8 +11,8 @@ import {
   type StopRequest,
   type StopResult,
 } from '../../shared/schemas/docker.js';
-import { daemonMessage, isDaemonUnreachable, toDockerError } from './docker-errors.js';
-import { BoundedLines, LogDemultiplexer } from './log-lines.js';
+import { daemonMessage, daemonStatus, isDaemonUnreachable, toDockerError } from '../../core/docker/docker-errors.js';
+import { BoundedLines, readLogLines } from './log-lines.js';
 
 /** Limits of the agent that bound a foreground run. */
 export interface RunLimits {
@@ -29,8 +29,6 @@ async function daemonCall<T>(call: () => Promise<T>, notFound: ErrorCode = 'CONT
     throw toDockerError(error, notFound);
   }
 }
-
-const statusOf = (error: unknown): number | undefined => (error as { statusCode?: number }).statusCode;
 
 function portBindings(ports: string[]): Pick<Docker.ContainerCreateOptions, 'ExposedPorts'> & { PortBindings: Docker.PortMap } {
   const ExposedPorts: Record<string, object> = {};
@@ -119,7 +117,7 @@ export async function stopContainer(docker: Docker, request: StopRequest, log: F
   try {
     await container.stop({ t: request.timeout });
   } catch (error) {
-    const status = statusOf(error);
+    const status = daemonStatus(error);
     if (status === 404) return missing();
     // 304: it was not running; removing it may still be asked for.
     if (status !== 304) throw toDockerError(error);
@@ -129,7 +127,7 @@ export async function stopContainer(docker: Docker, request: StopRequest, log: F
   try {
     await container.remove({ force: true, v: true });
   } catch (error) {
-    const status = statusOf(error);
+    const status = daemonStatus(error);
     // An auto-removed container may be gone already, or the daemon may be removing it right now.
     if (status === 409 && /already in progress/i.test(daemonMessage(error))) {
       await container.wait({ condition: 'removed' }).catch(() => undefined);
@@ -190,10 +188,6 @@ export async function readLogs(docker: Docker, nameOrId: string, tail: number | 
       }),
   );
   const lines = new BoundedLines(limitBytes);
-  const demultiplexer = new LogDemultiplexer(info.Config.Tty, lines);
-  await daemonCall(async () => {
-    for await (const chunk of stream) demultiplexer.push(chunk as Buffer);
-  });
-  demultiplexer.end();
+  await daemonCall(() => readLogLines(docker, stream, info.Config.Tty, lines));
   return lines.lines();
 }

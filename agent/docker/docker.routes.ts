@@ -17,10 +17,10 @@ import {
   type StopResult,
 } from '../../shared/schemas/docker.js';
 import type { RouteDeps } from '../app.js';
-import { toAppError } from '../http/error-handler.js';
+import { toAgentError } from '../http/file-errors.js';
 import { resolveBuildContext } from './build-context.js';
 import { listContainers, listImages, readLogs, runContainer, stopContainer } from './containers.js';
-import { toDockerError } from './docker-errors.js';
+import { toDockerError } from '../../core/docker/docker-errors.js';
 import { buildImage } from './image-build.js';
 
 /** Build, run, stop and inspect containers on the Docker daemon the agent was given (the learner's, in a session). */
@@ -66,7 +66,7 @@ export const dockerRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, deps)
     })
       .then((result) => send({ type: 'done', ...result }))
       .catch((error: unknown) => {
-        const appError = toAppError(error);
+        const appError = toAgentError(error);
         if (appError.code === 'INTERNAL') request.log.error({ err: error }, 'build stream failed');
         const logs = Array.isArray(appError.details?.logs) ? (appError.details.logs as string[]) : [];
         send({ type: 'error', code: appError.code, message: appError.message, logs });

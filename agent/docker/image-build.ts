@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../../shared/errors.js';
 import type { BuildRequest, BuildResult } from '../../shared/schemas/docker.js';
 import { packBuildContext, type BuildContext } from './build-context.js';
-import { daemonMessage, isDaemonUnreachable, toDockerError } from './docker-errors.js';
+import { daemonMessage, isDaemonUnreachable, toDockerError } from '../../core/docker/docker-errors.js';
 import { BoundedLines, LineSplitter } from './log-lines.js';
 
 export interface BuildOptions {

@@ -1,4 +1,7 @@
+import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import type Docker from 'dockerode';
+import { readLogStream } from '../../core/docker/log-demux.js';
 
 /** Cuts text that arrives in pieces into lines; a UTF-8 character split across pieces is kept whole. */
 export class LineSplitter {
@@ -55,48 +58,9 @@ export class BoundedLines {
   }
 }
 
-/**
- * Splits the log stream of a container into lines in the order they were written. Without a TTY, Docker
- * multiplexes stdout and stderr in frames (1 byte stream, 3 zero bytes, 4 bytes big-endian length, payload),
- * which may arrive cut anywhere; a TTY's output is plain.
- */
-export class LogDemultiplexer {
-  #stdout = new LineSplitter();
-  #stderr = new LineSplitter();
-  #header = Buffer.alloc(0);
-  #stream = 1;
-  #remaining = 0;
-
-  constructor(
-    private readonly tty: boolean,
-    private readonly into: BoundedLines,
-  ) {}
-
-  push(chunk: Buffer): void {
-    if (this.tty) {
-      this.into.add(this.#stdout.push(chunk));
-      return;
-    }
-    let offset = 0;
-    while (offset < chunk.length) {
-      if (this.#remaining === 0) {
-        const needed = 8 - this.#header.length;
-        this.#header = Buffer.concat([this.#header, chunk.subarray(offset, offset + needed)]);
-        offset += needed;
-        if (this.#header.length < 8) return;
-        this.#stream = this.#header[0]!;
-        this.#remaining = this.#header.readUInt32BE(4);
-        this.#header = Buffer.alloc(0);
-        continue;
-      }
-      const payload = chunk.subarray(offset, offset + this.#remaining);
-      offset += payload.length;
-      this.#remaining -= payload.length;
-      this.into.add((this.#stream === 2 ? this.#stderr : this.#stdout).push(payload));
-    }
-  }
-
-  end(): void {
-    this.into.add([...this.#stdout.end(), ...this.#stderr.end()]);
-  }
+/** Reads a container's log stream to its end into lines, in the order they were written to stdout and stderr. */
+export async function readLogLines(docker: Docker, stream: Readable, tty: boolean, into: BoundedLines): Promise<void> {
+  const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
+  await readLogStream(docker, stream, tty, (source, chunk) => into.add(splitters[source].push(chunk)));
+  into.add([...splitters.stdout.end(), ...splitters.stderr.end()]);
 }

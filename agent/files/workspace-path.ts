@@ -1,9 +1,10 @@
 import { lstat, realpath } from 'node:fs/promises';
 import { posix, sep } from 'node:path';
+import { SESSION_PATHS } from '../../core/session-layout.js';
 import { AppError } from '../../shared/errors.js';
 
-/** How clients name the workspace, whatever folder it really is on disk. */
-export const PUBLIC_WORKSPACE = '/workspace';
+/** How clients name the workspace, whatever folder it really is on disk: as a session's terminal names it. */
+export const PUBLIC_WORKSPACE = SESSION_PATHS.workspace;
 
 export interface WorkspacePath {
   /** The path as clients see it: `/workspace/...`. */

@@ -13,7 +13,7 @@ import {
   TerminalWsQuery,
 } from '../../shared/schemas/terminal.js';
 import type { RouteDeps } from '../app.js';
-import { toAppError } from '../http/error-handler.js';
+import { toAgentError } from '../http/file-errors.js';
 import { keepAlive } from '../http/keepalive.js';
 
 // A WebSocket close reason is at most 123 bytes.
@@ -43,7 +43,7 @@ export const terminalRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { t
       try {
         terminals.open({ ...request.query, id }).attach(socket);
       } catch (error) {
-        const appError = toAppError(error);
+        const appError = toAgentError(error);
         if (appError.code === 'INTERNAL') request.log.error({ err: error }, 'terminal failed to start');
         const code = appError.code === 'TOO_MANY_TERMINALS' ? TerminalCloseCode.tooManyTerminals : TerminalCloseCode.startFailed;
         socket.close(code, closeReason(`${appError.code}: ${appError.message}`));

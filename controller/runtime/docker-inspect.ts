@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { Label } from '../../shared/labels.js';
+import { Label } from './labels.js';
 import type { RuntimeSession, RuntimeVolume } from './session-runtime.js';
 
 /*

@@ -1,9 +1,13 @@
 import type Docker from 'dockerode';
 import type { FastifyBaseLogger } from 'fastify';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../shared/errors.js';
-import { Label, MANAGED_BY } from '../../shared/labels.js';
-import { SESSION_PATHS, sessionSecurityHostConfig } from '../../shared/session-security.js';
+import { daemonMessage, daemonStatus as statusOf, isDaemonUnreachable, toUnavailableError } from '../../core/docker/docker-errors.js';
+import { readLogStream } from '../../core/docker/log-demux.js';
+import { SESSION_PATHS } from '../../core/session-layout.js';
+import { Label, MANAGED_BY } from './labels.js';
+import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
 import { ICC_OPTION, isolatesContainers, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
 import type { RuntimeSession, RuntimeVolume, SessionRuntime, SessionSpec } from './session-runtime.js';
@@ -12,8 +16,6 @@ const PING_TIMEOUT_MS = 2_000;
 const VOLUME_REMOVE_ATTEMPTS = 20;
 // Every session, cold or claimed from the warm pool, looks the same from inside: a claimed one cannot be renamed.
 const SESSION_HOSTNAME = 'session';
-// The engine's own errnos when its socket is missing, refused or closed: Docker itself is down.
-const UNAVAILABLE_ERRNOS = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EACCES', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
 
 type VolumeRole = 'workspace' | 'docker';
 
@@ -79,7 +81,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       container = await this.docker.createContainer(options);
     } catch (error) {
       if (statusOf(error) === 409) throw new AppError('SESSION_EXISTS', `a container named ${spec.containerName} already exists`);
-      if (statusOf(error) === 404 && /image/i.test(messageOf(error))) {
+      if (statusOf(error) === 404 && /image/i.test(daemonMessage(error))) {
         throw new AppError('SESSION_START_FAILED', `session image ${config.sessionImage} not found: build it with scripts/build-images.sh`);
       }
       throw toRuntimeError(error, 'create the session container');
@@ -172,7 +174,10 @@ export class DockerSessionRuntime implements SessionRuntime {
   async tailLogs(containerName: string, lines: number): Promise<string[]> {
     try {
       const raw = await this.docker.getContainer(containerName).logs({ stdout: true, stderr: true, tail: lines, follow: false });
-      return demuxLogs(Buffer.from(raw)).split('\n').filter((line) => line.length > 0).slice(-lines);
+      // A session has no TTY: its log interleaves stdout and stderr in frames.
+      const chunks: Buffer[] = [];
+      await readLogStream(this.docker, Readable.from([Buffer.from(raw)]), false, (_source, chunk) => chunks.push(chunk));
+      return Buffer.concat(chunks).toString('utf8').split('\n').filter((line) => line.length > 0).slice(-lines);
     } catch {
       return [];
     }
@@ -303,32 +308,8 @@ interface Owner {
   poolId?: string;
 }
 
-function statusOf(error: unknown): number | undefined {
-  return (error as { statusCode?: number } | null)?.statusCode;
-}
-
-function messageOf(error: unknown): string {
-  const err = error as { json?: { message?: string }; message?: string } | null;
-  return err?.json?.message ?? err?.message ?? String(error);
-}
-
 function toRuntimeError(error: unknown, action: string, code: 'DOCKER_ERROR' | 'SESSION_START_FAILED' = 'DOCKER_ERROR'): AppError {
   if (error instanceof AppError) return error;
-  const errno = (error as { code?: string } | null)?.code;
-  if (errno && UNAVAILABLE_ERRNOS.has(errno)) {
-    return new AppError('DOCKER_UNAVAILABLE', `Docker is not available (${errno}): could not ${action}`, undefined, { cause: error });
-  }
-  return new AppError(code, `could not ${action}: ${messageOf(error)}`, undefined, { cause: error });
-}
-
-// `docker logs` of a container without a TTY interleaves stdout and stderr in 8-byte-headed frames.
-function demuxLogs(raw: Buffer): string {
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  while (offset + 8 <= raw.length) {
-    const size = raw.readUInt32BE(offset + 4);
-    chunks.push(raw.subarray(offset + 8, offset + 8 + size));
-    offset += 8 + size;
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  if (isDaemonUnreachable(error)) return toUnavailableError(error, action);
+  return new AppError(code, `could not ${action}: ${daemonMessage(error)}`, undefined, { cause: error });
 }

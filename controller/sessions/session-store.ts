@@ -2,7 +2,7 @@ import { lstat, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 
 import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { SessionId } from '../../shared/schemas/session.js';
-import { SESSION_PATHS } from '../../shared/session-security.js';
+import { SESSION_PATHS } from '../../core/session-layout.js';
 
 const STATE_FILE = 'session.json';
 const POOL_FILE = 'pool.json';

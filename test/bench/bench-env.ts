@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
-import { createDockerClient } from '../../agent/docker/docker-client.js';
+import { createDockerClient } from '../../core/docker/docker-client.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
-import { Label } from '../../shared/labels.js';
+import { Label } from '../../controller/runtime/labels.js';
 import { ControllerProcess } from '../helpers/controller-process.js';
 import { isAlive, removeNetwork } from '../helpers/docker-sweep.js';
 

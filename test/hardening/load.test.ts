@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Label } from '../../shared/labels.js';
+import { Label } from '../../controller/runtime/labels.js';
 import { buildImages } from '../helpers/controller-e2e.js';
 import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 

@@ -5,12 +5,12 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type Docker from 'dockerode';
-import { createDockerClient } from '../../agent/docker/docker-client.js';
+import { createDockerClient } from '../../core/docker/docker-client.js';
 import { buildApp } from '../../controller/app.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import { DockerSessionRuntime } from '../../controller/runtime/docker-session-runtime.js';
 import { SessionStore } from '../../controller/sessions/session-store.js';
-import { Label } from '../../shared/labels.js';
+import { Label } from '../../controller/runtime/labels.js';
 import { removeNetwork } from './docker-sweep.js';
 import { TEST_SESSION_IMAGE } from './session-image.js';
 

@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
-import { Label } from '../../shared/labels.js';
+import { Label } from '../../controller/runtime/labels.js';
 import type { ExecResult } from '../../shared/schemas/exec.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
 import { removeInstance } from './docker-sweep.js';

@@ -1,6 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import type Docker from 'dockerode';
-import { Label, MANAGED_BY } from '../../shared/labels.js';
+import { Label, MANAGED_BY } from '../../controller/runtime/labels.js';
 import { hostDocker } from './host-docker.js';
 
 /**

@@ -2,12 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { Agent, request } from 'undici';
 import { vi } from 'vitest';
 import WebSocket from 'ws';
 import type { AgentHealth } from '../../shared/schemas/health.js';
-import { SESSION_PATHS, sessionSecurityHostConfig } from '../../shared/session-security.js';
+import { readLogStream } from '../../core/docker/log-demux.js';
+import { SESSION_PATHS } from '../../core/session-layout.js';
+import { sessionSecurityHostConfig } from '../../controller/runtime/session-security.js';
 import { dockerExec } from './docker-exec.js';
 import { hostDocker as docker } from './host-docker.js';
 import { TEST_SESSION_IMAGE } from './session-image.js';
@@ -32,7 +35,7 @@ export interface AgentResponse<T = unknown> {
   body: T;
 }
 
-/** One session container of the real image, started with the flags of shared/session-security.ts. */
+/** One session container of the real image, started with the flags of controller/runtime/session-security.ts. */
 export class SessionContainer {
   readonly #dispatcher: Agent;
 
@@ -105,7 +108,9 @@ export class SessionContainer {
   /** The container's output (the agent's log). */
   async logs(): Promise<string> {
     const buffer = await this.container.logs({ stdout: true, stderr: true, follow: false });
-    return buffer.toString('utf8');
+    const chunks: Buffer[] = [];
+    await readLogStream(docker, Readable.from([buffer]), false, (_source, chunk) => chunks.push(chunk));
+    return Buffer.concat(chunks).toString('utf8');
   }
 
   /** `docker exec` into the session (not through the agent), e.g. as root to inspect it. */
@@ -129,7 +134,7 @@ export class SessionContainer {
 
 /**
  * Starts a session container of the real image the way the controller does: the security settings of
- * shared/session-security.ts, a root-only socket folder with a token file, memory/CPU/pids limits.
+ * controller/runtime/session-security.ts, a root-only socket folder with a token file, memory/CPU/pids limits.
  */
 export async function startSession(options: StartSessionOptions): Promise<SessionContainer> {
   const name = `${options.prefix}-${randomBytes(4).toString('hex')}`;

@@ -1,4 +1,4 @@
-import { SESSION_IMAGE } from '../../shared/session-security.js';
+import { SESSION_IMAGE } from '../../controller/runtime/session-security.js';
 
 /**
  * The session image the tests start and hand to the controllers they launch: `SESSION_IMAGE` when set (so two

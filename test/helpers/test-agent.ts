@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../agent/app.js';
 import { parseAgentConfig, type AgentConfig } from '../../agent/config.js';
-import { createDockerClient } from '../../agent/docker/docker-client.js';
+import { createDockerClient } from '../../core/docker/docker-client.js';
 import type { DaemonMonitor } from '../../agent/supervisor/daemon-monitor.js';
 import { ReadyWaiters } from '../../agent/supervisor/ready-waiters.js';
 import type { DaemonHealth } from '../../shared/schemas/health.js';

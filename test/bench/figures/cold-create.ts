@@ -3,7 +3,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { probeAgentHealth } from '../../../controller/sessions/agent-probe.js';
-import { SESSION_PATHS } from '../../../shared/session-security.js';
+import { SESSION_PATHS } from '../../../core/session-layout.js';
 import { BENCH_LABEL, dockerCli } from '../bench-env.js';
 import type { BenchContext } from '../context.js';
 import { compareRow, type Row } from '../report.js';
@@ -41,7 +41,7 @@ export async function measureColdCreate(ctx: BenchContext): Promise<{ rows: Row[
     const token = randomBytes(32).toString('hex');
     await mkdir(dir, { mode: 0o700 });
     await writeFile(join(dir, 'token'), token, { mode: 0o600 });
-    // shared/session-security.ts on the CLI, as image/run-session.sh spells it, with the controller's limits.
+    // controller/runtime/session-security.ts on the CLI, as image/run-session.sh spells it, with the controller's limits.
     await dockerCli([
       'run', '-d', '--name', name, '--label', `${BENCH_LABEL}=${env.instance}`, '--network', env.network,
       '--cap-add', 'SYS_ADMIN', '--security-opt', `seccomp=${SECCOMP_PROFILE}`, '--security-opt', 'systempaths=unconfined',

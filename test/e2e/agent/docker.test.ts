@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createDockerClient } from '../../../agent/docker/docker-client.js';
+import { createDockerClient } from '../../../core/docker/docker-client.js';
 import { AgentRoute } from '../../../shared/routes.js';
 import type { BuildFrame, ContainerSummary } from '../../../shared/schemas/docker.js';
 import { freePort } from '../../helpers/free-port.js';

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Label, MANAGED_BY } from '../../../shared/labels.js';
+import { Label, MANAGED_BY } from '../../../controller/runtime/labels.js';
 import { buildImages, startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
 
 const MiB = 1024 * 1024;

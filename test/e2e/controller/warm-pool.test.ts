@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Label } from '../../../shared/labels.js';
+import { Label } from '../../../controller/runtime/labels.js';
 import { AgentRoute } from '../../../shared/routes.js';
 import { buildImages, startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
 

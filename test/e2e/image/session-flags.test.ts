@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import seccompProfile from '../../../image/seccomp.json' with { type: 'json' };
 import type { AgentHealth } from '../../../shared/schemas/health.js';
-import type { SessionHostConfig } from '../../../shared/session-security.js';
+import type { SessionHostConfig } from '../../../controller/runtime/session-security.js';
 import { removeLeftovers, startSession, type SessionContainer } from '../../helpers/session-container.js';
 
 const PREFIX = 'rse2e-flags';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseControllerConfig } from '../../../controller/config.js';
+import { ConfigError } from '../../../core/process/config-error.js';
+import { parseControllerConfig } from '../../../controller/config.js';
 
 describe('controller configuration', () => {
   it('has the seed\'s defaults and listens on loopback without a token', () => {

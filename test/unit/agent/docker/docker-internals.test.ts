@@ -3,13 +3,14 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import Docker from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveBuildContext, packBuildContext } from '../../../../agent/docker/build-context.js';
-import { toDockerError } from '../../../../agent/docker/docker-errors.js';
 import { Dockerignore } from '../../../../agent/docker/dockerignore.js';
-import { BoundedLines, LogDemultiplexer } from '../../../../agent/docker/log-lines.js';
+import { BoundedLines, readLogLines } from '../../../../agent/docker/log-lines.js';
 import { parsePortSpec } from '../../../../shared/schemas/docker.js';
 import { createTestAgent, type TestAgent } from '../../../helpers/test-agent.js';
 
@@ -132,6 +133,8 @@ describe('build context', () => {
 });
 
 describe('container logs', () => {
+  // Only its modem's demultiplexer is used: no daemon is asked.
+  const docker = new Docker({ socketPath: '/nonexistent/docker.sock' });
   const frame = (stream: 1 | 2, text: string): Buffer => {
     const payload = Buffer.from(text);
     const header = Buffer.alloc(8);
@@ -140,22 +143,25 @@ describe('container logs', () => {
     return Buffer.concat([header, payload]);
   };
 
-  it('interleaves stdout and stderr lines in order, whatever the chunk boundaries', () => {
+  // The log stream cut into pieces of `size` bytes, as a socket may deliver it.
+  const chunked = (all: Buffer, size: number): Readable => {
+    const pieces: Buffer[] = [];
+    for (let offset = 0; offset < all.length; offset += size) pieces.push(all.subarray(offset, offset + size));
+    return Readable.from(pieces);
+  };
+
+  it('interleaves stdout and stderr lines in order, whatever the chunk boundaries', async () => {
     const all = Buffer.concat([frame(1, 'one\ntw'), frame(2, 'oops\n'), frame(1, 'o\nthré'), frame(1, 'e')]);
     for (const size of [1, 3, 7, 9, all.length]) {
       const lines = new BoundedLines(1024);
-      const demultiplexer = new LogDemultiplexer(false, lines);
-      for (let offset = 0; offset < all.length; offset += size) demultiplexer.push(all.subarray(offset, offset + size));
-      demultiplexer.end();
+      await readLogLines(docker, chunked(all, size), false, lines);
       expect(lines.lines(), `chunks of ${size}`).toEqual(['one', 'oops', 'two', 'thrée']);
     }
   });
 
-  it('reads the output of a TTY as it is', () => {
+  it('reads the output of a TTY as it is', async () => {
     const lines = new BoundedLines(1024);
-    const demultiplexer = new LogDemultiplexer(true, lines);
-    demultiplexer.push(Buffer.from('hello\r\nworld'));
-    demultiplexer.end();
+    await readLogLines(docker, chunked(Buffer.from('hello\r\nworld'), 4), true, lines);
     expect(lines.lines()).toEqual(['hello', 'world']);
   });
 
@@ -163,28 +169,5 @@ describe('container logs', () => {
     const lines = new BoundedLines(20);
     lines.add(['aaaa', 'bbbb', 'cccc', 'dddd', 'eeee', 'ffff']);
     expect(lines.lines()).toEqual(['[… 2 earlier lines dropped]', 'cccc', 'dddd', 'eeee', 'ffff']);
-  });
-});
-
-describe('daemon errors', () => {
-  const daemon = (statusCode: number, message: string) => Object.assign(new Error(`(HTTP code ${statusCode}) x - ${message}`), { statusCode, json: { message } });
-
-  it.each([
-    [Object.assign(new Error('connect ENOENT /x.sock'), { code: 'ENOENT', syscall: 'connect' }), 'DOCKER_UNAVAILABLE'],
-    [Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED', syscall: 'connect' }), 'DOCKER_UNAVAILABLE'],
-    [daemon(404, 'No such image: x:1'), 'IMAGE_NOT_FOUND'],
-    [daemon(404, 'No such container: x'), 'CONTAINER_NOT_FOUND'],
-    [daemon(409, 'Conflict. The container name "/x" is already in use'), 'CONTAINER_CONFLICT'],
-    [daemon(500, 'driver failed programming external connectivity: Bind for 0.0.0.0:8080 failed: port is already allocated'), 'PORT_IN_USE'],
-    [daemon(400, 'invalid reference format'), 'VALIDATION'],
-    [daemon(500, 'something broke'), 'DOCKER_ERROR'],
-  ])('maps %s to %s', (error, code) => {
-    expect(toDockerError(error).code).toBe(code);
-  });
-
-  it('keeps the daemon message without the client prefix', () => {
-    expect(toDockerError(Object.assign(new Error('(HTTP code 404) no such container - No such container: x '), { statusCode: 404 })).message).toBe(
-      'No such container: x',
-    );
   });
 });

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestAgent, TEST_TOKEN, type TestAgent } from '../../../helpers/test-agent.js';
-import { parseAgentConfig, ConfigError } from '../../../../agent/config.js';
+import { ConfigError } from '../../../../core/process/config-error.js';
+import { parseAgentConfig } from '../../../../agent/config.js';
 
 describe('health', () => {
   let agent: TestAgent;

@@ -11,7 +11,7 @@ import websocket from '@fastify/websocket';
 import { request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { registerErrorHandling } from '../../../../agent/http/error-handler.js';
+import { registerErrorHandling } from '../../../../core/http/error-handler.js';
 import { AppError } from '../../../../shared/errors.js';
 import { proxyRoutes, type ProxyOptions } from '../../../../controller/proxy/proxy.routes.js';
 import type { AgentTarget } from '../../../../controller/proxy/agent-target.js';

@@ -1,20 +1,8 @@
 import type Docker from 'dockerode';
-import seccompProfile from '../image/seccomp.json' with { type: 'json' };
+import seccompProfile from '../../image/seccomp.json' with { type: 'json' };
 
 /** The session image scripts/build-images.sh builds (Dockerfile.session). */
 export const SESSION_IMAGE = 'runner-session:latest';
-
-/** Where the session image expects things (see Dockerfile.session); the controller mounts and reads these. */
-export const SESSION_PATHS = {
-  /** A root-only (0700) host folder is bind-mounted here: it holds the agent's socket and token file. */
-  agentDir: '/run/runner',
-  /** The agent's unix socket (mode 0600, root) and the root-only file it reads its bearer token from. */
-  agentSocket: '/run/runner/agent.sock',
-  tokenFile: '/run/runner/token',
-  workspace: '/workspace',
-  /** The inner daemon's data root: mount a volume here (overlay2 needs it; the image declares none, so none leaks). */
-  dockerData: '/home/learner/.local/share/docker',
-} as const;
 
 /** A container's HostConfig with the Engine API's CgroupnsMode, which dockerode's typings lack. */
 export type SessionHostConfig = Docker.HostConfig & { CgroupnsMode?: 'private' | 'host' };

@@ -22,6 +22,11 @@ export function isDaemonUnreachable(error: unknown): boolean {
   return UNREACHABLE.has(err.code);
 }
 
+/** The HTTP status the daemon answered with; undefined when it did not answer. */
+export function daemonStatus(error: unknown): number | undefined {
+  return (error as DaemonError | null | undefined)?.statusCode;
+}
+
 /** The daemon's own words: its JSON `message`, or docker-modem's message without its `(HTTP code N) reason - ` prefix. */
 export function daemonMessage(error: unknown): string {
   const err = error as DaemonError | undefined;
@@ -30,16 +35,20 @@ export function daemonMessage(error: unknown): string {
   return (err?.message ?? String(error)).replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
 }
 
+/** 503 DOCKER_UNAVAILABLE for a daemon that cannot be reached; `action` says what could not be done. */
+export function toUnavailableError(error: unknown, action?: string): AppError {
+  const reason = `the Docker daemon is not reachable (${(error as DaemonError).code})`;
+  return new AppError('DOCKER_UNAVAILABLE', action ? `${reason}: could not ${action}` : reason, undefined, { cause: error });
+}
+
 /**
  * Maps a dockerode failure to the client's error: 503 when the daemon cannot be reached, the daemon's own 4xx
  * as a 4xx code, anything else as 502 DOCKER_ERROR. `notFound` names what a 404 means for the caller.
  */
 export function toDockerError(error: unknown, notFound: ErrorCode = 'CONTAINER_NOT_FOUND'): AppError {
   if (error instanceof AppError) return error;
-  if (isDaemonUnreachable(error)) {
-    return new AppError('DOCKER_UNAVAILABLE', `the Docker daemon is not reachable (${(error as DaemonError).code})`);
-  }
-  const status = (error as DaemonError | undefined)?.statusCode;
+  if (isDaemonUnreachable(error)) return toUnavailableError(error);
+  const status = daemonStatus(error);
   const message = daemonMessage(error);
   if (PORT_IN_USE.test(message)) return new AppError('PORT_IN_USE', message);
   if (status === 404) {

@@ -3,21 +3,8 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import { AppError, ERROR_STATUS, type ErrorCode } from '../../shared/errors.js';
 
-// Node's file-system errors mapped once, so routes can let them propagate.
-const ERRNO_CODES: Record<string, ErrorCode> = {
-  ENOENT: 'FILE_NOT_FOUND',
-  EISDIR: 'IS_A_DIRECTORY',
-  ENOTDIR: 'NOT_A_DIRECTORY',
-  EEXIST: 'ALREADY_EXISTS',
-  ENOTEMPTY: 'DIRECTORY_NOT_EMPTY',
-  EACCES: 'PERMISSION_DENIED',
-  EPERM: 'PERMISSION_DENIED',
-  ENOSPC: 'NO_SPACE',
-  EDQUOT: 'NO_SPACE',
-  ENAMETOOLONG: 'INVALID_PATH',
-  ELOOP: 'INVALID_PATH',
-  EINVAL: 'INVALID_PATH',
-};
+/** Turns an error of a process's own kind into an AppError; undefined for anything else. */
+export type ErrorMapper = (error: unknown) => AppError | undefined;
 
 // Fastify's own client errors (body parsing, limits) get the project's codes.
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -37,17 +24,19 @@ const CLIENT_ERRORS: Record<string, [ErrorCode, string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: ['REQUEST_TIMEOUT', 'the request took too long to arrive'],
 };
 
-/** Turns anything thrown into an AppError; unknown errors become INTERNAL (and are logged by the caller). */
-export function toAppError(error: unknown): AppError {
+/**
+ * Turns anything thrown into an AppError; unknown errors become INTERNAL (and are logged by the caller).
+ * `mapError` is the process's own mapping (the agent's file errors), asked after Fastify's codes.
+ */
+export function toAppError(error: unknown, mapError?: ErrorMapper): AppError {
   if (error instanceof AppError) return error;
   const err = error as Partial<FastifyError> & { code?: string; validation?: unknown; message?: string };
   if (err?.validation) {
     return new AppError('VALIDATION', err.message ?? 'invalid request', { issues: err.validation });
   }
   if (err?.code && FASTIFY_CODES[err.code]) return new AppError(FASTIFY_CODES[err.code]!, err.message ?? err.code);
-  if (err?.code && ERRNO_CODES[err.code]) {
-    return new AppError(ERRNO_CODES[err.code]!, describeErrno(err.code));
-  }
+  const mapped = mapError?.(error);
+  if (mapped) return mapped;
   if (err instanceof SyntaxError && (err as { statusCode?: number }).statusCode === 400) {
     return new AppError('INVALID_JSON', err.message);
   }
@@ -56,32 +45,13 @@ export function toAppError(error: unknown): AppError {
   return new AppError('INTERNAL', 'internal error', undefined, { cause: error });
 }
 
-function describeErrno(code: string): string {
-  // The raw message would name absolute host paths; the client only needs the reason.
-  const reasons: Record<string, string> = {
-    ENOENT: 'no such file or directory',
-    EISDIR: 'is a directory',
-    ENOTDIR: 'not a directory',
-    EEXIST: 'already exists',
-    ENOTEMPTY: 'directory not empty',
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    ENOSPC: 'no space left on device',
-    EDQUOT: 'disk quota exceeded',
-    ENAMETOOLONG: 'name too long',
-    ELOOP: 'too many levels of symbolic links',
-    EINVAL: 'invalid path',
-  };
-  return reasons[code] ?? code;
-}
-
 // How much of a refused request's body is still read (and dropped) after the answer, and for how long at most.
 const LINGER_BYTES = 256 * 1024 * 1024;
 const LINGER_MS = 10_000;
 
 /** Sends any error as the project's error body; unknown errors are logged and become INTERNAL. */
-export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const appError = toAppError(error);
+export function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply, mapError?: ErrorMapper): FastifyReply {
+  const appError = toAppError(error, mapError);
   if (appError.code === 'INTERNAL') request.log.error({ err: error }, 'unhandled error');
   else request.log.info({ code: appError.code }, appError.message);
   lingerOnUnreadBody(request, reply);
@@ -137,13 +107,16 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
  * Fastify options that route errors raised before routing (a malformed percent-encoding in the URL, an over-long
  * parameter, oversized headers, malformed HTTP) through the same error body; pass them to `Fastify({...})`.
  */
-export const frameworkErrorOptions: Pick<FastifyServerOptions, 'frameworkErrors' | 'clientErrorHandler'> = {
-  frameworkErrors: (error, request, reply) => void sendError(error, request, reply),
-  clientErrorHandler: answerClientError,
-};
+export function frameworkErrorOptions(mapError?: ErrorMapper): Pick<FastifyServerOptions, 'frameworkErrors' | 'clientErrorHandler'> {
+  return {
+    frameworkErrors: (error, request, reply) => void sendError(error, request, reply, mapError),
+    clientErrorHandler: answerClientError,
+  };
+}
 
-export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => sendError(error, request, reply));
+/** Answers every error, and every unknown route, with the project's error body. */
+export function registerErrorHandling(app: FastifyInstance, mapError?: ErrorMapper): void {
+  app.setErrorHandler((error, request, reply) => sendError(error, request, reply, mapError));
   app.setNotFoundHandler((request, reply) => {
     const body = new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`).toBody();
     return reply.status(404).send(body);

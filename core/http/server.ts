@@ -1,0 +1,29 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { frameworkErrorOptions, registerErrorHandling, type ErrorMapper } from './error-handler.js';
+
+export interface ServerOptions {
+  /** A pino logger; none (silent) in tests. */
+  logger?: FastifyBaseLogger;
+  /** The largest request body accepted, in bytes (Fastify's default when unset). */
+  bodyLimit?: number;
+  /** The process's own error mapping, asked before an unknown error becomes INTERNAL. */
+  mapError?: ErrorMapper;
+}
+
+/**
+ * A Fastify server as both processes need it: zod schemas validate and serialise, every error (also those raised
+ * before routing) answers with the project's error body, and long session paths fit in a route parameter.
+ */
+export function createServer(options: ServerOptions = {}): FastifyInstance {
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
+    ...frameworkErrorOptions(options.mapError),
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandling(app, options.mapError);
+  return app;
+}
