@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import { Label } from './labels.js';
-import type { RuntimeSession, RuntimeVolume } from './session-runtime.js';
+import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner } from './session-runtime.js';
 
 /*
  * What the Docker runtime reads of the engine's answers (`docker inspect`, the container and volume lists, the
@@ -20,8 +20,7 @@ export interface NetworkInfo {
 export function sessionOfContainer(info: Docker.ContainerInspectInfo, network: string): RuntimeSession {
   const labels = info.Config.Labels ?? {};
   return {
-    sessionId: labels[Label.sessionId] ?? '',
-    ...poolIdOf(labels),
+    owner: ownerOf(labels),
     containerName: info.Name.replace(/^\//, ''),
     state: stateOf(info.State.Status),
     address: info.NetworkSettings.Networks?.[network]?.IPAddress || null,
@@ -30,11 +29,12 @@ export function sessionOfContainer(info: Docker.ContainerInspectInfo, network: s
   };
 }
 
-/** A session as an entry of `docker ps -a` (the container list) shows it. */
-export function sessionOfListedContainer(entry: Docker.ContainerInfo, network: string): RuntimeSession {
+/** A session as an entry of `docker ps -a` (the container list) shows it; null when its labels name no owner. */
+export function sessionOfListedContainer(entry: Docker.ContainerInfo, network: string): OwnedRuntimeSession | null {
+  const owner = ownerOf(entry.Labels);
+  if (!owner) return null;
   return {
-    sessionId: entry.Labels[Label.sessionId] ?? '',
-    ...poolIdOf(entry.Labels),
+    owner,
     containerName: (entry.Names[0] ?? entry.Id).replace(/^\//, ''),
     state: stateOf(entry.State),
     address: entry.NetworkSettings?.Networks?.[network]?.IPAddress || null,
@@ -43,9 +43,23 @@ export function sessionOfListedContainer(entry: Docker.ContainerInfo, network: s
   };
 }
 
-/** A session's volume as an entry of the volume list shows it. */
-export function volumeOfListed(volume: Docker.VolumeInspectInfo): RuntimeVolume {
-  return { name: volume.Name, sessionId: volume.Labels?.[Label.sessionId] ?? '', ...poolIdOf(volume.Labels) };
+/** A session's volume as an entry of the volume list shows it; null when its labels name no owner. */
+export function volumeOfListed(volume: Docker.VolumeInspectInfo): RuntimeVolume | null {
+  const owner = ownerOf(volume.Labels);
+  return owner ? { name: volume.Name, owner } : null;
+}
+
+/** The one label that names a container's or volume's owner, and its value. */
+export function ownerLabel(owner: SessionOwner): [string, string] {
+  return owner.kind === 'pool' ? [Label.poolId, owner.poolId] : [Label.sessionId, owner.sessionId];
+}
+
+/** Whose labels these are; a pool id wins, as a claimed member's labels never name its session. */
+export function ownerOf(labels: Record<string, string> | null | undefined): SessionOwner | null {
+  const poolId = labels?.[Label.poolId];
+  if (poolId) return { kind: 'pool', poolId };
+  const sessionId = labels?.[Label.sessionId];
+  return sessionId ? { kind: 'session', sessionId } : null;
 }
 
 /** The network's address ranges (CIDR); none for a network that does not exist. */
@@ -62,11 +76,6 @@ export function isolatesContainers(info: NetworkInfo): boolean {
 export function stateOf(status: string): RuntimeSession['state'] {
   if (status === 'running' || status === 'restarting' || status === 'created') return status;
   return 'stopped';
-}
-
-function poolIdOf(labels: Record<string, string> | null | undefined): { poolId?: string } {
-  const poolId = labels?.[Label.poolId];
-  return poolId ? { poolId } : {};
 }
 
 function dateOf(value: string | undefined): Date | null {

@@ -3,6 +3,8 @@ import type Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import {
   isolatesContainers,
+  ownerLabel,
+  ownerOf,
   sessionOfContainer,
   sessionOfListedContainer,
   stateOf,
@@ -10,6 +12,7 @@ import {
   volumeOfListed,
   type NetworkInfo,
 } from '../../../../controller/runtime/docker-inspect.js';
+import { Label } from '../../../../controller/runtime/labels.js';
 
 // Answers of a real engine about a real controller's sessions (test/fixtures/docker/record.ts made them).
 const fixture = <T>(name: string): T => JSON.parse(readFileSync(new URL(`../../../fixtures/docker/${name}.json`, import.meta.url), 'utf8')) as T;
@@ -25,7 +28,7 @@ const NETWORK = network.Name;
 describe('a session container as docker inspect shows it', () => {
   it('reads a running session: its id, name, address on the sessions network and times from its labels', () => {
     expect(sessionOfContainer(running, NETWORK)).toEqual({
-      sessionId: 'running',
+      owner: { kind: 'session', sessionId: 'running' },
       containerName: 'rtfix-running',
       state: 'running',
       address: '192.168.32.3',
@@ -35,14 +38,13 @@ describe('a session container as docker inspect shows it', () => {
   });
 
   it('reads a stopped session as stopped, without an address', () => {
-    expect(sessionOfContainer(stopped, NETWORK)).toMatchObject({ sessionId: 'stopped', containerName: 'rtfix-stopped', state: 'stopped', address: null });
+    expect(sessionOfContainer(stopped, NETWORK)).toMatchObject({ owner: { kind: 'session', sessionId: 'stopped' }, containerName: 'rtfix-stopped', state: 'stopped', address: null });
   });
 
   it('reads a claimed pool member Docker is restarting: restarting, its pool id, no session id or expiry in its labels', () => {
     expect(restarting.State).toMatchObject({ Restarting: true, ExitCode: 137 });
     expect(sessionOfContainer(restarting, NETWORK)).toEqual({
-      sessionId: '',
-      poolId: '53e47dac67bd',
+      owner: { kind: 'pool', poolId: '53e47dac67bd' },
       containerName: 'rtfix-restarting',
       state: 'restarting',
       address: null,
@@ -53,8 +55,7 @@ describe('a session container as docker inspect shows it', () => {
 
   it('reads a warm pool member waiting for a session', () => {
     expect(sessionOfContainer(poolMember, NETWORK)).toEqual({
-      sessionId: '',
-      poolId: '782587edc86f',
+      owner: { kind: 'pool', poolId: '782587edc86f' },
       containerName: 'rtfix-warm.782587edc86f',
       state: 'running',
       address: '192.168.32.5',
@@ -67,6 +68,11 @@ describe('a session container as docker inspect shows it', () => {
     expect(sessionOfContainer(running, 'another-network').address).toBeNull();
   });
 
+  it('reads no owner from a container labelled by neither a session nor a pool id (one made by hand)', () => {
+    const { [Label.sessionId]: _id, ...labels } = running.Config.Labels;
+    expect(sessionOfContainer({ ...running, Config: { ...running.Config, Labels: labels } }, NETWORK).owner).toBeNull();
+  });
+
   it('reads no date from a label that is not one', () => {
     const labels = { ...running.Config.Labels, 'io.runner.expires-at': 'soon' };
     expect(sessionOfContainer({ ...running, Config: { ...running.Config, Labels: labels } }, NETWORK).expiresAt).toBeNull();
@@ -76,23 +82,38 @@ describe('a session container as docker inspect shows it', () => {
 describe('the container and volume lists', () => {
   it('reads every listed container as inspecting it does', () => {
     const byName = new Map([running, stopped, restarting, poolMember].map((info) => [info.Name.slice(1), sessionOfContainer(info, NETWORK)]));
-    const fromList = listed.map((entry) => sessionOfListedContainer(entry, NETWORK));
+    const fromList = listed.map((entry) => sessionOfListedContainer(entry, NETWORK)!);
     expect(fromList.map((s) => s.containerName).sort()).toEqual([...byName.keys()].sort());
     for (const session of fromList) expect(session).toEqual(byName.get(session.containerName));
   });
 
+  it('skips a listed container whose labels name no owner', () => {
+    const { [Label.sessionId]: _session, [Label.poolId]: _pool, ...labels } = listed[0]!.Labels;
+    expect(sessionOfListedContainer({ ...listed[0]!, Labels: labels }, NETWORK)).toBeNull();
+  });
+
   it("reads each volume's owner: a session id, or a pool member's id", () => {
-    const read = volumes.map(volumeOfListed).sort((a, b) => a.name.localeCompare(b.name));
+    const read = volumes.map((v) => volumeOfListed(v)!).sort((a, b) => a.name.localeCompare(b.name));
+    const session = (sessionId: string) => ({ kind: 'session', sessionId });
+    const pool = (poolId: string) => ({ kind: 'pool', poolId });
     expect(read).toEqual([
-      { name: 'rtfix-running-docker', sessionId: 'running' },
-      { name: 'rtfix-running-workspace', sessionId: 'running' },
-      { name: 'rtfix-stopped-docker', sessionId: 'stopped' },
-      { name: 'rtfix-stopped-workspace', sessionId: 'stopped' },
-      { name: 'rtfix-warm.53e47dac67bd-docker', sessionId: '', poolId: '53e47dac67bd' },
-      { name: 'rtfix-warm.53e47dac67bd-workspace', sessionId: '', poolId: '53e47dac67bd' },
-      { name: 'rtfix-warm.782587edc86f-docker', sessionId: '', poolId: '782587edc86f' },
-      { name: 'rtfix-warm.782587edc86f-workspace', sessionId: '', poolId: '782587edc86f' },
+      { name: 'rtfix-running-docker', owner: session('running') },
+      { name: 'rtfix-running-workspace', owner: session('running') },
+      { name: 'rtfix-stopped-docker', owner: session('stopped') },
+      { name: 'rtfix-stopped-workspace', owner: session('stopped') },
+      { name: 'rtfix-warm.53e47dac67bd-docker', owner: pool('53e47dac67bd') },
+      { name: 'rtfix-warm.53e47dac67bd-workspace', owner: pool('53e47dac67bd') },
+      { name: 'rtfix-warm.782587edc86f-docker', owner: pool('782587edc86f') },
+      { name: 'rtfix-warm.782587edc86f-workspace', owner: pool('782587edc86f') },
     ]);
+  });
+
+  it('names each owner by the one label it reads back', () => {
+    for (const info of [running, restarting]) {
+      const owner = ownerOf(info.Config.Labels)!;
+      const [key, value] = ownerLabel(owner);
+      expect(info.Config.Labels[key]).toBe(value);
+    }
   });
 });
 
