@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TEST_SESSION_IMAGE } from '../helpers/session-image.js';
 import { buildImages } from '../helpers/controller-e2e.js';
 import { isAlive } from '../helpers/docker-sweep.js';
-import { hostDocker } from '../helpers/host-docker.js';
+import { testDocker } from '../helpers/test-engine.js';
 import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
@@ -124,7 +124,7 @@ describe.sequential('a Docker engine restart', () => {
     await buildImages();
     await engine.start();
     const started = performance.now();
-    await engine.docker.loadImage(await hostDocker.getImage(TEST_SESSION_IMAGE).get());
+    await engine.docker.loadImage(await testDocker.getImage(TEST_SESSION_IMAGE).get());
     figure(`engine restart: session image loaded into the private engine in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     await ctl.start();
   });

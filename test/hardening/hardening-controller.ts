@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import { ControllerProcess } from '../helpers/controller-process.js';
 import { sweepStaleRuns, type RunNames } from '../helpers/docker-sweep.js';
 import { TEST_SESSION_IMAGE } from '../helpers/session-image.js';
+import { TEST_DOCKER_ENV } from '../helpers/test-engine.js';
 
 /*
  * Everything a hardening controller makes carries the instance label `hardening-<pid>-<n>`, the name prefix
@@ -14,7 +15,7 @@ const TOKEN = `hardening-token-${process.pid}-0123456789abcdef`;
 export interface HardeningControllerOptions {
   /** More controller settings (MAX_SESSIONS, DOCKER_HOST, …) on top of the suite's own. */
   env?: Record<string, string>;
-  /** The Docker engine the controller and the helpers use; the host's by default. */
+  /** The Docker engine the controller and the helpers use; the tests' engine (DOCKER_HOST or the host's) by default. */
   docker?: Docker;
   /**
    * HOST for the controller: '0.0.0.0' listens on every address of the host as a deployed one does (the suite
@@ -38,6 +39,7 @@ export function hardeningController(options: HardeningControllerOptions = {}): C
       SOCKETS_DIR: `/tmp/${NAMES.namePrefix}${tag}`,
       LOG_LEVEL: 'info',
       SESSION_IMAGE: TEST_SESSION_IMAGE,
+      ...TEST_DOCKER_ENV,
       ...(options.host ? { HOST: options.host } : {}),
       ...options.env,
     },

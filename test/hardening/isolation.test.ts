@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildImages } from '../helpers/controller-e2e.js';
-import { hostDocker } from '../helpers/host-docker.js';
+import { testDocker } from '../helpers/test-engine.js';
 import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
@@ -108,7 +108,7 @@ describe.sequential('isolation of sessions', () => {
     }
     // The engine the learner does reach is the session's own rootless one.
     const inner = await exec(A, "docker info --format '{{.ID}} {{.SecurityOptions}}'");
-    const host = await hostDocker.info();
+    const host = await testDocker.info();
     expect(inner.stdout).toContain('rootless');
     expect(inner.stdout.split(' ')[0]).not.toBe(host.ID);
   });

@@ -9,8 +9,8 @@ import type { ExecResult } from '../../shared/schemas/exec.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
 import { removeInstance } from './docker-sweep.js';
 import { freePort } from './free-port.js';
-import { hostDocker } from './host-docker.js';
 import { rawRequest, type HttpAnswer, type RequestOptions } from './http-client.js';
+import { testDocker } from './test-engine.js';
 import { waitUntil } from './wait-until.js';
 
 const READY_TIMEOUT_MS = 60_000;
@@ -27,7 +27,7 @@ export interface ControllerProcessOptions {
   logFile: string;
   /** Extra `node` options, e.g. `--cpu-prof`. */
   nodeArgs?: string[];
-  /** The engine `leftovers` and `destroy` look at: the host's by default. */
+  /** The engine `leftovers` and `destroy` look at: the tests' engine by default. */
   docker?: Docker;
 }
 
@@ -50,7 +50,7 @@ export class ControllerProcess {
     this.#config = parseControllerConfig(options.env);
     this.logFile = options.logFile;
     this.#nodeArgs = options.nodeArgs ?? [];
-    this.docker = options.docker ?? hostDocker;
+    this.docker = options.docker ?? testDocker;
   }
 
   /** The configuration the controller parses from its environment. */

@@ -1,7 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { Label, MANAGED_BY } from '../../controller/runtime/labels.js';
-import { hostDocker } from './host-docker.js';
+import { testDocker } from './test-engine.js';
 
 /**
  * Removes a network a test made. One the engine refuses to remove is reported on stderr, not hidden: Docker 20.10
@@ -38,7 +38,7 @@ export interface RunNames {
 }
 
 /** Removes what earlier runs of one kind left behind when they crashed (their process is gone). */
-export async function sweepStaleRuns({ instancePrefix, namePrefix }: RunNames, docker: Docker = hostDocker): Promise<void> {
+export async function sweepStaleRuns({ instancePrefix, namePrefix }: RunNames, docker: Docker = testDocker): Promise<void> {
   const stale = (instance: string | undefined): instance is string => {
     const pid = Number(instance?.slice(instancePrefix.length).split('-')[0]);
     return instance?.startsWith(instancePrefix) === true && pid !== process.pid && !isAlive(pid);

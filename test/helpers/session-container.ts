@@ -11,10 +11,12 @@ import type { AgentHealth } from '../../shared/schemas/health.js';
 import { readLogStream } from '../../core/docker/log-demux.js';
 import { SESSION_PATHS } from '../../core/session-layout.js';
 import { sessionSecurityHostConfig } from '../../controller/runtime/session-security.js';
+import { handOverAgentDir, handOverCgroups } from '../../controller/runtime/userns.js';
 import { dockerExec } from './docker-exec.js';
-import { hostDocker as docker } from './host-docker.js';
 import { TEST_SESSION_IMAGE } from './session-image.js';
+import { testDocker, testEngineRemappedRoot } from './test-engine.js';
 
+export const docker = testDocker;
 const MIB = 1024 * 1024;
 
 export interface StartSessionOptions {
@@ -144,6 +146,9 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
   const dockerData = `${name}-docker`;
   await docker.createVolume({ Name: dockerData, Labels: { 'runner.test': options.prefix } });
   await writeFile(join(dir, 'token'), token, { mode: 0o600 });
+  // On a remapped engine the session's root is not the host's: it gets the folder, as from the controller.
+  const remappedRoot = await testEngineRemappedRoot();
+  if (remappedRoot) await handOverAgentDir(dir, remappedRoot);
   const base: Docker.HostConfig = {
     ...sessionSecurityHostConfig(),
     Memory: (options.memoryMiB ?? 1536) * MIB,
@@ -166,6 +171,7 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
     const session = new SessionContainer(container, name, dir, token, dockerData);
     try {
       await container.start();
+      if (remappedRoot) await handOverCgroups({ id: container.id, pid: (await container.inspect()).State.Pid }, remappedRoot);
     } catch (error) {
       await session.remove();
       throw error;
