@@ -328,7 +328,7 @@ time.sleep(600)
     const attempts = (await ctl.exec(id, ['cat', 'escape.log'])).stdout.trim().split('\n');
     expect(attempts.pop()).toBe('done');
     expect(attempts.filter((attempt) => !attempt.startsWith('refused ')), 'the attempts that moved it').toEqual([]);
-    await waitUntil('the escaper is killed with its exec', async () => ((await ctl.exec(id, ['pgrep', '-f', '[e]scape.py'])).exit_code === 1 ? true : undefined), 10_000);
+    await vi.waitFor(async () => expect((await ctl.exec(id, ['pgrep', '-f', '[e]scape.py'])).exit_code, 'the escaper is killed with its exec').toBe(1), { timeout: 10_000, interval: 250 });
     // It found the session's cgroup mounts, the learner's own groups among them.
     expect(attempts).toContain('refused /run/agent-cgroups/pids/learner/cgroup.procs EACCES');
     for (const attempt of attempts) {
