@@ -14,6 +14,13 @@ const memory = z
   .transform((v) => Math.floor(Number.parseFloat(v) * (UNITS[v.slice(-1).toLowerCase()] ?? 1)))
   .refine((bytes) => bytes >= 6 * 1024 ** 2, 'must be at least 6m (Docker refuses less)');
 
+// A session's own filesystem: 0 turns it off, else at least what ext4 and an idle inner daemon need.
+const diskSize = z
+  .string()
+  .regex(/^\d+(\.\d+)?[bkmg]?$/i, 'expected a size such as 10g or 512m, or 0')
+  .transform((v) => Math.floor(Number.parseFloat(v) * (UNITS[v.slice(-1).toLowerCase()] ?? 1)))
+  .refine((bytes) => bytes === 0 || bytes >= 64 * 1024 ** 2, 'must be 0 (no limit) or at least 64m');
+
 // A unix socket path holds at most 107 bytes; the longest is SOCKETS_DIR/<48-char id>/agent/agent.sock.
 const SOCKET_PATH_TAIL = 1 + 48 + '/agent/agent.sock'.length;
 const MAX_SOCKETS_DIR_LENGTH = 107 - SOCKET_PATH_TAIL;
@@ -45,6 +52,9 @@ const ControllerEnv = z
     SESSION_NAME_PREFIX: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,15}$/, 'lowercase letters, digits, _ . -, at most 16').default('sess-'),
     RUNNER_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, _ . -').default('default'),
     SESSION_REGISTRY_MIRROR: z.url().optional(),
+    SESSION_HOST_GUARD: z.enum(['true', 'false']).default('true'),
+    SESSION_DISK_LIMIT: diskSize.default(10 * 1024 ** 3),
+    SESSION_DISK_DIR: z.string().refine(isAbsolute, 'must be an absolute path').default('/var/lib/runner/disks'),
     DOCKER_HOST: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -90,6 +100,12 @@ export interface ControllerConfig {
   namePrefix: string;
   instance: string;
   registryMirror?: string;
+  /** Installs iptables rules that refuse every packet from the sessions bridge to the host itself (DNS excepted). */
+  hostGuard: boolean;
+  /** The size of each session's own filesystem (workspace and inner daemon's data together); 0 turns it off. */
+  diskLimitBytes: number;
+  /** Where the controller keeps the sessions' filesystem images and their mount points. */
+  diskDir: string;
   dockerHost?: string;
   logLevel: string;
 }
@@ -116,6 +132,9 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     namePrefix: e.SESSION_NAME_PREFIX,
     instance: e.RUNNER_INSTANCE,
     registryMirror: e.SESSION_REGISTRY_MIRROR,
+    hostGuard: e.SESSION_HOST_GUARD === 'true',
+    diskLimitBytes: e.SESSION_DISK_LIMIT,
+    diskDir: e.SESSION_DISK_DIR,
     dockerHost: e.DOCKER_HOST,
     logLevel: e.LOG_LEVEL,
   };

@@ -31,7 +31,7 @@ export interface RuntimeSession {
 /** A container a listing found: it always has an owner. */
 export type OwnedRuntimeSession = RuntimeSession & { owner: SessionOwner };
 
-/** A volume the runtime made for a session. */
+/** A volume the runtime made for a session (or its own filesystem, `disk:<key>`: removeVolume takes either). */
 export interface RuntimeVolume {
   name: string;
   owner: SessionOwner;
