@@ -234,6 +234,8 @@ export class ControllerProcess {
         SOCKETS_DIR: this.socketsDir,
         LOG_LEVEL: 'info',
         SESSION_IMAGE: TEST_SESSION_IMAGE,
+        // Two Docker volumes per session unless a test turns the disk limit on (with a SESSION_DISK_DIR of its own).
+        SESSION_DISK_LIMIT: '0',
         ...TEST_DOCKER_ENV,
         ...this.#env,
       },
