@@ -4,7 +4,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImages } from '../helpers/controller-e2e.js';
 import { mountsUnder, removeSessionDisks } from '../helpers/session-disks.js';
-import { ControllerProcess, dockerExec, sweepStaleRuns, waitUntil } from './harness.js';
+import { dockerExec } from '../helpers/docker-exec.js';
+import { waitUntil } from '../helpers/wait-until.js';
+import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
  * A learner fills the disk: the workspace and the inner daemon's data share one filesystem of SESSION_DISK_LIMIT
@@ -23,11 +25,11 @@ async function hostFreeBytes(): Promise<number> {
 
 describe.sequential('disk limit per session', () => {
   const diskDir = `/tmp/rthard-disks-${process.pid}`;
-  const ctl = new ControllerProcess({ env: { SESSION_DISK_LIMIT: `${LIMIT_MB}m`, SESSION_DISK_DIR: diskDir } });
+  const ctl = hardeningController({ env: { SESSION_DISK_LIMIT: `${LIMIT_MB}m`, SESSION_DISK_DIR: diskDir } });
 
   beforeAll(async () => {
     await buildImages();
-    await sweepStaleRuns();
+    await sweepHardeningLeftovers();
     await ctl.start();
     await ctl.createSession(ID);
   });

@@ -6,7 +6,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOST_GUARD_CHAIN } from '../../controller/runtime/host-guard.js';
 import { buildImages } from '../helpers/controller-e2e.js';
-import { ControllerProcess, sweepStaleRuns } from './harness.js';
+import type { ControllerProcess } from '../helpers/controller-process.js';
+import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
  * A service on the host, listening on every address (0.0.0.0), is out of reach of a session: of a learner's
@@ -39,8 +40,8 @@ async function bridgeOf(ctl: ControllerProcess): Promise<{ bridge: string; gatew
 }
 
 describe.sequential("sessions and the host's services", () => {
-  const guarded = new ControllerProcess({ host: '0.0.0.0' });
-  const open = new ControllerProcess({ host: '0.0.0.0', env: { SESSION_HOST_GUARD: 'false' } });
+  const guarded = hardeningController({ host: '0.0.0.0' });
+  const open = hardeningController({ host: '0.0.0.0', env: { SESSION_HOST_GUARD: 'false' } });
   const server = net.createServer((socket) => {
     socket.on('error', () => {}); // a probe that connected hangs up at once
     socket.end('hello from the host\n');
@@ -50,7 +51,7 @@ describe.sequential("sessions and the host's services", () => {
 
   beforeAll(async () => {
     await buildImages();
-    await sweepStaleRuns();
+    await sweepHardeningLeftovers();
     server.listen(0, '0.0.0.0');
     await once(server, 'listening');
     port = (server.address() as net.AddressInfo).port;
