@@ -25,6 +25,15 @@ describe('controller configuration', () => {
     expect(parseControllerConfig({ RUNNER_API_TOKEN: 'x'.repeat(16) }).host).toBe('0.0.0.0');
   });
 
+  it('gives each session a 10g filesystem and guards the host by default; 0 turns the disk limit off', () => {
+    expect(parseControllerConfig({})).toMatchObject({ diskLimitBytes: 10 * 1024 ** 3, diskDir: '/var/lib/runner/disks', hostGuard: true });
+    expect(parseControllerConfig({ SESSION_DISK_LIMIT: '0', SESSION_HOST_GUARD: 'false' })).toMatchObject({ diskLimitBytes: 0, hostGuard: false });
+    expect(parseControllerConfig({ SESSION_DISK_LIMIT: '512m' }).diskLimitBytes).toBe(512 * 1024 ** 2);
+    expect(() => parseControllerConfig({ SESSION_DISK_LIMIT: '10m' })).toThrow(ConfigError);
+    expect(() => parseControllerConfig({ SESSION_DISK_DIR: 'relative/disks' })).toThrow(ConfigError);
+    expect(() => parseControllerConfig({ SESSION_HOST_GUARD: 'yes' })).toThrow(ConfigError);
+  });
+
   it('reads memory in Docker notation', () => {
     expect(parseControllerConfig({ CONTAINER_MEMORY_LIMIT: '2g' }).memoryBytes).toBe(2 * 1024 ** 3);
     expect(parseControllerConfig({ CONTAINER_MEMORY_LIMIT: '512M' }).memoryBytes).toBe(512 * 1024 ** 2);
