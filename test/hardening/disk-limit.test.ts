@@ -84,7 +84,8 @@ describe.sequential('disk limit per session', () => {
     expect(await mountsUnder(diskDir)).toEqual([]);
     await ctl.start();
     await waitUntil('the session answers again', async () => ((await ctl.agentHealth(ID)).status === 200 ? true : undefined), 120_000, 1_000).catch(async (error: Error) => {
-      throw new Error(`${error.message}\n${await ctl.logTail()}`);
+      const log = (await ctl.logTail(400)).split('\n').filter((line) => !line.includes('/health') && !line.includes('AGENT_UNAVAILABLE'));
+      throw new Error(`${error.message}\n${log.join('\n')}`);
     });
     expect((await ctl.request('GET', `/sessions/${ID}/files/workspace/after.txt`)).body).toMatchObject({ content: 'room again' });
     const df = await dockerExec(ctl.docker, ctl.containerName(ID), ['df', '-B1M', '--output=size', '/workspace']);
