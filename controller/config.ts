@@ -46,6 +46,14 @@ const ControllerEnv = z
     RUNNER_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, _ . -').default('default'),
     SESSION_REGISTRY_MIRROR: z.url().optional(),
     DOCKER_HOST: z.string().min(1).optional(),
+    SESSION_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
+    SESSION_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'not a valid Kubernetes namespace').max(63).default('runner-sessions'),
+    AGENT_PORT: z.coerce.number().int().min(1).max(65_535).default(7070),
+    SESSION_SECCOMP_PROFILE: z.string().regex(/^[A-Za-z0-9._/-]+$/, 'a path below the kubelet\'s seccomp folder').default('runner/seccomp.json'),
+    LEADER_LEASE_NAME: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'not a valid Kubernetes name').default('runner-controller'),
+    LEADER_LEASE_SECONDS: positiveInt.default(15),
+    // Set by Kubernetes to the pod's name: who holds the leader lease.
+    HOSTNAME: z.string().min(1).default('runner-controller'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .refine((e) => e.SESSION_TTL_SECONDS <= e.MAX_TTL_SECONDS, {
@@ -91,7 +99,24 @@ export interface ControllerConfig {
   instance: string;
   registryMirror?: string;
   dockerHost?: string;
+  /** Which engine runs sessions: the host's Docker, or pods in a Kubernetes cluster. */
+  runtime: 'docker' | 'kubernetes';
+  kubernetes: KubernetesConfig;
   logLevel: string;
+}
+
+/** Settings the Kubernetes runtime reads (SESSION_RUNTIME=kubernetes); the cluster itself comes from KUBECONFIG or the pod. */
+export interface KubernetesConfig {
+  namespace: string;
+  /** The TCP port each session's agent listens on (with its token) for the controller. */
+  agentPort: number;
+  /** The seccomp profile's path below the kubelet's seccomp folder (the DaemonSet in deploy/kubernetes writes it). */
+  seccompProfile: string;
+  /** The coordination.k8s.io Lease whose holder runs the expiry sweep and the warm pool. */
+  leaseName: string;
+  leaseSeconds: number;
+  /** This replica's name in the Lease. */
+  replicaId: string;
 }
 
 export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig {
@@ -117,6 +142,15 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     instance: e.RUNNER_INSTANCE,
     registryMirror: e.SESSION_REGISTRY_MIRROR,
     dockerHost: e.DOCKER_HOST,
+    runtime: e.SESSION_RUNTIME,
+    kubernetes: {
+      namespace: e.SESSION_NAMESPACE,
+      agentPort: e.AGENT_PORT,
+      seccompProfile: e.SESSION_SECCOMP_PROFILE,
+      leaseName: e.LEADER_LEASE_NAME,
+      leaseSeconds: e.LEADER_LEASE_SECONDS,
+      replicaId: e.HOSTNAME,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -38,6 +38,7 @@ export class DockerSessionRuntime implements SessionRuntime {
 
   async createSession(spec: SessionSpec): Promise<RuntimeSession> {
     const { config } = this;
+    if (!spec.agentDir) throw new AppError('SESSION_START_FAILED', 'a Docker session needs a host folder for its agent');
     await this.#ensureNetwork();
     const workspace = await this.#createVolume(spec, 'workspace');
     const dockerData = await this.#createVolume(spec, 'docker');
