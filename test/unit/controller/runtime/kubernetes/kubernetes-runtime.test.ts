@@ -101,8 +101,8 @@ describe('Kubernetes runtime through the controller app (fake API server)', () =
     await app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'short', ttl_seconds: 60 } });
     expect(pods(cluster)).toHaveLength(1);
     clock.now += 61_000;
-    await until('the expired pod to go', () => pods(cluster).length === 0);
-    expect(secrets(cluster)).toEqual([]);
+    await until('the expired pod and its Secret to go', () => pods(cluster).length === 0 && secrets(cluster).length === 0);
+    expect((await app.inject({ url: '/sessions/short' })).statusCode).toBe(404);
   });
 
   it('hands out a warm pod, keeps its token, and tops the pool up again', async () => {
