@@ -18,7 +18,11 @@ export function createKubeApi(namespace: string, config?: KubeConfig): KubeApi {
 // The library's own order: KUBECONFIG, then ~/.kube/config, then the in-cluster service account.
 function loadDefaultConfig(): KubeConfig {
   const kc = new KubeConfig();
-  kc.loadFromDefault();
+  try {
+    kc.loadFromDefault();
+  } catch (error) {
+    throw new Error(`SESSION_RUNTIME=kubernetes: could not load the cluster's config from KUBECONFIG or the pod's service account: ${String(error)}`, { cause: error });
+  }
   return kc;
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createKubeApi, kubeConfigFor, toKubeError } from '../../../../../controller/runtime/kubernetes/kube-api.js';
 import { Label } from '../../../../../controller/runtime/labels.js';
 import { NAMESPACE, startFakeCluster, startKubeController } from '../../../../helpers/kube-controller.js';
 
@@ -82,6 +83,25 @@ describe('Kubernetes runtime through the controller app (fake API server)', () =
     expect(res.statusCode).toBe(409);
     expect(res.json().code).toBe('SESSION_EXISTS');
     expect(pods(cluster).map((p) => p.metadata.name)).toEqual(['sess-taken']);
+  });
+
+  it('passes the API server\'s reason on when it refuses a pod as invalid (422)', async () => {
+    const api = createKubeApi(NAMESPACE, kubeConfigFor(cluster.url, cluster.api.token));
+    const error = await api.core
+      .createNamespacedPod({ namespace: NAMESPACE, body: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'broken' }, spec: { containers: [{ name: 'x', image: 'i', ports: [{ containerPort: 'http' as never }] }] } } })
+      .then(() => null, (e: unknown) => e);
+    const mapped = toKubeError(error, 'create the session pod', 'SESSION_START_FAILED');
+    expect(mapped.code).toBe('SESSION_START_FAILED');
+    expect(mapped.message).toMatch(/could not create the session pod: Pod "broken" is invalid/);
+    expect(pods(cluster)).toEqual([]);
+  });
+
+  it('forgets a session whose pod was deleted behind its back', async () => {
+    const app = await controller();
+    await app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'gone' } });
+    cluster.api.remove('pods', NAMESPACE, 'sess-gone');
+    expect((await app.inject({ url: '/sessions/gone' })).statusCode).toBe(404);
+    await until('its Secret to go', () => secrets(cluster).length === 0);
   });
 
   it('recovers its sessions after a restart from the pods and Secrets alone', async () => {
