@@ -151,6 +151,8 @@ describe('Kubernetes runtime through the controller app (fake API server)', () =
     expect(created.statusCode, created.body).toBe(201);
     // B is not the leader: it started the session cold, and A's warm pod is still unclaimed.
     expect(pods(cluster).filter((p) => p.metadata.labels?.[Label.poolId])).toHaveLength(1);
+    expect((await b.inject({ url: '/metrics' })).body).toMatch(/^runner_warm_pool_size 0$/m);
+    expect((await a.inject({ url: '/metrics' })).body).toMatch(/^runner_warm_pool_size 1$/m);
     expect((await a.inject({ url: '/sessions/shared' })).json()).toMatchObject({ session_id: 'shared', status: 'running' });
     expect((await a.inject({ url: '/sessions/shared/files' })).statusCode).toBe(200);
     const extended = await a.inject({ method: 'POST', url: '/sessions/shared/extend', payload: { ttl_seconds: 3000 } });
