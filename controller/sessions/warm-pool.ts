@@ -130,9 +130,10 @@ export class WarmPool {
   // A probe with the new token makes the agent read its token file again: from then on the old token is refused.
   // Where a token cannot change at once (a Secret volume), the session keeps the member's, which nobody else holds.
   async #handOverToken(sessionId: string, token: string, address: string | null): Promise<void> {
-    const { store, probeAgent } = this.deps;
+    const { store, runtime, probeAgent } = this.deps;
     const owner = { kind: 'session', sessionId } as const;
     if (store.tokensTakeEffectAtOnce) await store.writeToken(owner, token);
+    if (store.agentDir) await runtime.handOverAgentDir?.(store.agentDir(owner));
     const endpoint = store.agentEndpoint(owner, address);
     const health = endpoint ? await probeAgent(endpoint, token) : null;
     if (health?.status !== 'healthy' || !health.daemon.ready) throw new Error('the warm session did not answer with its new token');
