@@ -52,10 +52,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     pool: () => sessions.poolCounts(),
     starts: () => sessions.startCounts(),
   });
+  const store: StateStore = deps.store ?? new SessionStore(config.socketsDir, config.instance);
   const sessions: SessionManager = new SessionManager({
     config,
     runtime,
-    store: deps.store ?? new SessionStore(config.socketsDir, config.instance),
+    store,
     leadership,
     probeAgent: deps.probeAgent ?? probeAgentHealth,
     metrics,
@@ -97,6 +98,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Sessions and warm pool members keep running: the next controller adopts them.
     await sessions.close();
     runtime.close?.();
+    store.close?.();
   });
 
   await app.register(healthRoutes, { runtime, sessions });

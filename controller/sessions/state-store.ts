@@ -32,4 +32,6 @@ export interface StateStore {
   poolClaims(): Promise<Map<string, string>>;
   /** Every owner this controller keeps a record of (what the reaper weighs against the runtime). */
   list(): Promise<SessionOwner[]>;
+  /** Lets go of what the store holds open (a watch). */
+  close?(): void;
 }

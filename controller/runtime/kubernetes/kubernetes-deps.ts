@@ -12,7 +12,7 @@ export function kubernetesDeps(api: KubeApi, config: ControllerConfig, log: Fast
   const settleMs = 2 * config.sessionStartTimeoutSeconds * 1000;
   return {
     runtime: new KubernetesSessionRuntime(api, config, log),
-    store: new KubernetesStateStore(api, config.kubernetes, config.instance, settleMs, now),
+    store: new KubernetesStateStore(api, config.kubernetes, config.instance, settleMs, log, now),
     leadership: new LeaseLeadership(api, config.kubernetes, log, now),
   };
 }

@@ -7,7 +7,7 @@ import { Label } from '../labels.js';
 import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from '../session-runtime.js';
 import { kubeStatus, toKubeError, type KubeApi } from './kube-api.js';
 import { podName } from './kube-names.js';
-import { PodCache } from './pod-cache.js';
+import { WatchCache, watchedPods } from './watch-cache.js';
 import { Annotation, droppedSecurityFields, ownSelector, sessionPod } from './session-pod.js';
 
 const PING_TIMEOUT_MS = 2_000;
@@ -22,14 +22,14 @@ const HOPELESS = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName'
  */
 export class KubernetesSessionRuntime implements SessionRuntime {
   readonly shared = true;
-  readonly #cache: PodCache;
+  readonly #cache: WatchCache<V1Pod>;
 
   constructor(
     private readonly api: KubeApi,
     private readonly config: ControllerConfig,
     private readonly log: FastifyBaseLogger,
   ) {
-    this.#cache = new PodCache(api, ownSelector(config.instance), log);
+    this.#cache = new WatchCache(api, watchedPods(api), ownSelector(config.instance), log);
   }
 
   async ping(): Promise<boolean> {
@@ -79,7 +79,7 @@ export class KubernetesSessionRuntime implements SessionRuntime {
 
   async listSessions(): Promise<OwnedRuntimeSession[]> {
     await this.#cache.sync();
-    return this.#cache.pods().flatMap((pod) => {
+    return this.#cache.values().flatMap((pod) => {
       const session = toRuntimeSession(pod);
       return session.owner ? [{ ...session, owner: session.owner }] : [];
     });
@@ -137,7 +137,7 @@ export class KubernetesSessionRuntime implements SessionRuntime {
 
   // A claimed pool member is known by the name in its annotation, not its pod's name.
   #find(containerName: string): V1Pod | undefined {
-    return this.#cache.pods().find((pod) => containerNameOf(pod) === containerName);
+    return this.#cache.values().find((pod) => containerNameOf(pod) === containerName);
   }
 
   async #read(name: string): Promise<V1Pod | null> {

@@ -1,4 +1,5 @@
 import type { V1Secret } from '@kubernetes/client-node';
+import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../../../shared/errors.js';
 import type { KubernetesConfig } from '../../config.js';
@@ -10,6 +11,7 @@ import type { SessionOwner } from '../session-runtime.js';
 import { kubeStatus, toKubeError, type KubeApi } from './kube-api.js';
 import { secretName } from './kube-names.js';
 import { Annotation, ownSelector, sessionSecret, TOKEN_KEY } from './session-pod.js';
+import { WatchCache, watchedSecrets } from './watch-cache.js';
 
 // The same shapes as the state files, read back from annotations.
 const SessionStateJson = z.object({
@@ -25,11 +27,13 @@ const PoolStateJson = z.object({ pool_id: PoolId, instance: z.string(), containe
 /**
  * The controller's state in the API server: one Secret per owner holds the agent's token (the pod mounts it) and,
  * in annotations, the session's state or the pool member's record. A claim labels the member's Secret with the
- * session's id, so every replica finds a session's state, token and claim with one label selector.
+ * session's id, so every replica finds a session's state, token and claim with one label selector. Reads come
+ * from a watch-fed cache of the Secrets (a proxied request costs no API call); a name the cache lacks is asked for.
  */
 export class KubernetesStateStore implements StateStore {
   // A Secret volume is refreshed by the kubelet's periodic sync, not at once: a claimed member keeps its token.
   readonly tokensTakeEffectAtOnce = false;
+  readonly #cache: WatchCache<V1Secret>;
 
   constructor(
     private readonly api: KubeApi,
@@ -37,8 +41,16 @@ export class KubernetesStateStore implements StateStore {
     private readonly instance: string,
     /** Records younger than this are left out of list(): another replica may be starting their pod. */
     private readonly settleMs: number,
+    log: FastifyBaseLogger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.#cache = new WatchCache(api, watchedSecrets(api), ownSelector(instance), log);
+  }
+
+  /** Stops watching the API server. */
+  close(): void {
+    this.#cache.close();
+  }
 
   agentEndpoint(_owner: SessionOwner, address: string | null): AgentEndpoint | null {
     return address ? { kind: 'tcp', host: address, port: this.config.agentPort } : null;
@@ -50,7 +62,7 @@ export class KubernetesStateStore implements StateStore {
     const annotation = owner.kind === 'pool' ? Annotation.poolRecord : Annotation.state;
     const body = sessionSecret(owner, this.instance, agentToken, { [annotation]: JSON.stringify(record) });
     try {
-      await this.api.core.createNamespacedSecret({ namespace: this.api.namespace, body });
+      this.#cache.put(await this.api.core.createNamespacedSecret({ namespace: this.api.namespace, body }));
     } catch (error) {
       if (kubeStatus(error) === 409) throw new AppError('SESSION_EXISTS', `a Secret named ${body.metadata!.name} already exists`);
       throw toKubeError(error, 'create the session Secret', 'SESSION_START_FAILED');
@@ -82,13 +94,14 @@ export class KubernetesStateStore implements StateStore {
   async remove(owner: SessionOwner): Promise<void> {
     const names = new Set([secretName(owner)]);
     // A session's record may be a claimed member's Secret: it goes with the session.
-    if (owner.kind === 'session') for (const s of await this.#list(`${Label.sessionId}=${owner.sessionId}`)) names.add(s.metadata!.name!);
+    if (owner.kind === 'session') for (const s of await this.#list(Label.sessionId, owner.sessionId)) names.add(s.metadata!.name!);
     for (const name of names) {
       try {
         await this.api.core.deleteNamespacedSecret({ name, namespace: this.api.namespace });
       } catch (error) {
         if (kubeStatus(error) !== 404) throw toKubeError(error, `remove Secret ${name}`);
       }
+      this.#cache.forget(name);
     }
   }
 
@@ -139,7 +152,7 @@ export class KubernetesStateStore implements StateStore {
   async #sessionSecret(sessionId: string): Promise<V1Secret | null> {
     const own = await this.#get(secretName({ kind: 'session', sessionId }));
     if (own) return own;
-    const [claimed] = await this.#list(`${Label.sessionId}=${sessionId}`);
+    const [claimed] = await this.#list(Label.sessionId, sessionId);
     return claimed ?? null;
   }
 
@@ -147,28 +160,36 @@ export class KubernetesStateStore implements StateStore {
     return owner.kind === 'session' ? this.#sessionSecret(owner.sessionId) : this.#get(secretName(owner));
   }
 
+  // A copy: callers change it to write it back, and the cache must keep what the API server holds.
   async #get(name: string): Promise<V1Secret | null> {
+    await this.#cache.sync();
+    const cached = this.#cache.get(name);
+    if (cached) return structuredClone(cached);
     try {
-      return await this.api.core.readNamespacedSecret({ name, namespace: this.api.namespace });
+      // Another replica may have made it a moment ago: the API server, not the cache, says it does not exist.
+      const secret = await this.api.core.readNamespacedSecret({ name, namespace: this.api.namespace });
+      if (secret.metadata?.labels?.[Label.instance] !== this.instance) return null;
+      this.#cache.put(secret);
+      return structuredClone(secret);
     } catch (error) {
       if (kubeStatus(error) === 404) return null;
       throw toKubeError(error, `read Secret ${name}`);
     }
   }
 
-  async #list(extraSelector?: string): Promise<V1Secret[]> {
-    const labelSelector = [ownSelector(this.instance), ...(extraSelector ? [extraSelector] : [])].join(',');
-    try {
-      return (await this.api.core.listNamespacedSecret({ namespace: this.api.namespace, labelSelector })).items;
-    } catch (error) {
-      throw toKubeError(error, 'list session Secrets');
-    }
+  // The cached Secrets that carry `label` (with `value`, when given).
+  async #list(label?: string, value?: string): Promise<V1Secret[]> {
+    await this.#cache.sync();
+    return this.#cache
+      .values()
+      .filter((s) => label === undefined || (value === undefined ? s.metadata?.labels?.[label] !== undefined : s.metadata?.labels?.[label] === value))
+      .map((s) => structuredClone(s));
   }
 
   async #replace(secret: V1Secret, annotations: Record<string, string>): Promise<void> {
     secret.metadata!.annotations = { ...secret.metadata!.annotations, ...annotations };
     try {
-      await this.api.core.replaceNamespacedSecret({ name: secret.metadata!.name!, namespace: this.api.namespace, body: secret });
+      this.#cache.put(await this.api.core.replaceNamespacedSecret({ name: secret.metadata!.name!, namespace: this.api.namespace, body: secret }));
     } catch (error) {
       if (kubeStatus(error) === 409) throw new AppError('SESSION_EXISTS', `Secret ${secret.metadata!.name} changed meanwhile`);
       throw toKubeError(error, `update Secret ${secret.metadata!.name}`);

@@ -51,6 +51,11 @@ describe('Kubernetes runtime through the controller app (fake API server)', () =
     const proxied = await app.inject({ url: '/sessions/k1/files?path=/workspace' });
     expect(proxied.statusCode, proxied.body).toBe(200);
     expect(proxied.json()).toMatchObject({ agent: (pod?.status as { podIP: string }).podIP, url: '/files?path=/workspace' });
+    // Look-ups read the watch-fed caches: requests to the session cost the API server nothing.
+    const asked = cluster.api.requests.length;
+    for (let i = 0; i < 3; i++) expect((await app.inject({ url: '/sessions/k1/files' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/sessions/k1' })).statusCode).toBe(200);
+    expect(cluster.api.requests.slice(asked)).toEqual([]);
 
     expect((await app.inject({ method: 'DELETE', url: '/sessions/k1' })).statusCode).toBe(200);
     expect(pods(cluster)).toEqual([]);
@@ -100,7 +105,8 @@ describe('Kubernetes runtime through the controller app (fake API server)', () =
     const app = await controller();
     await app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'gone' } });
     cluster.api.remove('pods', NAMESPACE, 'sess-gone');
-    expect((await app.inject({ url: '/sessions/gone' })).statusCode).toBe(404);
+    // The watch tells the controller; from then on the session is gone.
+    await until('the session to be gone', async () => (await app.inject({ url: '/sessions/gone' })).statusCode === 404);
     await until('its Secret to go', () => secrets(cluster).length === 0);
   });
 
@@ -157,9 +163,10 @@ describe('Kubernetes runtime through the controller app (fake API server)', () =
     expect((await a.inject({ url: '/sessions/shared/files' })).statusCode).toBe(200);
     const extended = await a.inject({ method: 'POST', url: '/sessions/shared/extend', payload: { ttl_seconds: 3000 } });
     expect(extended.statusCode, extended.body).toBe(200);
-    expect((await b.inject({ url: '/sessions/shared' })).json().expires_at).toBe(extended.json().expires_at);
+    // B hears of the extension through its watch on the Secrets.
+    await until('replica-b to see the extension', async () => (await b.inject({ url: '/sessions/shared' })).json().expires_at === extended.json().expires_at);
     expect((await a.inject({ method: 'DELETE', url: '/sessions/shared' })).statusCode).toBe(200);
-    expect((await b.inject({ url: '/sessions/shared' })).statusCode).toBe(404);
+    await until('replica-b to see the deletion', async () => (await b.inject({ url: '/sessions/shared' })).statusCode === 404);
 
     await a.close();
     apps.splice(apps.indexOf(a), 1);
