@@ -49,7 +49,11 @@ const ControllerEnv = z
     SESSION_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
     SESSION_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'not a valid Kubernetes namespace').max(63).default('runner-sessions'),
     AGENT_PORT: z.coerce.number().int().min(1).max(65_535).default(7070),
-    SESSION_SECCOMP_PROFILE: z.string().regex(/^[A-Za-z0-9._/-]+$/, 'a path below the kubelet\'s seccomp folder').default('runner/seccomp.json'),
+    SESSION_SECCOMP_PROFILE: z
+      .string()
+      .regex(/^[A-Za-z0-9_-][A-Za-z0-9._/-]*$/, 'a relative path below the kubelet\'s seccomp folder')
+      .refine((p) => !p.split('/').includes('..'), 'must stay below the kubelet\'s seccomp folder')
+      .default('runner/seccomp.json'),
     LEADER_LEASE_NAME: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'not a valid Kubernetes name').default('runner-controller'),
     LEADER_LEASE_SECONDS: positiveInt.default(15),
     // Set by Kubernetes to the pod's name: who holds the leader lease.
