@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { Lease } from 'kubernetes-models/coordination.k8s.io/v1';
@@ -7,6 +8,7 @@ import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v
 import { Namespace, Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { parseAgentConfig } from '../../../agent/config.js';
 import { parseControllerConfig } from '../../../controller/config.js';
 import { sessionPod, sessionSecret } from '../../../controller/runtime/kubernetes/session-pod.js';
 
@@ -102,6 +104,21 @@ describe('what the Kubernetes runtime sends', () => {
     const secret = sessionSecret(owner, config.instance, 't'.repeat(64), {});
     expect(() => new Secret(secret as never).validate()).not.toThrow();
     expect(pod.spec?.volumes).toContainEqual(expect.objectContaining({ secret: expect.objectContaining({ secretName: secret.metadata?.name }) }));
+  });
+
+  it('sets an environment the agent takes: its socket, TCP on the agent port, the token from the Secret\'s file', async () => {
+    const pod = sessionPod({ owner: { kind: 'session', sessionId: 'env' }, containerName: 'sess-env', createdAt }, config);
+    const env = Object.fromEntries((pod.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    const mount = pod.spec?.containers[0]?.volumeMounts?.find((m) => m.name === 'agent-token');
+    expect(env.AGENT_TOKEN_FILE?.startsWith(`${mount?.mountPath}/`)).toBe(true);
+    const dir = await mkdtemp(join(tmpdir(), 'pod-env-'));
+    try {
+      await writeFile(join(dir, 'token'), `${'k'.repeat(64)}\n`);
+      const agent = parseAgentConfig({ ...env, AGENT_TOKEN_FILE: join(dir, 'token') });
+      expect(agent).toMatchObject({ listen: { host: '0.0.0.0', port: config.kubernetes.agentPort }, socket: env.AGENT_SOCKET, token: 'k'.repeat(64), registryMirror: 'https://mirror.example' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('gives two container names that differ only where Kubernetes is strict two pods', () => {
