@@ -260,11 +260,13 @@ export class SessionManager {
     if (!member) return false;
     // Set before any await: from now on reconcile sees this pool id as the session's, never as a free member.
     record.poolId = member.poolId;
+    const minted = record.token;
     if (!this.deps.store.tokensTakeEffectAtOnce) record.token = member.token;
     const state = { ...stateOf(record, this.deps.config.instance), pool_id: member.poolId };
     const claimed = await this.#pool.claim(member, { state, token: record.token });
     if (!claimed) {
       record.poolId = undefined;
+      record.token = minted;
       return false;
     }
     record.address = member.address;
