@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../../shared/errors.js';
 import type { ControllerConfig } from '../../config.js';
-import { Label } from '../labels.js';
+import { Label, MANAGED_BY } from '../labels.js';
 import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from '../session-runtime.js';
 import { kubeStatus, toKubeError, type KubeApi } from './kube-api.js';
 import { podName } from './kube-names.js';
@@ -73,6 +73,8 @@ export class KubernetesSessionRuntime implements SessionRuntime {
     // Another replica may have made it a moment ago: the API server, not the cache, says it does not exist.
     const pod = await this.#read(podName(containerName));
     if (!pod || containerNameOf(pod) !== containerName) return null;
+    // Another controller's (or a hand-made) pod under that name: reported, never adopted into the cache.
+    if (!this.#ours(pod)) return toRuntimeSession(pod, false);
     this.#cache.put(pod);
     return toRuntimeSession(pod);
   }
@@ -91,7 +93,7 @@ export class KubernetesSessionRuntime implements SessionRuntime {
   async removeSession(owner: SessionOwner, containerName: string): Promise<void> {
     await this.#cache.sync();
     const pod = this.#find(containerName) ?? (await this.#read(podName(containerName)));
-    if (!pod || !sameOwner(ownerOf(pod.metadata?.labels), owner)) return;
+    if (!pod || !this.#ours(pod) || !sameOwner(ownerOf(pod.metadata?.labels), owner)) return;
     this.log.debug({ owner, pod: pod.metadata?.name }, 'removing session pod');
     await this.#delete(pod.metadata!.name!);
   }
@@ -133,6 +135,11 @@ export class KubernetesSessionRuntime implements SessionRuntime {
   /** Stops watching the API server. */
   close(): void {
     this.#cache.close();
+  }
+
+  #ours(pod: V1Pod): boolean {
+    const labels = pod.metadata?.labels;
+    return labels?.[Label.managedBy] === MANAGED_BY && labels[Label.instance] === this.config.instance;
   }
 
   // A claimed pool member is known by the name in its annotation, not its pod's name.
@@ -197,10 +204,11 @@ function sameOwner(a: SessionOwner | null, b: SessionOwner): boolean {
   return a.kind === 'pool' ? a.poolId === (b as { poolId: string }).poolId : a.sessionId === (b as { sessionId: string }).sessionId;
 }
 
-function toRuntimeSession(pod: V1Pod): RuntimeSession {
+// `ours` false: a pod under that name that this controller does not own (owner null, as on Docker).
+function toRuntimeSession(pod: V1Pod, ours = true): RuntimeSession {
   const annotations = pod.metadata?.annotations ?? {};
   return {
-    owner: ownerOf(pod.metadata?.labels),
+    owner: ours ? ownerOf(pod.metadata?.labels) : null,
     containerName: containerNameOf(pod),
     state: stateOf(pod),
     address: pod.status?.podIP || null,

@@ -90,6 +90,24 @@ describe('Kubernetes runtime through the controller app (fake API server)', () =
     expect(pods(cluster).map((p) => p.metadata.name)).toEqual(['sess-taken']);
   });
 
+  it('never removes another controller instance\'s pod, even one labelled with the same session id', async () => {
+    const app = await controller();
+    const made = await fetch(`${cluster.url}/api/v1/namespaces/${NAMESPACE}/pods`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${cluster.api.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'sess-theirs', labels: { [Label.managedBy]: 'runner-controller', [Label.instance]: 'other', [Label.sessionId]: 'theirs' } },
+        spec: { containers: [{ name: 'session', image: 'runner-session' }] },
+      }),
+    });
+    expect(made.status).toBe(201);
+    expect((await app.inject({ method: 'DELETE', url: '/sessions/theirs' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'theirs' } })).statusCode).toBe(409);
+    expect(pods(cluster).map((p) => p.metadata.name)).toEqual(['sess-theirs']);
+  });
+
   it('passes the API server\'s reason on when it refuses a pod as invalid (422)', async () => {
     const api = createKubeApi(NAMESPACE, kubeConfigFor(cluster.url, cluster.api.token));
     const error = await api.core
