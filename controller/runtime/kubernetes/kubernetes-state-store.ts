@@ -92,7 +92,9 @@ export class KubernetesStateStore implements StateStore {
   }
 
   async remove(owner: SessionOwner): Promise<void> {
-    const names = new Set([secretName(owner)]);
+    // Only this controller's: a Secret of that name may be another instance's in a shared namespace.
+    const names = new Set<string>();
+    if (await this.#get(secretName(owner))) names.add(secretName(owner));
     // A session's record may be a claimed member's Secret: it goes with the session.
     if (owner.kind === 'session') for (const s of await this.#list(Label.sessionId, owner.sessionId)) names.add(s.metadata!.name!);
     for (const name of names) {

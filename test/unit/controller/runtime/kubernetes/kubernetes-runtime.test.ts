@@ -103,9 +103,16 @@ describe('Kubernetes runtime through the controller app (fake API server)', () =
       }),
     });
     expect(made.status).toBe(201);
+    const secret = await fetch(`${cluster.url}/api/v1/namespaces/${NAMESPACE}/secrets`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${cluster.api.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'session-theirs-agent', labels: { [Label.instance]: 'other' } }, stringData: { token: 'theirs' } }),
+    });
+    expect(secret.status).toBe(201);
     expect((await app.inject({ method: 'DELETE', url: '/sessions/theirs' })).statusCode).toBe(200);
     expect((await app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'theirs' } })).statusCode).toBe(409);
     expect(pods(cluster).map((p) => p.metadata.name)).toEqual(['sess-theirs']);
+    expect(secrets(cluster).map((p) => p.metadata.name)).toEqual(['session-theirs-agent']);
   });
 
   it('passes the API server\'s reason on when it refuses a pod as invalid (422)', async () => {
