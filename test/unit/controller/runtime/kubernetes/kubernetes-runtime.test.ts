@@ -90,7 +90,7 @@ describe('Kubernetes runtime through the controller app (fake API server)', () =
     expect(pods(cluster).map((p) => p.metadata.name)).toEqual(['sess-taken']);
   });
 
-  it('never removes another controller instance\'s pod, even one labelled with the same session id', async () => {
+  it('never removes another controller instance\'s pod or Secret, even under the names it would use', async () => {
     const app = await controller();
     const made = await fetch(`${cluster.url}/api/v1/namespaces/${NAMESPACE}/pods`, {
       method: 'POST',
