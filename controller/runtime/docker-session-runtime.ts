@@ -48,6 +48,7 @@ export class DockerSessionRuntime implements SessionRuntime {
 
   async createSession(spec: SessionSpec): Promise<RuntimeSession> {
     const { config } = this;
+    if (!spec.agentDir) throw new AppError('SESSION_START_FAILED', 'a Docker session needs a host folder for its agent');
     await this.#ensureNetwork();
     const remappedRoot = await this.#remappedRoot();
     if (remappedRoot) await this.handOverAgentDir(spec.agentDir);
