@@ -52,6 +52,7 @@ export const ERROR_STATUS = {
   DOCKER_UNAVAILABLE: 503,
   SESSION_NOT_READY: 503,
   SESSION_START_FAILED: 503,
+  RUNTIME_FEATURE_MISSING: 503,
   NO_SPACE: 507,
   AGENT_TIMEOUT: 504,
 } as const satisfies Record<string, number>;

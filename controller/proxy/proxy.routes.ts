@@ -5,7 +5,7 @@ import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-z
 import { z } from 'zod';
 import { AppError } from '../../shared/errors.js';
 import { AgentRoute, ControllerRoute, sessionPath } from '../../shared/routes.js';
-import type { AgentTarget, ResolveAgent } from './agent-target.js';
+import { agentWebSocketUrl, hostPort, type AgentTarget, type ResolveAgent } from './agent-target.js';
 import { upstreamHeaders } from './headers.js';
 import { forwardHttp } from './http-proxy.js';
 import { Upstreams } from './upstreams.js';
@@ -85,8 +85,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
 
   const agentName = (id: string) => `the agent of session ${id}`;
   const portName = (id: string, port: number) => `port ${port} of session ${id}`;
-  const portOrigin = (target: AgentTarget, port: number) =>
-    target.address.includes(':') ? `[${target.address}]:${port}` : `${target.address}:${port}`;
+  const portOrigin = (target: AgentTarget, port: number) => hostPort(target.address, port);
 
   const forwardToAgent = async (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
     const { id } = request.params;
@@ -95,7 +94,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
     const headers = upstreamHeaders(request.headers);
     headers.authorization = `Bearer ${target.token}`;
     return forwardHttp(request, reply, {
-      dispatcher: upstreams.agent(target.socketPath),
+      dispatcher: upstreams.agent(target.endpoint),
       path,
       headers,
       headersTimeoutMs: request.method === 'POST' && isLongAgentRoute(path) ? longTimeoutMs : timeoutMs,
@@ -145,7 +144,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
     if (!request.ws) return;
     const target = await resolveAgent(request.params.id);
     await connectBeforeUpgrade(request, {
-      url: `ws+unix://${target.socketPath}:${agentPath(request.url)}`,
+      url: agentWebSocketUrl(target.endpoint, agentPath(request.url)),
       headers: { authorization: `Bearer ${target.token}` },
       handshakeTimeoutMs: timeoutMs,
     });

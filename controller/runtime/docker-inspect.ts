@@ -12,6 +12,7 @@ export const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 
 /** The parts of `docker network inspect` the runtime reads. */
 export interface NetworkInfo {
+  Id?: string;
   Options?: Record<string, string>;
   IPAM?: { Config?: { Subnet?: string }[] };
 }

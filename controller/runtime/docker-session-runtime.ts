@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import type { FastifyBaseLogger } from 'fastify';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../shared/errors.js';
@@ -12,6 +13,8 @@ import type { ControllerConfig } from '../config.js';
 import { ICC_OPTION, isolatesContainers, ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
 import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
 import { watchContainerStarts } from './container-starts.js';
+import { HostGuard } from './host-guard.js';
+import { SessionDisks } from './session-disks.js';
 import { checkRemappedHost, findRemappedRoot, handOverAgentDir, handOverCgroups, type EngineInfo, type RemappedRoot } from './userns.js';
 
 const PING_TIMEOUT_MS = 2_000;
@@ -20,6 +23,8 @@ const VOLUME_REMOVE_ATTEMPTS = 20;
 const SESSION_HOSTNAME = 'session';
 
 type VolumeRole = 'workspace' | 'docker';
+// How a session's filesystem appears among its volumes (a Docker volume name never holds a colon).
+const DISK_VOLUME_PREFIX = 'disk:';
 
 /** Sessions as Docker containers on the host engine, one bridge network for all, two volumes each. */
 export class DockerSessionRuntime implements SessionRuntime {
@@ -27,6 +32,9 @@ export class DockerSessionRuntime implements SessionRuntime {
     private readonly docker: Docker,
     private readonly config: ControllerConfig,
     private readonly log: FastifyBaseLogger,
+    private readonly hostGuard: HostGuard | null = config.hostGuard ? new HostGuard() : null,
+    // One folder per instance: a controller's reaper must never see another's disks.
+    private readonly disks: SessionDisks | null = config.diskLimitBytes > 0 ? new SessionDisks(join(config.diskDir, config.instance), config.diskLimitBytes) : null,
   ) {}
 
   async ping(): Promise<boolean> {
@@ -40,11 +48,11 @@ export class DockerSessionRuntime implements SessionRuntime {
 
   async createSession(spec: SessionSpec): Promise<RuntimeSession> {
     const { config } = this;
+    if (!spec.agentDir) throw new AppError('SESSION_START_FAILED', 'a Docker session needs a host folder for its agent');
     await this.#ensureNetwork();
     const remappedRoot = await this.#remappedRoot();
     if (remappedRoot) await this.handOverAgentDir(spec.agentDir);
-    const workspace = await this.#createVolume(spec, 'workspace');
-    const dockerData = await this.#createVolume(spec, 'docker');
+    const storage = await this.#createStorage(spec, remappedRoot);
     const options: Docker.ContainerCreateOptions = {
       name: spec.containerName,
       Hostname: SESSION_HOSTNAME,
@@ -71,8 +79,8 @@ export class DockerSessionRuntime implements SessionRuntime {
         RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
         NetworkMode: config.network,
         Mounts: [
-          { Type: 'volume', Source: workspace, Target: SESSION_PATHS.workspace },
-          { Type: 'volume', Source: dockerData, Target: SESSION_PATHS.dockerData },
+          { Type: storage.type, Source: storage.workspace, Target: SESSION_PATHS.workspace },
+          { Type: storage.type, Source: storage.dockerData, Target: SESSION_PATHS.dockerData },
           { Type: 'bind', Source: spec.agentDir, Target: SESSION_PATHS.agentDir },
         ],
         // The session's own output (agent and dockerd logs) must not fill the host's disk.
@@ -114,6 +122,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     // the engine remaps (so that it watches the sessions it finds).
     await this.#learnSubnets();
     await this.#remappedRoot().catch(() => null);
+    await this.#recheckHostGuard();
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
       // One labelled as ours but by no session or pool id was not made by a controller: nothing to act on.
@@ -127,6 +136,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     await this.#learnSubnets();
     const container = this.docker.getContainer(containerName);
     try {
+      await this.#mountDisk(container);
       await container.start();
     } catch (error) {
       if (statusOf(error) === 304) return; // already running
@@ -194,6 +204,36 @@ export class DockerSessionRuntime implements SessionRuntime {
     const [key, id] = ownerLabel(owner);
     const volumes = await this.#listVolumes([`${key}=${id}`]);
     for (const volume of volumes) await this.removeVolume(volume.name);
+    await this.#removeDisk(diskKey(owner));
+  }
+
+  // A session's two folders: on its own filesystem of SESSION_DISK_LIMIT, or two Docker volumes without a limit.
+  async #createStorage(spec: SessionSpec, remappedRoot: RemappedRoot | null): Promise<{ type: 'bind' | 'volume'; workspace: string; dockerData: string }> {
+    if (!this.disks) {
+      return { type: 'volume', workspace: await this.#createVolume(spec, 'workspace'), dockerData: await this.#createVolume(spec, 'docker') };
+    }
+    try {
+      return { type: 'bind', ...(await this.disks.create(diskKey(spec.owner), remappedRoot?.uid ?? 0)) };
+    } catch (error) {
+      throw new AppError('SESSION_START_FAILED', `could not make the session's filesystem in ${this.config.diskDir}: ${daemonMessage(error)}`, undefined, { cause: error });
+    }
+  }
+
+  // A stopped session's filesystem is mounted again first (a host reboot unmounts it): never a start without it.
+  async #mountDisk(container: Docker.Container): Promise<void> {
+    if (!this.disks) return;
+    const owner = ownerOf((await container.inspect()).Config.Labels);
+    if (!owner || !(await this.disks.has(diskKey(owner)))) return;
+    await this.disks.ensureMounted(diskKey(owner));
+  }
+
+  async #removeDisk(key: string): Promise<void> {
+    if (!this.disks) return;
+    try {
+      await this.disks.remove(key);
+    } catch (error) {
+      throw new AppError('DOCKER_ERROR', `could not remove the session's filesystem ${key}: ${daemonMessage(error)}`, undefined, { cause: error });
+    }
   }
 
   async renameSession(containerName: string, newName: string): Promise<void> {
@@ -206,10 +246,16 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   async listVolumes(): Promise<RuntimeVolume[]> {
-    return this.#listVolumes([]);
+    const disks = (await this.disks?.list()) ?? [];
+    const diskVolumes = disks.flatMap((key) => {
+      const owner = ownerOfDiskKey(key);
+      return owner ? [{ name: DISK_VOLUME_PREFIX + key, owner }] : [];
+    });
+    return [...(await this.#listVolumes([])), ...diskVolumes];
   }
 
   async removeVolume(name: string): Promise<void> {
+    if (name.startsWith(DISK_VOLUME_PREFIX)) return this.#removeDisk(name.slice(DISK_VOLUME_PREFIX.length));
     for (let attempt = 1; ; attempt++) {
       try {
         await this.docker.getVolume(name).remove();
@@ -314,6 +360,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       if (!isolatesContainers(info)) {
         throw new AppError('DOCKER_ERROR', `network ${network} lets containers reach each other (${ICC_OPTION} is not false): remove it or choose another SESSION_NETWORK`);
       }
+      await this.#guardHost(info);
       this.#publishSubnets(info);
       return;
     } catch (error) {
@@ -333,11 +380,35 @@ export class DockerSessionRuntime implements SessionRuntime {
       // Another create made it in between: fine, it has the same options.
       if (statusOf(error) !== 409) throw toRuntimeError(error, `create network ${network}`);
     }
-    // Its subnets are known (and refused by the controller's port) before a session starts on it.
+    // Its subnets are known (and refused by the controller's port and the host guard) before a session starts on it.
+    let info: NetworkInfo;
     try {
-      this.#publishSubnets((await this.docker.getNetwork(network).inspect()) as NetworkInfo);
+      info = (await this.docker.getNetwork(network).inspect()) as NetworkInfo;
     } catch (error) {
       throw toRuntimeError(error, `inspect network ${network}`);
+    }
+    await this.#guardHost(info);
+    this.#publishSubnets(info);
+  }
+
+  // Keeps sessions off the host's own services; a session never starts on a network without the rules.
+  async #guardHost(info: NetworkInfo): Promise<void> {
+    if (!this.hostGuard) return;
+    const bridge = bridgeOf(info);
+    try {
+      await this.hostGuard.protect(bridge);
+    } catch (error) {
+      throw new AppError('SESSION_START_FAILED', `could not install the host guard (iptables) for bridge ${bridge}: ${daemonMessage(error)}; run the controller as root with iptables, or set SESSION_HOST_GUARD=false`, undefined, { cause: error });
+    }
+  }
+
+  // Every reconcile: rules lost to a flush or a host reboot come back while sessions run.
+  async #recheckHostGuard(): Promise<void> {
+    if (!this.hostGuard) return;
+    try {
+      await this.#guardHost((await this.docker.getNetwork(this.config.network).inspect()) as NetworkInfo);
+    } catch (error) {
+      if (statusOf(error) !== 404) this.log.error({ err: error }, 'could not re-check the host guard of the sessions network');
     }
   }
 
@@ -356,6 +427,22 @@ export class DockerSessionRuntime implements SessionRuntime {
     const found = ownerOf(labels);
     return found?.kind === owner.kind && ownerLabel(found)[1] === ownerLabel(owner)[1];
   }
+}
+
+// Docker names a bridge network's interface br-<first 12 of its id> unless an option names it.
+function bridgeOf(info: NetworkInfo): string {
+  return info.Options?.['com.docker.network.bridge.name'] ?? `br-${(info.Id ?? '').slice(0, 12)}`;
+}
+
+// A session's filesystem is its owner's: a pool member's keeps its pool id once claimed, as its volumes do.
+function diskKey(owner: SessionOwner): string {
+  return owner.kind === 'pool' ? `pool-${owner.poolId}` : `session-${owner.sessionId}`;
+}
+
+function ownerOfDiskKey(key: string): SessionOwner | null {
+  const match = /^(pool|session)-(.+)$/.exec(key);
+  if (!match) return null;
+  return match[1] === 'pool' ? { kind: 'pool', poolId: match[2]! } : { kind: 'session', sessionId: match[2]! };
 }
 
 function toRuntimeError(error: unknown, action: string, code: 'DOCKER_ERROR' | 'SESSION_START_FAILED' = 'DOCKER_ERROR'): AppError {

@@ -8,8 +8,8 @@ export type SessionOwner = { kind: 'session'; sessionId: string } | { kind: 'poo
 export interface SessionSpec {
   owner: SessionOwner;
   containerName: string;
-  /** Host folder mounted into the session: holds the agent's token file; the agent creates its socket there. */
-  agentDir: string;
+  /** Host folder mounted into the session (Docker): holds the agent's token file; the agent creates its socket there. */
+  agentDir?: string;
   createdAt: Date;
   /** None for a pool member: its time starts when a session claims it (and lives in the state file). */
   expiresAt?: Date;
@@ -31,7 +31,7 @@ export interface RuntimeSession {
 /** A container a listing found: it always has an owner. */
 export type OwnedRuntimeSession = RuntimeSession & { owner: SessionOwner };
 
-/** A volume the runtime made for a session. */
+/** A volume the runtime made for a session (or its own filesystem, `disk:<key>`: removeVolume takes either). */
 export interface RuntimeVolume {
   name: string;
   owner: SessionOwner;
@@ -43,6 +43,8 @@ export interface RuntimeVolume {
  * SESSION_EXISTS, SESSION_START_FAILED), never a raw engine error.
  */
 export interface SessionRuntime {
+  /** Several controllers share these sessions (replicas in a cluster): a look-up asks the runtime, not memory alone. */
+  readonly shared?: boolean;
   /** True when the engine answers. */
   ping(): Promise<boolean>;
   /** Creates the session's volumes and container on the sessions network and starts it. */
@@ -75,4 +77,6 @@ export interface SessionRuntime {
    * runtime whose sessions cannot reach the controller's host leaves it out.
    */
   watchSessionSubnets?(listener: (subnets: string[]) => void): Promise<void>;
+  /** Lets go of what the runtime holds open (a watch); sessions keep running. */
+  close?(): void;
 }

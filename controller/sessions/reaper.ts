@@ -1,11 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { SessionOwner, SessionRuntime } from '../runtime/session-runtime.js';
 import { isolate } from './isolate.js';
-import type { SessionStore } from './session-store.js';
+import type { StateStore } from './state-store.js';
 
 export interface ReaperDeps {
   runtime: SessionRuntime;
-  store: SessionStore;
+  store: StateStore;
   log: FastifyBaseLogger;
 }
 

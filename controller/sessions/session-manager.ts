@@ -6,20 +6,23 @@ import type { ControllerMetrics, PoolCounts, StartCounts } from '../metrics.js';
 import type { AgentTarget } from '../proxy/agent-target.js';
 import type { RuntimeSession, SessionOwner, SessionRuntime } from '../runtime/session-runtime.js';
 import type { ProbeAgent } from './agent-probe.js';
+import type { Leadership } from './leadership.js';
 import { Reaper } from './reaper.js';
 import { Reconciler } from './reconciler.js';
 import { SessionLauncher } from './session-launcher.js';
-import type { SessionStore } from './session-store.js';
+import type { StateStore } from './state-store.js';
 import { containerOwner, SessionTable, stateOf, type SessionRecord } from './session-table.js';
 import { WarmPool } from './warm-pool.js';
 
 export interface SessionManagerDeps {
   config: ControllerConfig;
   runtime: SessionRuntime;
-  store: SessionStore;
+  store: StateStore;
   probeAgent: ProbeAgent;
   metrics: ControllerMetrics;
   log: FastifyBaseLogger;
+  /** Whether this controller runs the warm pool and removes what nobody owns (one replica at a time). */
+  leadership: Leadership;
   /** The clock, replaceable in tests. */
   now?: () => number;
   /** Told when a session is being removed (deleted, expired, reconciled away): what was opened for it must close. */
@@ -43,7 +46,14 @@ export class SessionManager {
     this.#table = new SessionTable(this.#now);
     this.#launcher = new SessionLauncher(deps);
     this.#reaper = new Reaper(deps);
-    this.#pool = new WarmPool({ ...deps, launcher: this.#launcher, reaper: this.#reaper, now: this.#now, activeSessions: () => this.count() });
+    this.#pool = new WarmPool({
+      ...deps,
+      launcher: this.#launcher,
+      reaper: this.#reaper,
+      now: this.#now,
+      activeSessions: () => this.count(),
+      isLeader: () => deps.leadership.isLeader(),
+    });
     this.#reconciler = new Reconciler({
       ...deps,
       table: this.#table,
@@ -52,6 +62,7 @@ export class SessionManager {
       launcher: this.#launcher,
       expire: (sessionId) => this.#expire(sessionId),
       remove: (sessionId, container) => this.#remove(sessionId, container),
+      isLeader: () => deps.leadership.isLeader(),
     });
   }
 
@@ -125,6 +136,7 @@ export class SessionManager {
 
   async get(sessionId: string): Promise<SessionInfo> {
     await this.#reconciler.ensureReconciled();
+    await this.#refresh(sessionId);
     const record = this.#live(sessionId);
     if (!record.ready) return this.#info(record, 'creating');
     const container = await this.deps.runtime.inspectSession(record.containerName);
@@ -154,6 +166,7 @@ export class SessionManager {
   async extend(sessionId: string, ttlSeconds: number): Promise<SessionInfo> {
     const ttl = this.#boundTtl(ttlSeconds);
     await this.#reconciler.ensureReconciled();
+    await this.#refresh(sessionId);
     await this.#table.withLock(sessionId, async () => {
       const record = this.#live(sessionId);
       if (!record.ready) throw new AppError('SESSION_NOT_READY', `session ${sessionId} is still being created`);
@@ -184,13 +197,17 @@ export class SessionManager {
   async resolveAgent(sessionId: string): Promise<AgentTarget> {
     if (!SessionId.safeParse(sessionId).success) throw notFound(sessionId);
     await this.#reconciler.ensureReconciled();
+    await this.#refresh(sessionId);
     const record = this.#live(sessionId);
     if (!record.ready) throw new AppError('SESSION_NOT_READY', `session ${sessionId} is still being created`);
-    return { socketPath: this.deps.store.agentSocketPath({ kind: 'session', sessionId }), token: record.token, address: record.address ?? '' };
+    const endpoint = this.deps.store.agentEndpoint({ kind: 'session', sessionId }, record.address);
+    if (!endpoint) throw new AppError('SESSION_NOT_READY', `session ${sessionId} has no address yet`);
+    return { endpoint, token: record.token, address: record.address ?? '' };
   }
 
-  /** The periodic sweep (see Reconciler.sweep). */
+  /** The periodic sweep (see Reconciler.sweep); among replicas, the leader's job alone. */
   async sweep(): Promise<void> {
+    if (!this.deps.leadership.isLeader()) return;
     await this.#reconciler.sweep();
   }
 
@@ -245,10 +262,13 @@ export class SessionManager {
     if (!member) return false;
     // Set before any await: from now on reconcile sees this pool id as the session's, never as a free member.
     record.poolId = member.poolId;
+    const minted = record.token;
+    if (!this.deps.store.tokensTakeEffectAtOnce) record.token = member.token;
     const state = { ...stateOf(record, this.deps.config.instance), pool_id: member.poolId };
     const claimed = await this.#pool.claim(member, { state, token: record.token });
     if (!claimed) {
       record.poolId = undefined;
+      record.token = minted;
       return false;
     }
     record.address = member.address;
@@ -280,6 +300,24 @@ export class SessionManager {
   async #ownerOnDisk(sessionId: string): Promise<SessionOwner> {
     const poolId = (await this.deps.store.read(sessionId))?.pool_id;
     return poolId ? { kind: 'pool', poolId } : { kind: 'session', sessionId };
+  }
+
+  // With replicas, another one may have created, extended or deleted the session: the store says which.
+  async #refresh(sessionId: string): Promise<void> {
+    if (!this.deps.runtime.shared || this.#table.isBusy(sessionId)) return;
+    const record = this.#table.get(sessionId);
+    if (record && !record.ready) return;
+    const state = await this.deps.store.read(sessionId);
+    if (!state) {
+      this.#table.delete(sessionId);
+      return;
+    }
+    if (record) {
+      record.expiresAt = new Date(state.expires_at);
+      return;
+    }
+    const container = await this.deps.runtime.inspectSession(state.container_name);
+    if (container?.owner && container.state === 'running') await this.#reconciler.adopt(sessionId, { ...container, owner: container.owner });
   }
 
   // A session that exists for clients: known, and not past its time (an expired one is removed in the background).

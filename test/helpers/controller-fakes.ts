@@ -108,8 +108,8 @@ export class FakeAgents {
   /** Runs before each answer: a test moves its clock here to make a start slow. */
   beforeAnswer: () => void = () => {};
   readonly probed = new Set<string>();
-  readonly probe: ProbeAgent = async (socketPath) => {
-    this.probed.add(socketPath);
+  readonly probe: ProbeAgent = async (endpoint) => {
+    this.probed.add(endpoint.kind === 'unix' ? endpoint.socketPath : `${endpoint.host}:${endpoint.port}`);
     this.beforeAnswer();
     return this.ready ? HEALTHY : this.notReadyHealth;
   };
