@@ -87,7 +87,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { runtime, sessions });
   await app.register(metricsRoutes, { metrics });
-  await app.register(sessionsRoutes, { sessions });
+  await app.register(sessionsRoutes, { sessions, templatesDir: config.templatesDir });
   // After the session routes: the proxy takes everything else below /sessions/{id}/.
   await app.register(proxyRoutes, {
     resolveAgent: (sessionId) => sessions.resolveAgent(sessionId),

@@ -46,6 +46,10 @@ const ControllerEnv = z
     RUNNER_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, _ . -').default('default'),
     SESSION_REGISTRY_MIRROR: z.url().optional(),
     DOCKER_HOST: z.string().min(1).optional(),
+    TEMPLATES_DIR: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+    KEPT_WORKSPACE_TTL_SECONDS: positiveInt.default(24 * 3600),
+    CONTAINRLAB_COMPAT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    LABS_ROOT: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .refine((e) => e.SESSION_TTL_SECONDS <= e.MAX_TTL_SECONDS, {
@@ -91,6 +95,14 @@ export interface ControllerConfig {
   instance: string;
   registryMirror?: string;
   dockerHost?: string;
+  /** Host folder whose sub-folders seed new workspaces (`"workspace": {"template": name}`); none: no templates. */
+  templatesDir?: string;
+  /** How long `DELETE /sessions/{id}?keep_workspace=true` keeps the workspace for a session of that id. */
+  keptWorkspaceTtlSeconds: number;
+  /** Serve ContainrLab's flat API at the root (controller/containrlab/). */
+  containrlabCompat: boolean;
+  /** Where ContainrLab's `/start` finds `<lab_slug>/starter`; TEMPLATES_DIR by default. */
+  labsRoot?: string;
   logLevel: string;
 }
 
@@ -117,6 +129,10 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     instance: e.RUNNER_INSTANCE,
     registryMirror: e.SESSION_REGISTRY_MIRROR,
     dockerHost: e.DOCKER_HOST,
+    templatesDir: e.TEMPLATES_DIR,
+    keptWorkspaceTtlSeconds: e.KEPT_WORKSPACE_TTL_SECONDS,
+    containrlabCompat: e.CONTAINRLAB_COMPAT,
+    labsRoot: e.LABS_ROOT ?? e.TEMPLATES_DIR,
     logLevel: e.LOG_LEVEL,
   };
 }
