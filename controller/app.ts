@@ -15,6 +15,7 @@ import { startExpiry } from './sessions/expiry.js';
 import { SessionManager } from './sessions/session-manager.js';
 import { SessionStore } from './sessions/session-store.js';
 import { sessionsRoutes } from './sessions/sessions.routes.js';
+import { containrlabRoutes } from './containrlab/containrlab.routes.js';
 
 export interface AppDeps {
   config: ControllerConfig;
@@ -88,6 +89,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { runtime, sessions });
   await app.register(metricsRoutes, { metrics });
   await app.register(sessionsRoutes, { sessions, templatesDir: config.templatesDir });
+  if (config.containrlabCompat) await app.register(containrlabRoutes, { sessions, config });
   // After the session routes: the proxy takes everything else below /sessions/{id}/.
   await app.register(proxyRoutes, {
     resolveAgent: (sessionId) => sessions.resolveAgent(sessionId),
