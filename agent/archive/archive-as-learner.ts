@@ -2,42 +2,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AppError } from '../../shared/errors.js';
+import type { LearnerIds } from '../as-learner/learner-tar.js';
 import { learnerSpawn } from '../limits/learner-cgroup.js';
 import { REFUSED_EXIT_CODE, type ArchiveRequest } from './archive-worker.js';
 
 const STDERR_KEPT_BYTES = 4096;
 const PATH = '/usr/local/bin:/usr/bin:/bin';
 
-/** Whose rights the worker runs with. */
-export interface LearnerIds {
-  uid: number;
-  gid: number;
-  /** The learner cgroup's cgroup.procs files: the work counts against the learner's pids and CPU. */
-  cgroupProcs?: readonly string[];
-}
-
-/** Packs `dir` as a .tar.gz stream, read as the learner; the stream fails (never ends cleanly) if the worker does. */
-export function packAsLearner(learner: LearnerIds, dir: string): Readable {
-  const { child, stderr } = startWorker(learner, { op: 'pack', dir });
-  child.stdin!.end();
-  const out = new PassThrough();
-  child.stdout!.pipe(out, { end: false });
-  child.once('error', (error) => out.destroy(error));
-  child.once('close', (code, signal) => {
-    if (code === 0) out.end();
-    else out.destroy(new Error(stderr().trim() || `the archive worker ended with ${signal ?? `code ${code}`}`));
-  });
-  // The reader went away: the worker has nothing left to do.
-  out.once('close', () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return out;
-}
-
-/** Extracts a .tar or .tar.gz stream into `dir` as the learner; a refused archive is an AppError with the worker's code. */
+/**
+ * Extracts a .tar or .tar.gz stream into `dir` in a worker running as the learner (its own, beside the packer of
+ * agent/as-learner/, because its stdin carries the archive); a refused archive is an AppError with the worker's code.
+ */
 export function extractAsLearner(
   learner: LearnerIds,
   dir: string,

@@ -1,28 +1,25 @@
-import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
-import { pack } from 'tar-fs';
 import { ArchiveRefusal, extractTar } from './tar-jail.js';
 
 /*
- * Runs as the learner (archive-as-learner.ts starts it), so the kernel checks every file it reads or writes against
- * the learner's own rights, whatever the learner swaps for a symbolic link meanwhile. The request is argv[2] (JSON);
- * `pack` writes a .tar.gz to stdout, `extract` reads a .tar or .tar.gz on stdin and prints its summary. A refusal is
- * one JSON line `{code, message}` on stderr with exit code 2; any other failure its message with exit code 1.
+ * Runs as the learner (archive-as-learner.ts starts it), so the kernel checks every file it writes against the
+ * learner's own rights, whatever the learner swaps for a symbolic link meanwhile. The request is argv[2] (JSON); it
+ * reads a .tar or .tar.gz on stdin and prints its summary. A refusal is one JSON line `{code, message}` on stderr
+ * with exit code 2; any other failure its message with exit code 1.
  */
 
 /** What the agent asks of the worker. */
-export type ArchiveRequest = { op: 'pack'; dir: string } | { op: 'extract'; dir: string; maxBytes: number; maxEntries: number };
+export interface ArchiveRequest {
+  op: 'extract';
+  dir: string;
+  maxBytes: number;
+  maxEntries: number;
+}
 
 /** Exit code of a refused archive. */
 export const REFUSED_EXIT_CODE = 2;
 
 async function main(): Promise<void> {
   const request = JSON.parse(process.argv[2] ?? '{}') as ArchiveRequest;
-  if (request.op === 'pack') {
-    // Symbolic links go in as links, never followed; sockets, FIFOs and devices are skipped.
-    await pipeline(pack(request.dir, { dereference: false, strict: false }), createGzip(), process.stdout);
-    return;
-  }
   if (request.op === 'extract') {
     const summary = await extractTar(process.stdin, request.dir, { maxBytes: request.maxBytes, maxEntries: request.maxEntries });
     process.stdout.write(`${JSON.stringify(summary)}\n`);

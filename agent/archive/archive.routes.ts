@@ -1,5 +1,6 @@
 import { mkdir, realpath } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { AppError } from '../../shared/errors.js';
@@ -7,8 +8,9 @@ import { AgentRoute } from '../../shared/routes.js';
 import { ArchiveExtractResult, ArchiveQuery } from '../../shared/schemas/archive.js';
 import type { RouteDeps } from '../app.js';
 import { resolveWorkspacePath } from '../files/workspace-path.js';
-import { extractAsLearner, packAsLearner } from './archive-as-learner.js';
-import { runAsLearner } from './run-as-learner.js';
+import { packAsLearner } from '../as-learner/learner-tar.js';
+import { runAsLearner } from '../as-learner/run-as-learner.js';
+import { extractAsLearner } from './archive-as-learner.js';
 
 /** The workspace in and out as archives; every byte is read and written by a worker running as the learner. */
 export const archiveRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { config }) => {
@@ -20,13 +22,14 @@ export const archiveRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { co
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
 
+  // A packer that fails midway breaks the response off: a cut .tar.gz is never taken for a whole one.
   app.get(AgentRoute.archive, { schema: { querystring: ArchiveQuery } }, async (request, reply) => {
     const folder = await resolveWorkspacePath(workspace, request.query.path);
     const name = folder.relative ? folder.relative.split('/').pop()! : 'workspace';
     return reply
       .type('application/gzip')
       .header('content-disposition', `attachment; filename="${name.replace(/[^\w.-]/g, '_')}.tar.gz"`)
-      .send(packAsLearner(learner, folder.real));
+      .send(pipeline(packAsLearner(learner, { dir: folder.real }), createGzip(), () => {}));
   });
 
   app.put(AgentRoute.archive, { schema: { querystring: ArchiveQuery, response: { 200: ArchiveExtractResult } } }, async (request) => {

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { AppError } from '../../shared/errors.js';
 import { AgentRoute, ControllerRoute, sessionPath } from '../../shared/routes.js';
 import type { AgentTarget, ResolveAgent } from './agent-target.js';
 import { upstreamHeaders } from './headers.js';
@@ -53,6 +54,11 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
   app.setValidatorCompiler(validatorCompiler);
+
+  // A request target has no fragment (RFC 9110); passed on, it would be no path an upstream can be asked for.
+  app.addHook('onRequest', async (request) => {
+    if (request.url.includes('#')) throw new AppError('INVALID_PATH', 'a request path cannot contain a fragment (#)');
+  });
 
   if (observe) {
     app.addHook('onResponse', async (request, reply) => {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { learnerSpawn } from '../limits/learner-cgroup.js';
-import type { LearnerIds } from './archive-as-learner.js';
+import type { LearnerIds } from './learner-tar.js';
 
 const PATH = '/usr/local/bin:/usr/bin:/bin';
 const TIMEOUT_MS = 60_000;
