@@ -117,8 +117,14 @@ export class SessionManager {
       await this.#table.withLock(id, async () => {
         const kept = await this.#keptWorkspace(id);
         await this.#startSession(record, kept?.volume);
-        if (kept) await this.deps.runtime.removeVolume(kept.volume);
-        else if (templateDir) await this.#seed(record, templateDir);
+        try {
+          if (kept) await this.deps.runtime.removeVolume(kept.volume);
+          else if (templateDir) await this.#seed(record, templateDir);
+        } catch (error) {
+          // A session whose workspace could not be made is not half given: it goes with everything it made.
+          await this.#remove(id).catch((err: unknown) => this.deps.log.error({ err, sessionId: id }, 'could not clean up a failed session'));
+          throw error;
+        }
       });
     } catch (error) {
       this.#table.delete(id);

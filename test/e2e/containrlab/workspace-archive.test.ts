@@ -89,7 +89,7 @@ describe.sequential('workspaces in and out: templates, kept workspaces, archives
     expect(res).toEqual({ status: 200, body: { path: '/workspace/up', entries: 2, bytes: expect.any(Number) } });
     const plain = await putArchive('tmpl', 'up2', await buildTar([{ name: 'd.txt', body: 'plain' }]));
     expect(plain.status).toBe(200);
-    expect((await sh('tmpl', 'cat up/a/c up2/d.txt; stat -c %u up/a/b.txt')).logs).toEqual(['helloplain', '1000']);
+    expect((await sh('tmpl', 'cat up/a/c; echo; cat up2/d.txt; echo; stat -c %u up/a/b.txt')).logs).toEqual(['hello', 'plain', '1000']);
   });
 
   for (const [attack, entries] of Object.entries(hostileArchives('outside'))) {
@@ -129,12 +129,14 @@ describe.sequential('workspaces in and out: templates, kept workspaces, archives
   });
 
   it('removes an expired kept workspace in the sweep', async () => {
-    await controller.restart({ KEPT_WORKSPACE_TTL_SECONDS: '1', CLEANUP_INTERVAL_SECONDS: '1' });
+    await controller.restart({ KEPT_WORKSPACE_TTL_SECONDS: '1' });
     await sh('tmpl', 'echo gone-soon >/workspace/notes.txt');
     const deleted = await controller.request('DELETE', '/sessions/tmpl?keep_workspace=true');
     expect(deleted.body.workspace_kept_until).toEqual(expect.any(String));
     const kept = async () => (await controller.leftovers()).volumes.filter((v) => v.includes('kept.'));
     expect(await kept()).toHaveLength(1);
+    // Expired by now; the next sweep (every second from here on) removes it.
+    await controller.restart({ KEPT_WORKSPACE_TTL_SECONDS: '1', CLEANUP_INTERVAL_SECONDS: '1' });
     for (let i = 0; i < 100 && (await kept()).length > 0; i++) await new Promise((r) => setTimeout(r, 200));
     expect(await kept()).toEqual([]);
     expect((await controller.request('POST', '/sessions', { session_id: 'tmpl' })).status).toBe(201);
