@@ -55,6 +55,7 @@ export function hostileArchives(outside: string): Record<string, TestEntry[]> {
     'an absolute name': [{ name: `/tmp/${outside}/abs.txt`, body: 'x' }],
     'a .. name': [{ name: `../${outside}/dotdot.txt`, body: 'x' }],
     'a .. inside a name': [{ name: `a/../../${outside}/inner.txt`, body: 'x' }],
+    'a symlink pointing out': [{ name: 'passwd', type: 'symlink', linkname: '/etc/passwd' }],
     'a symlink out followed by an entry through it': [
       { name: 'out', type: 'symlink', linkname: `../${outside}` },
       { name: 'out/through.txt', body: 'x' },
