@@ -9,7 +9,7 @@ import {
   ExecRequest,
   FsCreateRequest,
   FsPathRequest,
-  FsReadRequest,
+  FsEntryRequest,
   FsRenameRequest,
   FsWriteRequest,
   RunRequest,
@@ -161,7 +161,7 @@ export const containrlabRoutes: FastifyPluginAsync<ContainrLabOptions> = async (
     };
   });
 
-  app.post(ContainrLabRoute.fsRead, { schema: { body: FsReadRequest } }, async (request) => {
+  app.post(ContainrLabRoute.fsRead, { schema: { body: FsEntryRequest } }, async (request) => {
     const path = workspacePath(request.body.path);
     if (path === WORKSPACE) throw new CompatError(400, { detail: 'Target is not a regular file' });
     const file = await agent.call(request.body.session_id, 'GET', fileUrl(path), undefined, { accept: 'application/octet-stream' });
@@ -190,7 +190,7 @@ export const containrlabRoutes: FastifyPluginAsync<ContainrLabOptions> = async (
     return { ok: true, path, new_path: newPath };
   });
 
-  app.post(ContainrLabRoute.fsDelete, { schema: { body: FsReadRequest } }, async (request) => {
+  app.post(ContainrLabRoute.fsDelete, { schema: { body: FsEntryRequest } }, async (request) => {
     const path = workspacePath(request.body.path);
     if (path === WORKSPACE) throw new CompatError(400, { detail: 'Cannot delete workspace root' });
     await agent.call(request.body.session_id, 'DELETE', fileUrl(path));

@@ -4,7 +4,7 @@ import { sessionPath } from '../../shared/routes.js';
 import type { SessionManager } from '../sessions/session-manager.js';
 import { toCompatError } from './compat-errors.js';
 
-/** One agent answer: its status, headers' content type and body bytes. */
+/** One agent answer: its status and body bytes. */
 export interface AgentAnswer {
   statusCode: number;
   raw: Buffer;

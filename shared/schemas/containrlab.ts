@@ -45,7 +45,8 @@ export const RunStopRequest = z.object({
 });
 /** `/fs/*`: paths relative to `/workspace` or absolute inside it; content is base64. */
 export const FsPathRequest = z.object({ session_id: SessionId, path: z.string().nullish() });
-export const FsReadRequest = z.object({ session_id: SessionId, path: z.string() });
+/** `/fs/read` and `/fs/delete`: one entry. */
+export const FsEntryRequest = z.object({ session_id: SessionId, path: z.string() });
 export const FsWriteRequest = z.object({ session_id: SessionId, path: z.string(), content: z.string(), encoding: z.string().default('base64') });
 export const FsCreateRequest = z.object({
   session_id: SessionId,

@@ -227,4 +227,19 @@ describe.sequential('ContainrLab flat API (CONTAINRLAB_COMPAT=true)', () => {
     expect(await post('/stop', { session_id: id })).toEqual({ status: 200, body: { ok: true } });
     expect((await controller.leftovers()).containers).toEqual([]);
   });
+
+  it('answers 409 while a session exists but is not running', async () => {
+    const started = await post('/start', { session_id: id, lab_slug: 'lab1' });
+    await controller.docker.getContainer(started.body.container).stop({ t: 1 });
+    for (const [route, body] of [
+      ['/exec', { session_id: id, command: ['true'] }],
+      ['/fs/list', { session_id: id }],
+      ['/build', { session_id: id, image_tag: null }],
+    ] as const) {
+      const res = await post(route, body);
+      expect(res.status, route).toBe(409);
+      expect(typeof res.body.detail).toBe('string');
+    }
+    expect(await post('/stop', { session_id: id })).toEqual({ status: 200, body: { ok: true } });
+  });
 });
