@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildImages, startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
 import { buildBomb, buildTar, hostileArchives } from '../../helpers/hostile-archives.js';
 
@@ -143,5 +143,18 @@ describe.sequential('workspaces in and out: templates, kept workspaces, archives
     expect((await sh('tmpl', 'ls -A /workspace | wc -l')).logs).toEqual(['0']);
     await controller.request('DELETE', '/sessions/tmpl');
     expect(await controller.leftovers()).toMatchObject({ containers: [], volumes: [] });
+  });
+
+  it('seeds a session claimed from the warm pool from its template too', async () => {
+    await controller.restart({ WARM_POOL_SIZE: '1' });
+    const poolReady = async () => Number(/^runner_warm_pool_ready (\d+)$/m.exec(String((await controller.request('GET', '/metrics')).body))?.[1]);
+    await vi.waitFor(async () => expect(await poolReady()).toBe(1), { timeout: 120_000, interval: 200 });
+    const claims = async () => Number(/^runner_warm_pool_claims_total (\d+)$/m.exec(String((await controller.request('GET', '/metrics')).body))?.[1] ?? 0);
+    const before = await claims();
+    expect((await controller.request('POST', '/sessions', { session_id: 'warm', workspace: { template: 'starter' } })).status).toBe(201);
+    expect(await claims()).toBe(before + 1);
+    expect((await sh('warm', 'cat src/main.py; stat -c %u src/main.py')).logs).toEqual(['print("template")', '1000']);
+    await controller.request('DELETE', '/sessions/warm');
+    await controller.restart({ WARM_POOL_SIZE: '0' });
   });
 });
