@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AppError } from '../../shared/errors.js';
 import type { LearnerIds } from '../as-learner/learner-tar.js';
 import { learnerSpawn } from '../limits/learner-cgroup.js';
-import { REFUSED_EXIT_CODE, type ArchiveRequest } from './archive-worker.js';
+import { REFUSED_EXIT_CODE, type ArchiveRequest } from './archive-protocol.js';
 
 const STDERR_KEPT_BYTES = 4096;
 const PATH = '/usr/local/bin:/usr/bin:/bin';

@@ -1,3 +1,4 @@
+import { REFUSED_EXIT_CODE, type ArchiveRequest } from './archive-protocol.js';
 import { ArchiveRefusal, extractTar } from './tar-jail.js';
 
 /*
@@ -6,17 +7,6 @@ import { ArchiveRefusal, extractTar } from './tar-jail.js';
  * reads a .tar or .tar.gz on stdin and prints its summary. A refusal is one JSON line `{code, message}` on stderr
  * with exit code 2; any other failure its message with exit code 1.
  */
-
-/** What the agent asks of the worker. */
-export interface ArchiveRequest {
-  op: 'extract';
-  dir: string;
-  maxBytes: number;
-  maxEntries: number;
-}
-
-/** Exit code of a refused archive. */
-export const REFUSED_EXIT_CODE = 2;
 
 async function main(): Promise<void> {
   const request = JSON.parse(process.argv[2] ?? '{}') as ArchiveRequest;
