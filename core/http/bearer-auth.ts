@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../shared/errors.js';
 
 const MIN_TOKEN_LENGTH = 16;
@@ -16,15 +16,18 @@ export interface BearerAuthOptions {
   tokenFile?: string;
   /** Routes served without a token (health checks of load balancers). */
   publicRoutes?: readonly string[];
+  /** Whether an earlier check already let the request in with a credential of its own (a browser grant). */
+  admittedOtherwise?: (request: FastifyRequest) => boolean;
 }
 
 /** Requires `Authorization: Bearer <token>` on every request but those to public routes, when a token is set. */
-export function registerBearerAuth(app: FastifyInstance, { token, tokenFile, publicRoutes = [] }: BearerAuthOptions): void {
+export function registerBearerAuth(app: FastifyInstance, { token, tokenFile, publicRoutes = [], admittedOtherwise }: BearerAuthOptions): void {
   if (!token) return;
   let expected = Buffer.from(`Bearer ${token}`);
   const matches = (given: Buffer): boolean => given.length === expected.length && timingSafeEqual(given, expected);
   app.addHook('onRequest', async (request) => {
     if (publicRoutes.includes(request.routeOptions.url ?? '')) return;
+    if (admittedOtherwise?.(request)) return;
     const given = Buffer.from(request.headers.authorization ?? '');
     if (matches(given)) return;
     if (tokenFile) {
