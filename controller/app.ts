@@ -25,6 +25,7 @@ import { soleLeader, type Leadership } from './sessions/leadership.js';
 import { SessionStore } from './sessions/session-store.js';
 import type { StateStore } from './sessions/state-store.js';
 import { sessionsRoutes } from './sessions/sessions.routes.js';
+import { containrlabRoutes } from './containrlab/containrlab.routes.js';
 
 export interface AppDeps {
   config: ControllerConfig;
@@ -129,7 +130,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { runtime, sessions });
   await app.register(metricsRoutes, { metrics });
-  await app.register(sessionsRoutes, { sessions });
+  await app.register(sessionsRoutes, { sessions, templatesDir: config.templatesDir });
+  if (config.containrlabCompat) await app.register(containrlabRoutes, { sessions, config });
   const resolveAgent = (sessionId: string) => sessions.resolveAgent(sessionId);
   await app.register(grantsRoutes, { grants, resolveAgent, admission, publicUrl: config.publicUrl });
   if (config.previewDomain) {

@@ -68,6 +68,10 @@ const ControllerEnv = z
     LEADER_LEASE_SECONDS: positiveInt.default(15),
     // Set by Kubernetes to the pod's name: who holds the leader lease.
     HOSTNAME: z.string().min(1).default('runner-controller'),
+    TEMPLATES_DIR: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+    KEPT_WORKSPACE_TTL_SECONDS: positiveInt.default(24 * 3600),
+    CONTAINRLAB_COMPAT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    LABS_ROOT: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
     // Browser grants: the key that signs them, where browsers reach the controller, origins allowed to open terminals.
     RUNNER_SIGNING_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
     RUNNER_PUBLIC_URL: z.url().optional(),
@@ -132,6 +136,14 @@ export interface ControllerConfig {
   /** Which engine runs sessions: the host's Docker, or pods in a Kubernetes cluster. */
   runtime: 'docker' | 'kubernetes';
   kubernetes: KubernetesConfig;
+  /** Host folder whose sub-folders seed new workspaces (`"workspace": {"template": name}`); none: no templates. */
+  templatesDir?: string;
+  /** How long `DELETE /sessions/{id}?keep_workspace=true` keeps the workspace for a session of that id. */
+  keptWorkspaceTtlSeconds: number;
+  /** Serve ContainrLab's flat API at the root (controller/containrlab/). */
+  containrlabCompat: boolean;
+  /** Where ContainrLab's `/start` finds `<lab_slug>/starter`; TEMPLATES_DIR by default. */
+  labsRoot?: string;
   logLevel: string;
   /** Key of the grants' HMAC; none: one generated once and kept in SOCKETS_DIR. */
   signingKey?: string;
@@ -196,6 +208,10 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
       leaseSeconds: e.LEADER_LEASE_SECONDS,
       replicaId: e.HOSTNAME,
     },
+    templatesDir: e.TEMPLATES_DIR,
+    keptWorkspaceTtlSeconds: e.KEPT_WORKSPACE_TTL_SECONDS,
+    containrlabCompat: e.CONTAINRLAB_COMPAT,
+    labsRoot: e.LABS_ROOT ?? e.TEMPLATES_DIR,
     logLevel: e.LOG_LEVEL,
     signingKey: e.RUNNER_SIGNING_KEY,
     publicUrl: e.RUNNER_PUBLIC_URL?.replace(/\/+$/, ''),

@@ -22,7 +22,7 @@ export interface ProxyOptions {
 }
 
 // Agent routes whose answer waits for the work itself; their streaming variants answer at once.
-const LONG_AGENT_ROUTES = new Set<string>([AgentRoute.exec, AgentRoute.build, AgentRoute.run, AgentRoute.stop]);
+const LONG_AGENT_ROUTES = new Set<string>([AgentRoute.exec, AgentRoute.build, AgentRoute.run, AgentRoute.stop, AgentRoute.archive]);
 const BODY_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const PORTS_SEGMENT = '/ports/';
 

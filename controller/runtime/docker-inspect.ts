@@ -79,7 +79,8 @@ export function stateOf(status: string): RuntimeSession['state'] {
   return 'stopped';
 }
 
-function dateOf(value: string | undefined): Date | null {
+/** A label's ISO time, or null when it is missing or not a time. */
+export function dateOf(value: string | undefined): Date | null {
   const date = value ? new Date(value) : null;
   return date && !Number.isNaN(date.getTime()) ? date : null;
 }

@@ -13,6 +13,15 @@ export interface SessionSpec {
   createdAt: Date;
   /** None for a pool member: its time starts when a session claims it (and lives in the state file). */
   expiresAt?: Date;
+  /** A kept workspace volume whose content the new workspace starts with (it stays until the caller removes it). */
+  restoreWorkspaceFrom?: string;
+}
+
+/** A workspace kept after its session was deleted, for a new session of that id. */
+export interface KeptWorkspace {
+  volume: string;
+  sessionId: string;
+  until: Date;
 }
 
 /** A session's container as the runtime sees it. */
@@ -68,6 +77,15 @@ export interface SessionRuntime {
   /** Every session volume this controller owns. */
   listVolumes(): Promise<RuntimeVolume[]>;
   removeVolume(name: string): Promise<void>;
+  /**
+   * Stops the container under `containerName` if `owner` owns it and copies the owner's workspace into a kept
+   * workspace for `sessionId` until `until` (replacing an older one). Null when the owner has no workspace.
+   */
+  keepWorkspace(owner: SessionOwner, containerName: string, sessionId: string, until: Date): Promise<KeptWorkspace | null>;
+  /** The kept workspace of a session id, expired or not, or null. */
+  findKeptWorkspace(sessionId: string): Promise<KeptWorkspace | null>;
+  /** Every kept workspace this controller owns. */
+  listKeptWorkspaces(): Promise<KeptWorkspace[]>;
   /** The last lines a session's container printed, to explain a failed start. */
   tailLogs(containerName: string, lines: number): Promise<string[]>;
   /**

@@ -28,6 +28,16 @@ export class Reaper {
     await store.remove(owner);
   }
 
+  /** Removes every kept workspace whose time ran out by `now`. */
+  async removeExpiredKept(now: Date): Promise<void> {
+    const { runtime, log } = this.deps;
+    for (const kept of await runtime.listKeptWorkspaces()) {
+      if (kept.until.getTime() > now.getTime()) continue;
+      log.info({ volume: kept.volume, sessionId: kept.sessionId }, 'removing expired kept workspace');
+      await isolate(log, { sessionId: kept.sessionId }, 'remove expired kept workspace', () => runtime.removeVolume(kept.volume));
+    }
+  }
+
   /** Removes every volume and folder of this instance whose owner `isAlive` does not vouch for. */
   async reap(isAlive: (owner: SessionOwner) => boolean): Promise<void> {
     const { runtime, store, log } = this.deps;

@@ -26,6 +26,8 @@ export interface Launch<O extends SessionOwner> {
   createdAt: Date;
   /** None for a pool member: its time starts when a session claims it. */
   expiresAt?: Date;
+  /** A kept workspace volume the new workspace starts as a copy of. */
+  restoreWorkspaceFrom?: string;
   /** Stops waiting for the agent (the controller is closing); the launch then rejects with an AbortError. */
   signal?: AbortSignal;
 }
@@ -84,6 +86,7 @@ export class SessionLauncher {
         ...(store.agentDir ? { agentDir: store.agentDir(owner) } : {}),
         createdAt: launch.createdAt,
         ...(launch.expiresAt ? { expiresAt: launch.expiresAt } : {}),
+        ...(launch.restoreWorkspaceFrom ? { restoreWorkspaceFrom: launch.restoreWorkspaceFrom } : {}),
       });
       await this.waitReady(owner, containerName, container.address, launch.token, launch.signal);
       return container;

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../../shared/errors.js';
 import type { ControllerConfig } from '../../config.js';
 import { Label, MANAGED_BY } from '../labels.js';
-import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from '../session-runtime.js';
+import type { KeptWorkspace, OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from '../session-runtime.js';
 import { kubeStatus, toKubeError, type KubeApi } from './kube-api.js';
 import { podName } from './kube-names.js';
 import { WatchCache, watchedPods } from './watch-cache.js';
@@ -120,6 +120,19 @@ export class KubernetesSessionRuntime implements SessionRuntime {
   }
 
   async removeVolume(): Promise<void> {}
+
+  // A pod's workspace is an emptyDir that goes with the pod: there is nothing to keep it in yet.
+  async keepWorkspace(): Promise<KeptWorkspace | null> {
+    throw new AppError('VALIDATION', 'keep_workspace is not supported with SESSION_RUNTIME=kubernetes: a pod\'s workspace goes with the pod');
+  }
+
+  async findKeptWorkspace(): Promise<KeptWorkspace | null> {
+    return null;
+  }
+
+  async listKeptWorkspaces(): Promise<KeptWorkspace[]> {
+    return [];
+  }
 
   async tailLogs(containerName: string, lines: number): Promise<string[]> {
     const { core, namespace } = this.api;
