@@ -47,16 +47,13 @@ export function extractAsLearner(
 }
 
 function startWorker(learner: LearnerIds, request: ArchiveRequest): { child: ChildProcess; stderr: () => string } {
-  const { file, args, env } = learnerSpawn(learner.cgroupProcs, [process.execPath, ...workerArgs(), JSON.stringify(request)], {
+  const { file, args, env } = learnerSpawn({ uid: learner.uid, gid: learner.gid, join: learner.cgroupProcs, noNewPrivs: false }, [process.execPath, ...workerArgs(), JSON.stringify(request)], {
     PATH,
     LANG: 'C.UTF-8',
   });
   const child = spawn(file, args, {
     cwd: '/',
     env,
-    // Only a root agent may switch users (libuv then also drops the supplementary groups); else it runs as itself.
-    ...(process.getuid?.() === learner.uid ? {} : { uid: learner.uid }),
-    ...(process.getgid?.() === learner.gid ? {} : { gid: learner.gid }),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
