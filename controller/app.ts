@@ -8,6 +8,7 @@ import type { ControllerConfig } from './config.js';
 import { healthRoutes } from './health/health.routes.js';
 import { SessionNetworkGuard } from './http/session-network-guard.js';
 import { ControllerMetrics, metricsRoutes } from './metrics.js';
+import { API_DOCS_ROUTES, registerApiDocsPage, registerOpenApi } from './openapi/openapi.js';
 import { proxyRoutes } from './proxy/proxy.routes.js';
 import type { SessionRuntime } from './runtime/session-runtime.js';
 import { probeAgentHealth, type ProbeAgent } from './sessions/agent-probe.js';
@@ -70,7 +71,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   // After the websocket plugin: a refused upgrade must be one it knows, so that it closes the connection.
-  registerBearerAuth(app, { token: config.apiToken, publicRoutes: [ControllerRoute.health] });
+  const publicRoutes = [ControllerRoute.health, ...(config.publicApiDocs ? API_DOCS_ROUTES : [])];
+  registerBearerAuth(app, { token: config.apiToken, publicRoutes });
 
   let stopExpiry: (() => void) | undefined;
   app.addHook('onReady', async () => {
@@ -85,6 +87,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await sessions.close();
   });
 
+  // Before the routes: the generator collects them as they are added.
+  await registerOpenApi(app);
+  await registerApiDocsPage(app);
   await app.register(healthRoutes, { runtime, sessions });
   await app.register(metricsRoutes, { metrics });
   await app.register(sessionsRoutes, { sessions });

@@ -46,6 +46,7 @@ const ControllerEnv = z
     RUNNER_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, _ . -').default('default'),
     SESSION_REGISTRY_MIRROR: z.url().optional(),
     DOCKER_HOST: z.string().min(1).optional(),
+    PUBLIC_API_DOCS: z.enum(['true', 'false']).default('false'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .refine((e) => e.SESSION_TTL_SECONDS <= e.MAX_TTL_SECONDS, {
@@ -92,6 +93,8 @@ export interface ControllerConfig {
   registryMirror?: string;
   dockerHost?: string;
   logLevel: string;
+  /** /openapi.json and /docs are served without the token, like /health. */
+  publicApiDocs: boolean;
 }
 
 export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig {
@@ -118,5 +121,6 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     registryMirror: e.SESSION_REGISTRY_MIRROR,
     dockerHost: e.DOCKER_HOST,
     logLevel: e.LOG_LEVEL,
+    publicApiDocs: e.PUBLIC_API_DOCS === 'true',
   };
 }
