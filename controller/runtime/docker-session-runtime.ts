@@ -9,7 +9,7 @@ import { SESSION_PATHS } from '../../core/session-layout.js';
 import { Label, MANAGED_BY } from './labels.js';
 import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
-import type { RuntimeSession, RuntimeVolume, SessionRuntime, SessionSpec } from './session-runtime.js';
+import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 const PING_TIMEOUT_MS = 2_000;
@@ -46,7 +46,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       Hostname: SESSION_HOSTNAME,
       Image: config.sessionImage,
       Labels: {
-        ...this.#ownLabels(spec),
+        ...this.#ownLabels(spec.owner),
         [Label.createdAt]: spec.createdAt.toISOString(),
         ...(spec.expiresAt ? { [Label.expiresAt]: spec.expiresAt.toISOString() } : {}),
       },
@@ -75,7 +75,7 @@ export class DockerSessionRuntime implements SessionRuntime {
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
       },
     };
-    this.log.debug({ sessionId: spec.sessionId, poolId: spec.poolId, containerName: spec.containerName }, 'creating session container');
+    this.log.debug({ owner: spec.owner, containerName: spec.containerName }, 'creating session container');
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(options);
@@ -103,20 +103,26 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  async listSessions(): Promise<RuntimeSession[]> {
+  async listSessions(): Promise<OwnedRuntimeSession[]> {
     // Every reconcile lists: a controller that started while Docker was away learns the subnets here.
     await this.#learnSubnets();
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
-      return containers.map((c) => ({
-        sessionId: c.Labels[Label.sessionId] ?? '',
-        ...poolIdOf(c.Labels),
-        containerName: (c.Names[0] ?? c.Id).replace(/^\//, ''),
-        state: stateOf(c.State),
-        address: c.NetworkSettings?.Networks?.[this.config.network]?.IPAddress || null,
-        createdAt: dateOf(c.Labels[Label.createdAt]),
-        expiresAt: dateOf(c.Labels[Label.expiresAt]),
-      }));
+      // One labelled as ours but by no session or pool id was not made by a controller: nothing to act on.
+      return containers.flatMap((c) => {
+        const owner = ownerOf(c.Labels);
+        if (!owner) return [];
+        return [
+          {
+            owner,
+            containerName: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+            state: stateOf(c.State),
+            address: c.NetworkSettings?.Networks?.[this.config.network]?.IPAddress || null,
+            createdAt: dateOf(c.Labels[Label.createdAt]),
+            expiresAt: dateOf(c.Labels[Label.expiresAt]),
+          },
+        ];
+      });
     } catch (error) {
       throw toRuntimeError(error, 'list session containers');
     }
@@ -132,20 +138,20 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  async removeSession(sessionId: string, containerName: string, poolId?: string): Promise<void> {
-    const owner = { sessionId, poolId };
+  async removeSession(owner: SessionOwner, containerName: string): Promise<void> {
     const container = this.docker.getContainer(containerName);
     try {
       const info = await container.inspect();
       // The name may belong to something that is not this session (another controller, a hand-made container).
       if (this.#owns(info.Config.Labels, owner)) {
-        this.log.debug({ sessionId, poolId, containerName }, 'removing session container');
+        this.log.debug({ owner, containerName }, 'removing session container');
         await container.remove({ force: true, v: true });
       }
     } catch (error) {
       if (statusOf(error) !== 404) throw toRuntimeError(error, 'remove the session container');
     }
-    const volumes = await this.#listVolumes([poolId ? `${Label.poolId}=${poolId}` : `${Label.sessionId}=${sessionId}`]);
+    const [key, id] = ownerLabel(owner);
+    const volumes = await this.#listVolumes([`${key}=${id}`]);
     for (const volume of volumes) await this.removeVolume(volume.name);
   }
 
@@ -221,7 +227,10 @@ export class DockerSessionRuntime implements SessionRuntime {
   async #listVolumes(extraLabels: string[]): Promise<RuntimeVolume[]> {
     try {
       const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), ...extraLabels] } });
-      return (Volumes ?? []).map((v) => ({ name: v.Name, sessionId: v.Labels?.[Label.sessionId] ?? '', ...poolIdOf(v.Labels) }));
+      return (Volumes ?? []).flatMap((v) => {
+        const owner = ownerOf(v.Labels);
+        return owner ? [{ name: v.Name, owner }] : [];
+      });
     } catch (error) {
       throw toRuntimeError(error, 'list session volumes');
     }
@@ -232,7 +241,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     try {
       const existing = await this.docker.getVolume(name).inspect();
       // Creating a volume that exists silently returns it: never hand a new session someone else's data.
-      if (!this.#owns(existing.Labels, spec)) {
+      if (!this.#owns(existing.Labels, spec.owner)) {
         throw new AppError('SESSION_EXISTS', `volume ${name} belongs to something else`);
       }
       await this.removeVolume(name);
@@ -241,7 +250,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       if (statusOf(error) !== 404) throw toRuntimeError(error, `inspect volume ${name}`);
     }
     try {
-      await this.docker.createVolume({ Name: name, Labels: { ...this.#ownLabels(spec), [Label.volumeRole]: role } });
+      await this.docker.createVolume({ Name: name, Labels: { ...this.#ownLabels(spec.owner), [Label.volumeRole]: role } });
       return name;
     } catch (error) {
       throw toRuntimeError(error, `create volume ${name}`);
@@ -295,8 +304,8 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   // A pool member is labelled by its pool id only: a session id on it would be wrong once a session claims it.
-  #ownLabels(owner: Owner): Record<string, string> {
-    const [key, id] = owner.poolId ? [Label.poolId, owner.poolId] : [Label.sessionId, owner.sessionId];
+  #ownLabels(owner: SessionOwner): Record<string, string> {
+    const [key, id] = ownerLabel(owner);
     return { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance, [key]: id };
   }
 
@@ -304,9 +313,10 @@ export class DockerSessionRuntime implements SessionRuntime {
     return [`${Label.managedBy}=${MANAGED_BY}`, `${Label.instance}=${this.config.instance}`];
   }
 
-  #owns(labels: Record<string, string> | null | undefined, owner: Owner): boolean {
+  #owns(labels: Record<string, string> | null | undefined, owner: SessionOwner): boolean {
     if (labels?.[Label.managedBy] !== MANAGED_BY || labels[Label.instance] !== this.config.instance) return false;
-    return owner.poolId ? labels[Label.poolId] === owner.poolId : labels[Label.sessionId] === owner.sessionId && !labels[Label.poolId];
+    const found = ownerOf(labels);
+    return found?.kind === owner.kind && ownerLabel(found)[1] === ownerLabel(owner)[1];
   }
 }
 
@@ -316,22 +326,23 @@ interface NetworkInfo {
   IPAM?: { Config?: { Subnet?: string }[] };
 }
 
-// Whose a container or volume is: a session's (cold start) or a warm pool member's (claimed or not).
-interface Owner {
-  sessionId: string;
-  poolId?: string;
+// The one label that names a container's or volume's owner.
+function ownerLabel(owner: SessionOwner): [string, string] {
+  return owner.kind === 'pool' ? [Label.poolId, owner.poolId] : [Label.sessionId, owner.sessionId];
 }
 
-function poolIdOf(labels: Record<string, string> | null | undefined): { poolId?: string } {
+// A pool id wins: a claimed member's labels never name its session.
+function ownerOf(labels: Record<string, string> | null | undefined): SessionOwner | null {
   const poolId = labels?.[Label.poolId];
-  return poolId ? { poolId } : {};
+  if (poolId) return { kind: 'pool', poolId };
+  const sessionId = labels?.[Label.sessionId];
+  return sessionId ? { kind: 'session', sessionId } : null;
 }
 
 function toRuntimeSession(info: Docker.ContainerInspectInfo, network: string): RuntimeSession {
   const labels = info.Config.Labels ?? {};
   return {
-    sessionId: labels[Label.sessionId] ?? '',
-    ...poolIdOf(labels),
+    owner: ownerOf(labels),
     containerName: info.Name.replace(/^\//, ''),
     state: stateOf(info.State.Status),
     address: info.NetworkSettings.Networks?.[network]?.IPAddress || null,

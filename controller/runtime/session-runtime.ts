@@ -1,9 +1,12 @@
+/**
+ * Whose a container, its volumes and its folder are: a session's (started cold), or a warm pool member's. A member
+ * keeps its pool id on its container and volumes for good, also once a session claimed it.
+ */
+export type SessionOwner = { kind: 'session'; sessionId: string } | { kind: 'pool'; poolId: string };
+
 /** What the controller asks of a runtime to start one session. */
 export interface SessionSpec {
-  /** The session's id; empty for a warm pool member, which belongs to no session yet. */
-  sessionId: string;
-  /** A warm pool member's id: its container and volumes carry it instead of a session id, for good. */
-  poolId?: string;
+  owner: SessionOwner;
   containerName: string;
   /** Host folder mounted into the session: holds the agent's token file; the agent creates its socket there. */
   agentDir: string;
@@ -14,10 +17,8 @@ export interface SessionSpec {
 
 /** A session's container as the runtime sees it. */
 export interface RuntimeSession {
-  /** The session id of its labels; empty for a container the warm pool started (see poolId). */
-  sessionId: string;
-  /** Set on a container the warm pool started, claimed or not. */
-  poolId?: string;
+  /** Whose its labels say it is; null for a container under that name that nobody owns (made by hand). */
+  owner: SessionOwner | null;
   containerName: string;
   state: 'created' | 'running' | 'restarting' | 'stopped';
   /** The session's address on the sessions network (for reaching ports published inside it), when running. */
@@ -27,12 +28,13 @@ export interface RuntimeSession {
   expiresAt: Date | null;
 }
 
+/** A container a listing found: it always has an owner. */
+export type OwnedRuntimeSession = RuntimeSession & { owner: SessionOwner };
+
 /** A volume the runtime made for a session. */
 export interface RuntimeVolume {
   name: string;
-  /** Empty on a warm pool member's volume (see poolId). */
-  sessionId: string;
-  poolId?: string;
+  owner: SessionOwner;
 }
 
 /**
@@ -48,14 +50,11 @@ export interface SessionRuntime {
   /** The session's container, or null when there is none. */
   inspectSession(containerName: string): Promise<RuntimeSession | null>;
   /** Every session container this controller owns, running or not. */
-  listSessions(): Promise<RuntimeSession[]>;
+  listSessions(): Promise<OwnedRuntimeSession[]>;
   /** Starts a stopped session container again. */
   startSession(containerName: string): Promise<void>;
-  /**
-   * Removes the container (if any) and every volume of the session; idempotent. A session the warm pool started
-   * is found by its pool id (its labels carry no session id).
-   */
-  removeSession(sessionId: string, containerName: string, poolId?: string): Promise<void>;
+  /** Removes the container under that name if `owner` owns it, and every volume of `owner`; idempotent. */
+  removeSession(owner: SessionOwner, containerName: string): Promise<void>;
   /** Renames a container, running or not (a claimed pool member takes its session's name); SESSION_EXISTS if taken. */
   renameSession(containerName: string, newName: string): Promise<void>;
   /** Every session volume this controller owns. */

@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { SessionId } from '../../shared/schemas/session.js';
 import { SESSION_PATHS } from '../../core/session-layout.js';
+import type { SessionOwner } from '../runtime/session-runtime.js';
 
 const STATE_FILE = 'session.json';
 const POOL_FILE = 'pool.json';
@@ -37,8 +38,11 @@ const PoolState = z.object({
 });
 export type PoolState = z.infer<typeof PoolState>;
 
+/** What the folder of each kind of owner holds beside its agent folder: a session's state, a pool member's record. */
+export type RecordOf<O extends SessionOwner> = O extends { kind: 'session' } ? SessionState : PoolState;
+
 /**
- * One folder per session under SOCKETS_DIR: `agent/` is bind-mounted into the session (the agent's token file,
+ * One folder per owner under SOCKETS_DIR: `agent/` is bind-mounted into the session (the agent's token file,
  * read at its start and again when a request's token does not match, and its socket); `session.json` stays on the
  * host, out of the session's reach. Keeping the state beside the socket means one `rm -r` removes both, and a
  * controller in a container sees the same paths as the engine.
@@ -54,89 +58,69 @@ export class SessionStore {
     private readonly instance: string,
   ) {}
 
-  folder(sessionId: string): string {
-    return join(this.socketsDir, sessionId);
+  folder(owner: SessionOwner): string {
+    return join(this.socketsDir, owner.kind === 'pool' ? `${POOL_PREFIX}${owner.poolId}` : owner.sessionId);
   }
 
-  agentDir(sessionId: string): string {
-    return join(this.folder(sessionId), AGENT_DIR);
+  agentDir(owner: SessionOwner): string {
+    return join(this.folder(owner), AGENT_DIR);
   }
 
-  agentSocketPath(sessionId: string): string {
-    return join(this.agentDir(sessionId), AGENT_SOCKET);
+  agentSocketPath(owner: SessionOwner): string {
+    return join(this.agentDir(owner), AGENT_SOCKET);
   }
 
-  agentTokenFile(sessionId: string): string {
-    return join(this.agentDir(sessionId), AGENT_TOKEN);
+  agentTokenFile(owner: SessionOwner): string {
+    return join(this.agentDir(owner), AGENT_TOKEN);
   }
 
-  /** Creates the session's folder (emptied first: a leftover of a failed run must not leak into a new session). */
-  async create(state: SessionState, agentToken: string): Promise<void> {
-    await rm(this.folder(state.session_id), { recursive: true, force: true });
+  /**
+   * Creates the owner's folder with its agent token and its record (emptied first: a leftover of a failed run must
+   * not leak into a new session).
+   */
+  async create<O extends SessionOwner>(owner: O, agentToken: string, record: RecordOf<O>): Promise<void> {
+    await this.remove(owner);
     // Root only: the learner inside the session cannot enter the mounted folder, other host users cannot either.
-    await mkdir(this.agentDir(state.session_id), { recursive: true, mode: 0o700 });
-    await writeFile(this.agentTokenFile(state.session_id), agentToken, { mode: 0o600 });
-    await this.write(state);
+    await mkdir(this.agentDir(owner), { recursive: true, mode: 0o700 });
+    await writeAtomically(this.agentTokenFile(owner), agentToken);
+    await writeAtomically(join(this.folder(owner), owner.kind === 'pool' ? POOL_FILE : STATE_FILE), JSON.stringify(record, null, 2));
   }
 
-  /** Writes the state atomically (rename), so a crash never leaves half a file. */
+  /** Writes a session's state atomically (rename), so a crash never leaves half a file. */
   async write(state: SessionState): Promise<void> {
-    await mkdir(this.folder(state.session_id), { recursive: true, mode: 0o700 });
-    await writeAtomically(join(this.folder(state.session_id), STATE_FILE), JSON.stringify(state, null, 2));
+    const folder = this.folder({ kind: 'session', sessionId: state.session_id });
+    await mkdir(folder, { recursive: true, mode: 0o700 });
+    await writeAtomically(join(folder, STATE_FILE), JSON.stringify(state, null, 2));
   }
 
   /** The session's state, or null when it is missing or unreadable. */
   async read(sessionId: string): Promise<SessionState | null> {
-    return readJson(join(this.folder(sessionId), STATE_FILE), SessionState);
+    return readJson(join(this.folder({ kind: 'session', sessionId }), STATE_FILE), SessionState);
   }
 
-  /** Replaces a running session's token (a claimed pool member's); whole or not at all, as the agent may read it any time. */
-  async writeToken(sessionId: string, agentToken: string): Promise<void> {
-    await writeAtomically(this.agentTokenFile(sessionId), agentToken);
+  /** Replaces a running agent's token (a claimed pool member's); whole or not at all, as the agent may read it any time. */
+  async writeToken(owner: SessionOwner, agentToken: string): Promise<void> {
+    await writeAtomically(this.agentTokenFile(owner), agentToken);
   }
 
-  /** The session agent's token, or null when the file is gone. */
-  async readToken(sessionId: string): Promise<string | null> {
-    return readTokenFile(this.agentTokenFile(sessionId));
+  /** The agent's token, or null when the file is gone. */
+  async readToken(owner: SessionOwner): Promise<string | null> {
+    return readTokenFile(this.agentTokenFile(owner));
   }
 
-  async remove(sessionId: string): Promise<void> {
-    await rm(this.folder(sessionId), { recursive: true, force: true });
-  }
-
-  poolFolder(poolId: string): string {
-    return join(this.socketsDir, `${POOL_PREFIX}${poolId}`);
-  }
-
-  poolAgentDir(poolId: string): string {
-    return join(this.poolFolder(poolId), AGENT_DIR);
-  }
-
-  poolSocketPath(poolId: string): string {
-    return join(this.poolAgentDir(poolId), AGENT_SOCKET);
-  }
-
-  /** Creates a pool member's folder with its first token (which no client ever sees). */
-  async createPoolMember(state: PoolState, agentToken: string): Promise<void> {
-    await this.removePoolMember(state.pool_id);
-    await mkdir(this.poolAgentDir(state.pool_id), { recursive: true, mode: 0o700 });
-    await writeAtomically(join(this.poolAgentDir(state.pool_id), AGENT_TOKEN), agentToken);
-    await writeAtomically(join(this.poolFolder(state.pool_id), POOL_FILE), JSON.stringify(state, null, 2));
-  }
-
-
-  async readPoolToken(poolId: string): Promise<string | null> {
-    return readTokenFile(join(this.poolAgentDir(poolId), AGENT_TOKEN));
+  /** Removes the owner's folder; a claimed pool member's is a link, and then only the link goes. */
+  async remove(owner: SessionOwner): Promise<void> {
+    await rm(this.folder(owner), { recursive: true, force: true });
   }
 
   /** A pool member's own record, also through the link of a claimed one; null when missing or unreadable. */
   async readPoolMember(poolId: string): Promise<PoolState | null> {
-    return readJson(join(this.poolFolder(poolId), POOL_FILE), PoolState);
+    return readJson(join(this.folder({ kind: 'pool', poolId }), POOL_FILE), PoolState);
   }
 
   /** Makes a pool member the session `state` names: the state written (the commit), then the folder moved. */
   async claimPoolMember(state: SessionState & { pool_id: string }): Promise<void> {
-    await writeAtomically(join(this.poolFolder(state.pool_id), STATE_FILE), JSON.stringify(state, null, 2));
+    await writeAtomically(join(this.folder({ kind: 'pool', poolId: state.pool_id }), STATE_FILE), JSON.stringify(state, null, 2));
     await this.settleClaim(state.pool_id, state.session_id);
   }
 
@@ -145,20 +129,21 @@ export class SessionStore {
    * folder, and its old path a link to it.
    */
   async settleClaim(poolId: string, sessionId: string): Promise<void> {
-    const poolFolder = this.poolFolder(poolId);
+    const poolFolder = this.folder({ kind: 'pool', poolId });
+    const sessionFolder = this.folder({ kind: 'session', sessionId });
     const entry = await lstat(poolFolder).catch(() => null);
     if (entry?.isSymbolicLink()) return;
     if (entry?.isDirectory()) {
       // The id was free when the claim began: anything under its name is a leftover of an earlier failure.
-      await rm(this.folder(sessionId), { recursive: true, force: true });
-      await rename(poolFolder, this.folder(sessionId));
+      await rm(sessionFolder, { recursive: true, force: true });
+      await rename(poolFolder, sessionFolder);
     }
     await symlink(sessionId, poolFolder);
   }
 
   /** Which session claimed a pool member, by the state in its folder (or what its link points to); null if none. */
   async readClaim(poolId: string): Promise<SessionState | null> {
-    return readJson(join(this.poolFolder(poolId), STATE_FILE), SessionState);
+    return readJson(join(this.folder({ kind: 'pool', poolId }), STATE_FILE), SessionState);
   }
 
   /**
@@ -167,54 +152,44 @@ export class SessionStore {
    */
   async poolClaims(): Promise<Map<string, string>> {
     const claims = new Map<string, string>();
-    for (const sessionId of await this.list()) {
-      const state = await this.read(sessionId);
-      if (state?.pool_id) claims.set(state.pool_id, sessionId);
+    const owners = await this.list();
+    for (const owner of owners) {
+      if (owner.kind !== 'session') continue;
+      const state = await this.read(owner.sessionId);
+      if (state?.pool_id) claims.set(state.pool_id, owner.sessionId);
     }
-    for (const poolId of await this.listPool()) {
-      const state = claims.has(poolId) ? null : await this.readClaim(poolId);
-      if (state?.instance === this.instance && state.pool_id === poolId) claims.set(poolId, state.session_id);
+    for (const owner of owners) {
+      if (owner.kind !== 'pool' || claims.has(owner.poolId)) continue;
+      const state = await this.readClaim(owner.poolId);
+      if (state?.instance === this.instance && state.pool_id === owner.poolId) claims.set(owner.poolId, state.session_id);
     }
     return claims;
   }
 
-  /** Removes a pool member's folder, or the link a claimed one leaves (never the session's folder it points to). */
-  async removePoolMember(poolId: string): Promise<void> {
-    await rm(this.poolFolder(poolId), { recursive: true, force: true });
-  }
-
-  /** Pool ids of the pool folders and links this controller owns (its instance in pool.json, or none readable). */
-  async listPool(): Promise<string[]> {
-    const owned: string[] = [];
+  /**
+   * The owners of the folders (and a claimed pool member's links) this controller owns: its instance in their
+   * record, or no readable record at all. Another instance's folders in a shared SOCKETS_DIR are left out.
+   */
+  async list(): Promise<SessionOwner[]> {
+    const owners: SessionOwner[] = [];
     for (const name of await readdir(this.socketsDir).catch(() => [] as string[])) {
-      const poolId = name.startsWith(POOL_PREFIX) ? name.slice(POOL_PREFIX.length) : '';
-      if (!PoolId.safeParse(poolId).success) continue;
-      const state = await this.readPoolMember(poolId);
-      if (!state || state.instance === this.instance) owned.push(poolId);
+      const poolId = name.startsWith(POOL_PREFIX) ? name.slice(POOL_PREFIX.length) : null;
+      if (poolId !== null) {
+        if (!PoolId.safeParse(poolId).success) continue;
+        const record = await this.readPoolMember(poolId);
+        if (!record || record.instance === this.instance) owners.push({ kind: 'pool', poolId });
+      } else if (SessionId.safeParse(name).success) {
+        const state = await this.read(name);
+        if (!state || state.instance === this.instance) owners.push({ kind: 'session', sessionId: name });
+      }
     }
-    return owned;
-  }
-
-  /** Ids of the session folders this controller owns (its instance in the state, or no readable state at all). */
-  async list(): Promise<string[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.socketsDir);
-    } catch {
-      return [];
-    }
-    const owned: string[] = [];
-    for (const name of names) {
-      if (!SessionId.safeParse(name).success) continue;
-      const state = await this.read(name);
-      if (!state || state.instance === this.instance) owned.push(name);
-    }
-    return owned;
+    return owners;
   }
 
   async ensureRoot(): Promise<void> {
     await mkdir(this.socketsDir, { recursive: true, mode: 0o711 });
   }
+
 }
 
 // A rename within the folder: a reader (the agent, a restarted controller) sees the old file or the new, never half.

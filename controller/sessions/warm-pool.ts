@@ -3,25 +3,25 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ControllerConfig } from '../config.js';
 import type { ControllerMetrics, PoolCounts } from '../metrics.js';
 import type { RuntimeSession, SessionRuntime } from '../runtime/session-runtime.js';
-import { waitAgentReady, type ProbeAgent } from './agent-probe.js';
+import type { ProbeAgent } from './agent-probe.js';
+import { isolate } from './isolate.js';
+import type { Reaper } from './reaper.js';
+import type { SessionLauncher } from './session-launcher.js';
 import type { SessionState, SessionStore } from './session-store.js';
 
-/** What both the session manager and the warm pool work with. */
-export interface SessionServices {
+export interface WarmPoolDeps {
   config: ControllerConfig;
   runtime: SessionRuntime;
   store: SessionStore;
   probeAgent: ProbeAgent;
   metrics: ControllerMetrics;
   log: FastifyBaseLogger;
-}
-
-export interface WarmPoolDeps extends SessionServices {
+  /** Starts members the way sessions start cold, in the same MAX_CONCURRENT_STARTS slots. */
+  launcher: SessionLauncher;
+  reaper: Reaper;
   /** Sessions that exist now: the pool only grows while sessions and pool together stay within MAX_SESSIONS. */
   activeSessions: () => number;
   now: () => number;
-  /** Runs a member's start in one of the slots cold session starts use too (MAX_CONCURRENT_STARTS). */
-  startSlot: <T>(start: () => Promise<T>) => Promise<T>;
 }
 
 /** A container the pool started ahead. `claiming` while a session takes it over, `removing` on its way out. */
@@ -127,8 +127,9 @@ export class WarmPool {
   // A probe with the new token makes the agent read its token file again: from then on the old token is refused.
   async #handOverToken(sessionId: string, token: string): Promise<void> {
     const { store, probeAgent } = this.deps;
-    await store.writeToken(sessionId, token);
-    const health = await probeAgent(store.agentSocketPath(sessionId), token);
+    const owner = { kind: 'session', sessionId } as const;
+    await store.writeToken(owner, token);
+    const health = await probeAgent(store.agentSocketPath(owner), token);
     if (health?.status !== 'healthy' || !health.daemon.ready) throw new Error('the warm session did not answer with its new token');
   }
 
@@ -141,14 +142,12 @@ export class WarmPool {
   }
 
   /**
-   * Brings the pool in line with Docker (reconcile calls it with the containers it listed that no session claimed):
+   * Brings the pool in line with Docker (the reconciler calls it with the containers it listed that no session claimed):
    * adopts members a previous controller started while there is room, removes the rest and those not running, and
    * forgets members whose container vanished. `claimed` says whether a session took a pool id since the listing.
    */
-  async reconcile(containers: RuntimeSession[], listedAt: number, claimed: (poolId: string) => boolean): Promise<void> {
-    const listed = new Set(containers.map((c) => c.poolId));
-    for (const container of containers) {
-      const poolId = container.poolId!;
+  async reconcile(containers: Map<string, RuntimeSession>, listedAt: number, claimed: (poolId: string) => boolean): Promise<void> {
+    for (const [poolId, container] of containers) {
       const member = this.#members.get(poolId);
       if (member?.status === 'ready' && container.state === 'stopped') {
         // Docker gave up restarting it: a new member is cheaper than finding out why.
@@ -156,10 +155,10 @@ export class WarmPool {
         await this.#remove(member);
       }
       if (member || claimed(poolId)) continue;
-      await this.#isolate(poolId, 'reconcile a warm session', () => this.#adopt(container));
+      await isolate(this.deps.log, { poolId }, 'reconcile a warm session', () => this.#adopt(container, poolId));
     }
     for (const member of [...this.#members.values()]) {
-      if (member.status !== 'ready' || member.readySince > listedAt || listed.has(member.poolId)) continue;
+      if (member.status !== 'ready' || member.readySince > listedAt || containers.has(member.poolId)) continue;
       this.deps.log.warn({ poolId: member.poolId }, 'warm session container vanished; removing what is left of it');
       await this.#remove(member);
     }
@@ -181,7 +180,9 @@ export class WarmPool {
       if (!unchecked && this.#wanted() <= 0) return;
       try {
         // A top-up may wait behind session starts: whether the pool still wants it is asked when its turn comes.
-        await (unchecked ? this.#check(unchecked) : this.deps.startSlot(() => (this.#closed || this.#wanted() <= 0 ? Promise.resolve() : this.#start())));
+        await (unchecked
+          ? this.#check(unchecked)
+          : this.deps.launcher.inStartSlot(() => (this.#closed || this.#wanted() <= 0 ? Promise.resolve() : this.#start())));
         this.#failures = 0;
       } catch (err) {
         if (this.#closed) return;
@@ -205,12 +206,13 @@ export class WarmPool {
   }
 
   async #start(): Promise<void> {
-    const { store, runtime, config } = this.deps;
+    const { launcher, config } = this.deps;
     const poolId = randomBytes(6).toString('hex');
+    const owner = { kind: 'pool', poolId } as const;
     const member: PoolMember = {
       poolId,
-      containerName: this.#containerName(poolId),
-      token: randomBytes(32).toString('hex'),
+      containerName: launcher.containerName(owner),
+      token: launcher.mintToken(),
       address: null,
       status: 'starting',
       readySince: 0,
@@ -219,42 +221,31 @@ export class WarmPool {
     this.#members.set(poolId, member);
     const log = this.deps.log.child({ poolId });
     log.info({ containerName: member.containerName }, 'starting a warm session');
-    try {
-      await store.ensureRoot();
-      const createdAt = new Date(this.deps.now());
-      await store.createPoolMember(
-        { pool_id: poolId, instance: config.instance, container_name: member.containerName, created_at: createdAt.toISOString() },
-        member.token,
-      );
-      const container = await runtime.createSession({
-        sessionId: '',
-        poolId,
+    const createdAt = new Date(this.deps.now());
+    await this.#whileStarting(member, async () => {
+      const container = await launcher.launch({
+        owner,
         containerName: member.containerName,
-        agentDir: store.poolAgentDir(poolId),
+        token: member.token,
+        record: { pool_id: poolId, instance: config.instance, container_name: member.containerName, created_at: createdAt.toISOString() },
         createdAt,
+        signal: this.#closing.signal,
       });
       member.address = container.address;
-    } catch (error) {
-      this.deps.metrics.poolFailures.inc();
-      await this.#remove(member);
-      throw error;
-    }
-    await this.#check(member);
+    });
     log.info('warm session ready');
   }
 
-  // Waits for a starting member's agent; a member that does not come up is removed. Closing leaves it as it is.
+  // Waits for an adopted member's agent.
   async #check(member: PoolMember): Promise<void> {
+    const owner = { kind: 'pool', poolId: member.poolId } as const;
+    await this.#whileStarting(member, () => this.deps.launcher.waitReady(owner, member.containerName, member.token, this.#closing.signal));
+  }
+
+  // A member whose start fails is removed, one that starts becomes ready; closing leaves it as it is.
+  async #whileStarting(member: PoolMember, start: () => Promise<void>): Promise<void> {
     try {
-      await waitAgentReady({
-        probeAgent: this.deps.probeAgent,
-        runtime: this.deps.runtime,
-        socketPath: this.deps.store.poolSocketPath(member.poolId),
-        token: member.token,
-        containerName: member.containerName,
-        timeoutMs: this.deps.config.sessionStartTimeoutSeconds * 1000,
-        signal: this.#closing.signal,
-      });
+      await start();
     } catch (error) {
       if (this.#closed) throw error;
       this.deps.metrics.poolFailures.inc();
@@ -267,9 +258,8 @@ export class WarmPool {
   }
 
   // A member a previous controller started: kept (and checked by the fill loop) while the pool has room for it.
-  async #adopt(container: RuntimeSession): Promise<void> {
-    const poolId = container.poolId!;
-    const token = await this.deps.store.readPoolToken(poolId);
+  async #adopt(container: RuntimeSession, poolId: string): Promise<void> {
+    const token = await this.deps.store.readToken({ kind: 'pool', poolId });
     const member: PoolMember = {
       poolId,
       containerName: container.containerName,
@@ -280,7 +270,7 @@ export class WarmPool {
     };
     this.#members.set(poolId, member);
     // Under another name (renamed by hand) it may hold a session's name: never hand that out as a fresh member.
-    const renamed = container.containerName !== this.#containerName(poolId);
+    const renamed = container.containerName !== this.deps.launcher.containerName({ kind: 'pool', poolId });
     if (!token || renamed || container.state !== 'running' || this.#wanted() < 0) {
       this.deps.log.info({ poolId, state: container.state, hasToken: token !== null, renamed }, 'removing a warm session the pool cannot use');
       await this.#remove(member);
@@ -289,30 +279,16 @@ export class WarmPool {
     this.deps.log.info({ poolId }, 'adopted a warm session');
   }
 
-  #containerName(poolId: string): string {
-    return `${this.deps.config.namePrefix}warm.${poolId}`;
-  }
-
   // Removes a member's container, volumes and folder (and a half-claimed session's folder); the pool forgets it.
   async #remove(member: PoolMember, claimedBy?: string): Promise<void> {
     member.status = 'removing';
     try {
-      await this.deps.runtime.removeSession('', member.containerName, member.poolId);
-      await this.deps.store.removePoolMember(member.poolId);
-      if (claimedBy) await this.deps.store.remove(claimedBy);
+      await this.deps.reaper.remove({ kind: 'pool', poolId: member.poolId }, member.containerName, claimedBy);
     } catch (err) {
       // What is left has no owner any more: the next reconcile removes it as an orphan.
       this.deps.log.warn({ err, poolId: member.poolId }, 'could not remove a warm session');
     } finally {
       this.#members.delete(member.poolId);
-    }
-  }
-
-  async #isolate(poolId: string, what: string, fn: () => Promise<unknown>): Promise<void> {
-    try {
-      await fn();
-    } catch (err) {
-      this.deps.log.warn({ err, poolId }, `could not ${what}`);
     }
   }
 }

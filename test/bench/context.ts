@@ -54,15 +54,15 @@ export class BenchContext {
   async openSession(sessionId: string): Promise<BenchSession> {
     const { container_name: containerName } = await this.api.createSession(sessionId);
     const store = new SessionStore(this.env.socketsDir, this.env.instance);
-    const token = await store.readToken(sessionId);
+    const token = await store.readToken({ kind: 'session', sessionId });
     if (!token) throw new Error(`no agent token for session ${sessionId}`);
     return {
       id: sessionId,
       containerName,
       container: this.env.docker.getContainer(containerName),
       viaController: this.api.agent(sessionId),
-      direct: AgentApi.direct(store.agentSocketPath(sessionId), token),
-      agentSocket: store.agentSocketPath(sessionId),
+      direct: AgentApi.direct(store.agentSocketPath({ kind: 'session', sessionId }), token),
+      agentSocket: store.agentSocketPath({ kind: 'session', sessionId }),
       token,
     };
   }

@@ -116,9 +116,9 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
     },
     async agent(sessionId) {
       const store = new SessionStore(config.socketsDir, config.instance);
-      const token = await store.readToken(sessionId);
+      const token = await store.readToken({ kind: 'session', sessionId });
       if (!token) throw new Error(`session ${sessionId} has no agent token`);
-      return { socketPath: store.agentSocketPath(sessionId), token };
+      return { socketPath: store.agentSocketPath({ kind: 'session', sessionId }), token };
     },
     async restart(more = {}) {
       await app.close();

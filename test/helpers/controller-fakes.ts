@@ -4,14 +4,14 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../controller/app.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
-import type { RuntimeSession, RuntimeVolume, SessionRuntime, SessionSpec } from '../../controller/runtime/session-runtime.js';
+import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from '../../controller/runtime/session-runtime.js';
 import type { ProbeAgent } from '../../controller/sessions/agent-probe.js';
 import { AppError } from '../../shared/errors.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
 
 /** An in-memory engine for unit tests of the session lifecycle (e2e tests use real Docker). */
 export class FakeSessionRuntime implements SessionRuntime {
-  readonly containers = new Map<string, RuntimeSession>();
+  readonly containers = new Map<string, OwnedRuntimeSession>();
   readonly volumes = new Map<string, RuntimeVolume>();
   /** Every spec createSession was given, in order. */
   readonly specs: SessionSpec[] = [];
@@ -30,16 +30,15 @@ export class FakeSessionRuntime implements SessionRuntime {
     this.specs.push(spec);
     for (const role of ['workspace', 'docker']) {
       const name = `${spec.containerName}-${role}`;
-      this.volumes.set(name, { name, sessionId: spec.sessionId, ...(spec.poolId ? { poolId: spec.poolId } : {}) });
+      this.volumes.set(name, { name, owner: spec.owner });
     }
     if (this.failNextCreate) {
       const error = this.failNextCreate;
       this.failNextCreate = undefined;
       throw error;
     }
-    const session: RuntimeSession = {
-      sessionId: spec.sessionId,
-      ...(spec.poolId ? { poolId: spec.poolId } : {}),
+    const session: OwnedRuntimeSession = {
+      owner: spec.owner,
       containerName: spec.containerName,
       state: 'running',
       address: `172.30.0.${this.specs.length + 1}`,
@@ -56,7 +55,7 @@ export class FakeSessionRuntime implements SessionRuntime {
     return session ? { ...session } : null;
   }
 
-  async listSessions(): Promise<RuntimeSession[]> {
+  async listSessions(): Promise<OwnedRuntimeSession[]> {
     this.#requireDocker();
     return [...this.containers.values()].map((s) => ({ ...s }));
   }
@@ -66,9 +65,9 @@ export class FakeSessionRuntime implements SessionRuntime {
     if (session) session.state = 'running';
   }
 
-  async removeSession(sessionId: string, containerName: string, poolId?: string): Promise<void> {
+  async removeSession(owner: SessionOwner, containerName: string): Promise<void> {
     this.#requireDocker();
-    const owns = (o: { sessionId: string; poolId?: string }): boolean => (poolId ? o.poolId === poolId : o.sessionId === sessionId && !o.poolId);
+    const owns = (o: { owner: SessionOwner }): boolean => JSON.stringify(o.owner) === JSON.stringify(owner);
     const container = this.containers.get(containerName);
     if (container && owns(container)) this.containers.delete(containerName);
     for (const [name, volume] of this.volumes) if (owns(volume)) this.volumes.delete(name);

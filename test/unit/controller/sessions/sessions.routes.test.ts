@@ -1,4 +1,4 @@
-import { access, readFile, mkdir, writeFile } from 'node:fs/promises';
+import { access, readFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AppError } from '../../../../shared/errors.js';
@@ -216,6 +216,17 @@ describe('expiry and extension', () => {
     expect(state.expires_at).toBe('2025-10-27T22:10:30.000Z');
   });
 
+  it('answers INTERNAL, not a file error of the client, when the host cannot keep the new expiry', async () => {
+    ctl = await createTestController();
+    await ctl.app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'stuck', ttl_seconds: 60 } });
+    // A directory where the state file goes: renaming the new state over it fails with EISDIR on the host.
+    await rm(join(ctl.socketsDir, 'stuck', 'session.json'));
+    await mkdir(join(ctl.socketsDir, 'stuck', 'session.json', 'in-the-way'), { recursive: true });
+    const res = await ctl.app.inject({ method: 'POST', url: '/sessions/stuck/extend', payload: { ttl_seconds: 600 } });
+    expect({ status: res.statusCode, code: res.json().code }).toEqual({ status: 500, code: 'INTERNAL' });
+    expect((await ctl.app.inject({ url: '/sessions/stuck' })).json()).toMatchObject({ expires_at: '2025-10-27T22:01:00.000Z' });
+  });
+
   it('refuses to extend past MAX_TTL_SECONDS or an unknown session', async () => {
     ctl = await createTestController({ MAX_TTL_SECONDS: '3600' });
     await ctl.app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'ext' } });
@@ -286,7 +297,7 @@ describe('restart', () => {
     ctl = await createTestController();
     await ctl.app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'live' } });
     await ctl.app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'tokenless' } });
-    ctl.runtime.volumes.set('sess-ghost-workspace', { name: 'sess-ghost-workspace', sessionId: 'ghost' });
+    ctl.runtime.volumes.set('sess-ghost-workspace', { name: 'sess-ghost-workspace', owner: { kind: 'session', sessionId: 'ghost' } });
     await mkdir(join(ctl.socketsDir, 'ghost', 'agent'), { recursive: true });
     await writeFile(join(ctl.socketsDir, 'tokenless', 'agent', 'token'), '');
     const app = await ctl.restart();

@@ -25,7 +25,7 @@ function gateCreates(ctl: TestController): Gate {
   ctl.runtime.createSession = async (spec: SessionSpec) => {
     gate.running += 1;
     gate.most = Math.max(gate.most, gate.running);
-    gate.entered.push(spec.sessionId || `pool:${spec.poolId}`);
+    gate.entered.push(spec.owner.kind === 'session' ? spec.owner.sessionId : `pool:${spec.owner.poolId}`);
     try {
       await opened;
       return await original(spec);

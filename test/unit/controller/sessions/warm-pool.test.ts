@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../../../controller/app.js';
 import { parseControllerConfig } from '../../../../controller/config.js';
+import type { SessionOwner } from '../../../../controller/runtime/session-runtime.js';
 import type { ProbeAgent } from '../../../../controller/sessions/agent-probe.js';
 import type { AgentHealth } from '../../../../shared/schemas/health.js';
 import { FakeSessionRuntime, HEALTHY } from '../../../helpers/controller-fakes.js';
@@ -93,7 +94,10 @@ const metric = async (app: FastifyInstance, name: string): Promise<number> => {
 const waitPoolReady = (ctl: PoolController, ready: number): Promise<void> =>
   vi.waitFor(async () => expect(await metric(ctl.app, 'runner_warm_pool_ready')).toBe(ready), { timeout: 5_000, interval: 10 });
 
-const poolContainers = (ctl: PoolController) => [...ctl.runtime.containers.values()].filter((c) => c.poolId);
+// The pool id or session id a spec, container or volume is labelled with.
+const poolIdOf = (x?: { owner: SessionOwner | null }): string | undefined => (x?.owner?.kind === 'pool' ? x.owner.poolId : undefined);
+const sessionIdOf = (x?: { owner: SessionOwner | null }): string | undefined => (x?.owner?.kind === 'session' ? x.owner.sessionId : undefined);
+const poolContainers = (ctl: PoolController) => [...ctl.runtime.containers.values()].filter((c) => poolIdOf(c));
 const unclaimedPool = (ctl: PoolController) => poolContainers(ctl).filter((c) => c.containerName.includes('warm.'));
 
 describe('WARM_POOL_SIZE', () => {
@@ -117,9 +121,9 @@ describe('warm pool', () => {
     await waitPoolReady(ctl, 2);
     expect(ctl.runtime.specs).toHaveLength(2);
     for (const spec of ctl.runtime.specs) {
-      expect(spec).toMatchObject({ sessionId: '', poolId: expect.stringMatching(/^[0-9a-f]{12}$/), containerName: `sess-warm.${spec.poolId}` });
+      expect(spec).toMatchObject({ owner: { kind: 'pool', poolId: expect.stringMatching(/^[0-9a-f]{12}$/) }, containerName: `sess-warm.${poolIdOf(spec)}` });
       expect(spec.expiresAt).toBeUndefined();
-      expect(spec.agentDir).toBe(join(ctl.socketsDir, `warm.${spec.poolId}`, 'agent'));
+      expect(spec.agentDir).toBe(join(ctl.socketsDir, `warm.${poolIdOf(spec)}`, 'agent'));
     }
     expect((await ctl.app.inject({ url: '/sessions' })).json()).toEqual({ sessions: [] });
     expect((await ctl.app.inject({ url: '/health' })).json().active_sessions).toBe(0);
@@ -130,7 +134,7 @@ describe('warm pool', () => {
   it('is off by default: no container starts ahead and create is cold', async () => {
     ctl = await startController({});
     await create({ session_id: 'cold' });
-    expect(ctl.runtime.specs.map((s) => s.sessionId)).toEqual(['cold']);
+    expect(ctl.runtime.specs.map((s) => sessionIdOf(s))).toEqual(['cold']);
     expect(await metric(ctl.app, 'runner_warm_pool_misses_total')).toBe(0);
   });
 
@@ -138,7 +142,7 @@ describe('warm pool', () => {
     ctl = await startController({ WARM_POOL_SIZE: '1' });
     await waitPoolReady(ctl, 1);
     const [member] = ctl.runtime.specs;
-    const poolId = member!.poolId!;
+    const poolId = poolIdOf(member)!;
     const poolToken = await readFile(join(ctl.socketsDir, `warm.${poolId}`, 'agent', 'token'), 'utf8');
 
     const res = await create({ session_id: 'fast', ttl_seconds: 600 });
@@ -151,8 +155,8 @@ describe('warm pool', () => {
       expires_at: '2025-10-27T22:10:00.000Z',
     });
     // The member's container, renamed: no container was made for the session.
-    expect(ctl.runtime.specs.filter((s) => s.sessionId === 'fast')).toHaveLength(0);
-    expect(ctl.runtime.containers.get('sess-fast')).toMatchObject({ poolId, sessionId: '' });
+    expect(ctl.runtime.specs.filter((s) => sessionIdOf(s) === 'fast')).toHaveLength(0);
+    expect(ctl.runtime.containers.get('sess-fast')).toMatchObject({ owner: { kind: 'pool', poolId } });
 
     const folder = join(ctl.socketsDir, 'fast');
     const token = await readFile(join(folder, 'agent', 'token'), 'utf8');
@@ -184,22 +188,21 @@ describe('warm pool', () => {
     await ctl.restart();
     const res = await create({ session_id: 'early' });
     expect(res.statusCode).toBe(201);
-    expect(ctl.runtime.containers.get('sess-early')).toMatchObject({ sessionId: 'early' });
-    expect(ctl.runtime.containers.get('sess-early')?.poolId).toBeUndefined();
-    expect(await metric(ctl.app, 'runner_warm_pool_misses_total')).toBe(1);
+    expect(ctl.runtime.containers.get('sess-early')).toMatchObject({ owner: { kind: 'session', sessionId: 'early' } });
+        expect(await metric(ctl.app, 'runner_warm_pool_misses_total')).toBe(1);
     expect(await metric(ctl.app, 'runner_warm_pool_claims_total')).toBe(0);
   });
 
   it('removes a member that does not answer at its claim and starts the session cold', async () => {
     ctl = await startController({ WARM_POOL_SIZE: '1' });
     await waitPoolReady(ctl, 1);
-    const poolId = ctl.runtime.specs[0]!.poolId!;
+    const poolId = poolIdOf(ctl.runtime.specs[0])!;
     ctl.agents.failClaims = true;
     const res = await create({ session_id: 'fallback' });
     expect(res.statusCode).toBe(201);
-    expect(ctl.runtime.containers.get('sess-fallback')).toMatchObject({ sessionId: 'fallback' });
-    expect([...ctl.runtime.containers.values()].some((c) => c.poolId === poolId)).toBe(false);
-    expect([...ctl.runtime.volumes.values()].some((v) => v.poolId === poolId)).toBe(false);
+    expect(ctl.runtime.containers.get('sess-fallback')).toMatchObject({ owner: { kind: 'session', sessionId: 'fallback' } });
+    expect([...ctl.runtime.containers.values()].some((c) => poolIdOf(c) === poolId)).toBe(false);
+    expect([...ctl.runtime.volumes.values()].some((v) => poolIdOf(v) === poolId)).toBe(false);
     expect(await exists(join(ctl.socketsDir, `warm.${poolId}`))).toBe(false);
     expect(JSON.parse(await readFile(join(ctl.socketsDir, 'fallback', 'session.json'), 'utf8')).pool_id).toBeUndefined();
     expect(await metric(ctl.app, 'runner_warm_pool_failures_total')).toBe(1);
@@ -211,8 +214,8 @@ describe('warm pool', () => {
     await waitPoolReady(ctl, 1);
     const [a, b] = await Promise.all([create({ session_id: 'one' }), create({ session_id: 'two' })]);
     expect([a.statusCode, b.statusCode]).toEqual([201, 201]);
-    const claimed = ['one', 'two'].filter((id) => ctl.runtime.containers.get(`sess-${id}`)?.poolId === ctl.runtime.specs[0]!.poolId);
-    const cold = ['one', 'two'].filter((id) => ctl.runtime.containers.get(`sess-${id}`)?.sessionId === id);
+    const claimed = ['one', 'two'].filter((id) => poolIdOf(ctl.runtime.containers.get(`sess-${id}`)) === poolIdOf(ctl.runtime.specs[0]));
+    const cold = ['one', 'two'].filter((id) => sessionIdOf(ctl.runtime.containers.get(`sess-${id}`)) === id);
     expect([claimed.length, cold.length]).toEqual([1, 1]);
     expect(await metric(ctl.app, 'runner_warm_pool_claims_total')).toBe(1);
     expect(await metric(ctl.app, 'runner_warm_pool_misses_total')).toBe(1);
@@ -231,12 +234,12 @@ describe('warm pool', () => {
   it('deletes a claimed session with its container, pool-named volumes, folder and link; the pool stays full', async () => {
     ctl = await startController({ WARM_POOL_SIZE: '1' });
     await waitPoolReady(ctl, 1);
-    const poolId = ctl.runtime.specs[0]!.poolId!;
+    const poolId = poolIdOf(ctl.runtime.specs[0])!;
     await create({ session_id: 'gone' });
     const deleted = await ctl.app.inject({ method: 'DELETE', url: '/sessions/gone' });
     expect(deleted.json()).toEqual({ session_id: 'gone', status: 'deleted', found: true });
     expect(ctl.runtime.containers.has('sess-gone')).toBe(false);
-    expect([...ctl.runtime.volumes.values()].some((v) => v.poolId === poolId)).toBe(false);
+    expect([...ctl.runtime.volumes.values()].some((v) => poolIdOf(v) === poolId)).toBe(false);
     expect(await exists(join(ctl.socketsDir, 'gone'))).toBe(false);
     expect(await lstat(join(ctl.socketsDir, `warm.${poolId}`)).catch(() => null)).toBeNull();
     await waitPoolReady(ctl, 1);
@@ -261,7 +264,7 @@ describe('warm pool', () => {
   it('extends a claimed session and keeps its pool id in the state', async () => {
     ctl = await startController({ WARM_POOL_SIZE: '1' });
     await waitPoolReady(ctl, 1);
-    const poolId = ctl.runtime.specs[0]!.poolId!;
+    const poolId = poolIdOf(ctl.runtime.specs[0])!;
     await create({ session_id: 'longer', ttl_seconds: 60 });
     const res = await ctl.app.inject({ method: 'POST', url: '/sessions/longer/extend', payload: { ttl_seconds: 900 } });
     expect(res.json()).toMatchObject({ expires_at: '2025-10-27T22:15:00.000Z', status: 'running' });
@@ -284,7 +287,7 @@ describe('warm pool', () => {
   it('does not let a sweep during a slow claim take the member for the pool or for an orphan', async () => {
     ctl = await startController({ WARM_POOL_SIZE: '1', CLEANUP_INTERVAL_SECONDS: '1' });
     await waitPoolReady(ctl, 1);
-    const poolId = ctl.runtime.specs[0]!.poolId!;
+    const poolId = poolIdOf(ctl.runtime.specs[0])!;
     let open = () => {};
     ctl.agents.claimGate = new Promise((resolve) => {
       open = resolve;
@@ -297,10 +300,10 @@ describe('warm pool', () => {
     ctl.agents.claimGate = null;
     expect((await pending).statusCode).toBe(201);
     await ctl.app.inject({ url: '/sessions/slow' }).then((r) => expect(r.json().status).toBe('running'));
-    expect(ctl.runtime.containers.get('sess-slow')).toMatchObject({ poolId });
-    expect([...ctl.runtime.volumes.values()].filter((v) => v.poolId === poolId)).toHaveLength(2);
+    expect(ctl.runtime.containers.get('sess-slow')).toMatchObject({ owner: { kind: 'pool', poolId } });
+    expect([...ctl.runtime.volumes.values()].filter((v) => poolIdOf(v) === poolId)).toHaveLength(2);
     await new Promise((resolve) => setTimeout(resolve, 1_200));
-    expect(ctl.runtime.containers.get('sess-slow')).toMatchObject({ poolId });
+    expect(ctl.runtime.containers.get('sess-slow')).toMatchObject({ owner: { kind: 'pool', poolId } });
     expect((await ctl.app.inject({ url: '/sessions' })).json().sessions).toHaveLength(1);
     await waitPoolReady(ctl, 1);
   });
@@ -337,7 +340,7 @@ describe('warm pool across a controller restart', () => {
     ctl = await startController({ WARM_POOL_SIZE: '1' });
     await waitPoolReady(ctl, 1);
     const member = unclaimedPool(ctl)[0]!;
-    const poolId = member.poolId!;
+    const poolId = poolIdOf(member)!;
     // The claim's commit point, and nothing after it: folder not moved, container not renamed.
     await writeFile(
       join(ctl.socketsDir, `warm.${poolId}`, 'session.json'),
@@ -352,7 +355,7 @@ describe('warm pool across a controller restart', () => {
     );
     const app = await ctl.restart();
     expect((await app.inject({ url: '/sessions/crashed' })).json()).toMatchObject({ container_name: 'sess-crashed', status: 'running' });
-    expect(ctl.runtime.containers.get('sess-crashed')).toMatchObject({ poolId });
+    expect(ctl.runtime.containers.get('sess-crashed')).toMatchObject({ owner: { kind: 'pool', poolId } });
     expect(await readlink(join(ctl.socketsDir, `warm.${poolId}`))).toBe('crashed');
     expect(await exists(join(ctl.socketsDir, 'crashed', 'agent', 'token'))).toBe(true);
     // The pool replaces what became a session.
@@ -378,14 +381,14 @@ describe('warm pool across a controller restart', () => {
     const stopped = unclaimedPool(ctl)[0]!;
     stopped.state = 'stopped';
     ctl.runtime.containers.set(stopped.containerName, stopped);
-    ctl.runtime.volumes.set('sess-warm.0123456789ab-workspace', { name: 'sess-warm.0123456789ab-workspace', sessionId: '', poolId: '0123456789ab' });
+    ctl.runtime.volumes.set('sess-warm.0123456789ab-workspace', { name: 'sess-warm.0123456789ab-workspace', owner: { kind: 'pool', poolId: '0123456789ab' } });
     await mkdir(join(ctl.socketsDir, 'warm.0123456789ab', 'agent'), { recursive: true });
     await ctl.restart();
     await waitPoolReady(ctl, 1);
     expect(ctl.runtime.containers.has(stopped.containerName)).toBe(false);
     expect(ctl.runtime.volumes.has('sess-warm.0123456789ab-workspace')).toBe(false);
     expect(await exists(join(ctl.socketsDir, 'warm.0123456789ab'))).toBe(false);
-    expect(await exists(join(ctl.socketsDir, `warm.${stopped.poolId}`))).toBe(false);
+    expect(await exists(join(ctl.socketsDir, `warm.${poolIdOf(stopped)}`))).toBe(false);
   });
 
   it('leaves members running when it closes', async () => {
