@@ -8,6 +8,7 @@ import type { ControllerConfig } from './config.js';
 import { healthRoutes } from './health/health.routes.js';
 import { SessionNetworkGuard } from './http/session-network-guard.js';
 import { ControllerMetrics, metricsRoutes } from './metrics.js';
+import { consoleWebSocketToken } from './console/console-websocket-auth.js';
 import { API_DOCS_ROUTES, registerApiDocsPage, registerOpenApi } from './openapi/openapi.js';
 import { proxyRoutes } from './proxy/proxy.routes.js';
 import type { SessionRuntime } from './runtime/session-runtime.js';
@@ -72,7 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // After the websocket plugin: a refused upgrade must be one it knows, so that it closes the connection.
   const publicRoutes = [ControllerRoute.health, ...(config.publicApiDocs ? API_DOCS_ROUTES : [])];
-  registerBearerAuth(app, { token: config.apiToken, publicRoutes });
+  registerBearerAuth(app, { token: config.apiToken, publicRoutes, alternateToken: consoleWebSocketToken });
 
   let stopExpiry: (() => void) | undefined;
   app.addHook('onReady', async () => {

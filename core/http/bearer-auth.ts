@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../shared/errors.js';
 
 const MIN_TOKEN_LENGTH = 16;
@@ -16,16 +16,19 @@ export interface BearerAuthOptions {
   tokenFile?: string;
   /** Routes served without a token (health checks of load balancers). */
   publicRoutes?: readonly string[];
+  /** Where else a request may carry the token (the console's WebSocket subprotocol); compared like the header. */
+  alternateToken?: (request: FastifyRequest) => string | undefined;
 }
 
 /** Requires `Authorization: Bearer <token>` on every request but those to public routes, when a token is set. */
-export function registerBearerAuth(app: FastifyInstance, { token, tokenFile, publicRoutes = [] }: BearerAuthOptions): void {
+export function registerBearerAuth(app: FastifyInstance, { token, tokenFile, publicRoutes = [], alternateToken }: BearerAuthOptions): void {
   if (!token) return;
   let expected = Buffer.from(`Bearer ${token}`);
   const matches = (given: Buffer): boolean => given.length === expected.length && timingSafeEqual(given, expected);
   app.addHook('onRequest', async (request) => {
     if (publicRoutes.includes(request.routeOptions.url ?? '')) return;
-    const given = Buffer.from(request.headers.authorization ?? '');
+    const alternate = alternateToken?.(request);
+    const given = Buffer.from(alternate !== undefined ? `Bearer ${alternate}` : (request.headers.authorization ?? ''));
     if (matches(given)) return;
     if (tokenFile) {
       // A file gone or too short (a session being removed) keeps the token the server has.
