@@ -1,11 +1,11 @@
-import { lstatSync } from 'node:fs';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { Readable } from 'node:stream';
-import { pack } from 'tar-fs';
+import type { Readable } from 'node:stream';
 import { AppError } from '../../shared/errors.js';
+import { packAsLearner, type LearnerIds } from '../as-learner/learner-tar.js';
+import { WorkspaceFiles } from '../files/workspace-files.js';
 import { resolveWorkspacePath } from '../files/workspace-path.js';
-import { Dockerignore } from './dockerignore.js';
+import { Dockerignore, DockerignoreError } from './dockerignore.js';
 
 const DOCKERIGNORE_MAX_BYTES = 1024 * 1024;
 
@@ -17,11 +17,14 @@ export interface BuildContext {
   public: string;
   /** The Dockerfile's path inside the context, as the daemon reads it from the tar. */
   dockerfile: string;
-  ignore: Dockerignore;
+  /** The context's `.dockerignore` (checked: its patterns parse), applied while packing. */
+  dockerignore: string;
+  /** Who packs it: the learner, whose rights decide what can be read. */
+  learner: LearnerIds;
 }
 
 /** Checks that the context is a folder of the workspace and the Dockerfile a file inside that context. */
-export async function resolveBuildContext(workspace: string, contextPath: string, dockerfilePath: string): Promise<BuildContext> {
+export async function resolveBuildContext(workspace: string, contextPath: string, dockerfilePath: string, learner: LearnerIds): Promise<BuildContext> {
   const workspaceReal = await realpath(workspace);
   const context = await resolveWorkspacePath(workspaceReal, contextPath);
   const contextStat = await stat(context.real).catch(() => undefined);
@@ -37,44 +40,43 @@ export async function resolveBuildContext(workspace: string, contextPath: string
   if (!dockerfileStat) throw new AppError('FILE_NOT_FOUND', `no Dockerfile at ${dockerfile.public}`);
   if (!dockerfileStat.isFile()) throw new AppError('IS_A_DIRECTORY', `the Dockerfile ${dockerfile.public} is not a file`);
 
-  return { dir: context.real, public: context.public, dockerfile: inside, ignore: await readDockerignore(workspaceReal, context.public) };
+  const dockerignore = await readDockerignore(workspaceReal, context.public, learner);
+  return { dir: context.real, public: context.public, dockerfile: inside, dockerignore, learner };
 }
 
-async function readDockerignore(workspaceReal: string, contextPublic: string): Promise<Dockerignore> {
-  // Resolved like any client path, so a .dockerignore symlinked out of the workspace is refused, not read.
-  const file = await resolveWorkspacePath(workspaceReal, posix.join(contextPublic, '.dockerignore'));
-  const info = await stat(file.real).catch(() => undefined);
-  if (!info?.isFile()) return new Dockerignore('');
-  if (info.size > DOCKERIGNORE_MAX_BYTES) throw new AppError('VALIDATION', `${file.public} is larger than 1 MiB`);
-  return new Dockerignore(await readFile(file.real, 'utf8'));
+async function readDockerignore(workspaceReal: string, contextPublic: string, learner: LearnerIds): Promise<string> {
+  // Opened like a file of the files API: through no-follow descriptors, so a swapped-in link fails instead of leading out.
+  const path = posix.join(contextPublic, '.dockerignore');
+  const file = await new WorkspaceFiles(workspaceReal, learner).open(path).catch((error: unknown) => {
+    const missing = error instanceof AppError ? ['FILE_NOT_FOUND', 'IS_A_DIRECTORY'].includes(error.code) : ['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '');
+    if (missing) return undefined;
+    throw error;
+  });
+  if (!file) return '';
+  try {
+    if (file.stats.size > DOCKERIGNORE_MAX_BYTES) throw new AppError('VALIDATION', `${path} is larger than 1 MiB`);
+    const text = await file.handle.readFile('utf8');
+    checkDockerignore(text);
+    return text;
+  } finally {
+    await file.handle.close();
+  }
+}
+
+// A bad pattern is the client's error, answered before any build starts.
+function checkDockerignore(text: string): void {
+  try {
+    new Dockerignore(text);
+  } catch (error) {
+    throw error instanceof DockerignoreError ? new AppError('VALIDATION', error.message) : error;
+  }
 }
 
 /**
- * Packs the context as a tar stream. Symlinks go in as links (never followed, so a link to /etc ships a link,
- * not /etc); files `.dockerignore` excludes stay out, except the Dockerfile and `.dockerignore` the daemon needs.
+ * Packs the context as a tar stream, as the learner (agent/as-learner/learner-tar.ts). Symlinks go in as links
+ * (never followed, so a link to /etc ships a link, not /etc); files `.dockerignore` excludes stay out, except the
+ * Dockerfile and `.dockerignore` the daemon needs. The stream fails with a PackError when packing fails.
  */
 export function packBuildContext(context: BuildContext): Readable {
-  const kept = new Set([context.dockerfile, '.dockerignore']);
-  // tar-fs makes a streamx stream; a Node Readable is what dockerode expects to pipe.
-  const tar = pack(context.dir, {
-    dereference: false,
-    // Sockets, fifos and devices have no place in an image: skip them rather than fail the build.
-    strict: false,
-    ignore: (absolute) => {
-      const relative = posix.relative(context.dir, absolute);
-      if (kept.has(relative) || context.dockerfile.startsWith(`${relative}/`)) return false;
-      if (!context.ignore.excludes(relative)) return false;
-      // Skipping a folder skips all of it: keep walking into it when a `!` line may bring something back.
-      return !(context.ignore.mayReinclude(relative) && isFolder(absolute));
-    },
-  });
-  return Readable.from(tar, { objectMode: false });
-}
-
-function isFolder(path: string): boolean {
-  try {
-    return lstatSync(path).isDirectory();
-  } catch {
-    return false;
-  }
+  return packAsLearner(context.learner, { dir: context.dir, dockerignore: context.dockerignore, keep: [context.dockerfile, '.dockerignore'] });
 }

@@ -30,7 +30,7 @@ export const dockerRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, deps)
   const runLimits = { timeoutSeconds: config.execTimeoutSeconds, outputLimitBytes: config.execOutputLimitBytes };
 
   app.post(AgentRoute.build, { schema: { body: BuildRequest } }, async (request, reply): Promise<BuildResult> => {
-    const context = await resolveBuildContext(config.workspace, request.body.context_path, request.body.dockerfile_path);
+    const context = await resolveBuildContext(config.workspace, request.body.context_path, request.body.dockerfile_path, config.learner);
     // A client that gives up cancels its build instead of leaving it running unobserved.
     const cancel = new AbortController();
     reply.raw.once('close', () => {
@@ -41,7 +41,7 @@ export const dockerRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, deps)
 
   app.post(AgentRoute.buildStream, { schema: { body: BuildRequest } }, async (request, reply) => {
     // Everything that can be refused before the build starts is refused with a status; after that, with frames.
-    const context = await resolveBuildContext(config.workspace, request.body.context_path, request.body.dockerfile_path);
+    const context = await resolveBuildContext(config.workspace, request.body.context_path, request.body.dockerfile_path, config.learner);
     await docker.ping().catch((error: unknown) => {
       throw toDockerError(error);
     });

@@ -1,5 +1,10 @@
 import { posix } from 'node:path';
-import { AppError } from '../../shared/errors.js';
+
+/** A pattern Docker would refuse; the agent answers it as VALIDATION. Not an AppError: the learner's packer loads this file without zod. */
+export class DockerignoreError extends Error {
+  override readonly name = 'DockerignoreError';
+  readonly code = 'VALIDATION';
+}
 
 interface Rule {
   pattern: string;
@@ -21,7 +26,7 @@ export class Dockerignore {
         const negated = line.startsWith('!');
         const pattern = posix.normalize(negated ? line.slice(1).trim() : line).replace(/^\/+|\/+$/g, '');
         const regex = toRegExp(pattern);
-        if (!regex) throw new AppError('VALIDATION', `.dockerignore: invalid pattern ${line}`);
+        if (!regex) throw new DockerignoreError(`.dockerignore: invalid pattern ${line}`);
         return { pattern, regex, negated };
       })
       .filter((rule) => rule.pattern !== '' && rule.pattern !== '.');

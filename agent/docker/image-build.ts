@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../../shared/errors.js';
 import type { BuildRequest, BuildResult } from '../../shared/schemas/docker.js';
+import { PackError } from '../as-learner/learner-tar.js';
 import { packBuildContext, type BuildContext } from './build-context.js';
 import { daemonMessage, isDaemonUnreachable, toDockerError } from '../../core/docker/docker-errors.js';
 import { BoundedLines, LineSplitter } from './log-lines.js';
@@ -50,6 +51,16 @@ export async function buildImage(docker: Docker, context: BuildContext, request:
 
   log.info({ image: request.image_tag, context: context.public, dockerfile: context.dockerfile }, 'building image');
   const tar = packBuildContext(context);
+  // A context the learner cannot pack (a file it may not read) fails the build with the packer's reason, whatever the daemon made of the cut tar.
+  let packError: PackError | undefined;
+  const packAborted = new AbortController();
+  tar.once('error', (error) => {
+    packError = error instanceof PackError ? error : new PackError(error.message);
+    // The daemon would wait for the rest of the tar: end the request.
+    packAborted.abort();
+  });
+  const abortSignal = options.signal ? AbortSignal.any([options.signal, packAborted.signal]) : packAborted.signal;
+  const packFailure = (): AppError | undefined => (packError ? fail(`cannot pack the build context: ${packError.message}`) : undefined);
   let output: Readable;
   try {
     output = (await docker.buildImage(tar, {
@@ -60,10 +71,12 @@ export async function buildImage(docker: Docker, context: BuildContext, request:
       // Intermediate containers go away even when a step fails, so failed builds leave nothing running.
       rm: true,
       forcerm: true,
-      abortSignal: options.signal,
+      abortSignal,
     })) as Readable;
   } catch (error) {
     tar.destroy();
+    const packFailed = packFailure();
+    if (packFailed) throw packFailed;
     if (isDaemonUnreachable(error)) throw toDockerError(error);
     // The daemon refuses a Dockerfile it cannot parse before it starts: that is the build failing too.
     log.info({ err: error }, 'build refused');
@@ -71,7 +84,7 @@ export async function buildImage(docker: Docker, context: BuildContext, request:
   }
 
   const onAbort = (): void => void output.destroy();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  abortSignal.addEventListener('abort', onAbort, { once: true });
   let imageId: string | undefined;
   let failure: string | undefined;
   const frames = new LineSplitter();
@@ -97,12 +110,16 @@ export async function buildImage(docker: Docker, context: BuildContext, request:
     record(text.end());
   } catch (error) {
     record(text.end());
+    const packFailed = packFailure();
+    if (packFailed) throw packFailed;
     if (options.signal?.aborted) throw new AppError('BUILD_FAILED', 'the build was cancelled', { logs: logs.lines() });
     throw isDaemonUnreachable(error) ? toDockerError(error) : fail(`the build stream broke: ${(error as Error).message}`);
   } finally {
-    options.signal?.removeEventListener('abort', onAbort);
+    abortSignal.removeEventListener('abort', onAbort);
     tar.destroy();
   }
+  const packFailed = packFailure();
+  if (packFailed) throw packFailed;
   if (failure !== undefined) {
     log.info({ image: request.image_tag, reason: failure }, 'build failed');
     throw fail(failure);

@@ -39,6 +39,17 @@ export const TIMEOUT_EXIT_CODE = 124;
 const NOT_EXECUTABLE_EXIT_CODE = 126;
 const NOT_FOUND_EXIT_CODE = 127;
 const DEFAULT_EXIT_GRACE_MS = 150;
+const SETPRIV = '/usr/bin/setpriv';
+// The shell answers a missing or non-executable command as run-process.ts reports it, then setpriv sets
+// no-new-privileges: from there no set-uid binary or file capability can raise what the command may do.
+const NO_NEW_PRIVS_SCRIPT = `command -v -- "$1" >/dev/null || { printf '%s: command not found\\n' "$1" >&2; exit 127; }
+case $1 in */*) if [ -d "$1" ] || [ ! -x "$1" ]; then printf '%s: permission denied\\n' "$1" >&2; exit 126; fi;; esac
+exec ${SETPRIV} --no-new-privs -- "$@"`;
+
+/** `file args…` started through setpriv with no-new-privileges. */
+function withNoNewPrivileges(file: string, args: string[]): { file: string; args: string[] } {
+  return { file: '/bin/sh', args: ['-c', NO_NEW_PRIVS_SCRIPT, 'no-new-privs', file, ...args] };
+}
 
 /** Collects the output of one stream: decoded text, and complete lines into the shared log. */
 class StreamCollector {
@@ -81,7 +92,7 @@ function utf8Prefix(bytes: Buffer, max: number): number {
 }
 
 /**
- * Runs a command as the learner in its own process group and collects its output. Resolves once the process
+ * Runs a command as the learner, with no-new-privileges, in its own process group and collects its output. Resolves once the process
  * exited and its output was read (or `exitGraceMs` after the exit when a background child still holds the
  * output open: that child is left running). Never rejects: a program that cannot start gives 127 or 126.
  */
@@ -95,10 +106,11 @@ export function runProcess(options: RunOptions): Promise<ExecResult> {
   let finished = false;
 
   return new Promise<ExecResult>((resolve) => {
-    const { file, args, env } = learnerSpawn(options.cgroupProcs, options.command, options.env);
+    const learner = learnerSpawn(options.cgroupProcs, options.command, options.env);
+    const { file, args } = withNoNewPrivileges(learner.file, learner.args);
     const child = spawn(file, args, {
       cwd: options.cwd,
-      env,
+      env: learner.env,
       // Only a root agent may switch users; an unprivileged one runs commands as itself.
       ...(process.getuid?.() === options.uid ? {} : { uid: options.uid }),
       ...(process.getgid?.() === options.gid ? {} : { gid: options.gid }),

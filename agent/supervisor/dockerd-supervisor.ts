@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { FastifyBaseLogger } from 'fastify';
@@ -7,7 +7,9 @@ import type { AgentConfig } from '../config.js';
 import type { DaemonHealth } from '../../shared/schemas/health.js';
 import type { DaemonMonitor } from './daemon-monitor.js';
 import { DaemonClient } from './daemon-client.js';
+import { runAsLearner } from '../as-learner/run-as-learner.js';
 import { learnerSpawn } from '../limits/learner-cgroup.js';
+import { openFolderNoFollow } from './no-follow-folder.js';
 import { preloadImages } from './preload.js';
 import { ReadyWaiters } from './ready-waiters.js';
 
@@ -140,20 +142,37 @@ export class DockerdSupervisor implements DaemonMonitor {
     }
   }
 
-  /** Makes the learner's runtime and data folders and writes daemon.json; returns its path. */
+  /**
+   * Makes the learner's runtime and data folders and writes daemon.json; returns its path. The learner can write in
+   * both and plant links there at will, so root only ever acts on them through no-follow descriptors, and what is
+   * inside the runtime folder is removed by the learner's own rights.
+   */
   async #prepare(): Promise<string> {
     const { uid, gid } = this.config.learner;
     const runtimeDir = this.#runtimeDir();
-    await mkdir(dirname(runtimeDir), { recursive: true, mode: 0o755 });
+    const runtime = await openFolderNoFollow(runtimeDir, { createMode: 0o700 });
+    try {
+      await runtime.chown(uid, gid);
+      await runtime.chmod(0o700);
+    } finally {
+      await runtime.close();
+    }
     // The container's /run outlives a restart of the session: a dead daemon's pid file and sockets would make the
     // next one refuse to start or wait for a containerd that is gone. Each daemon starts with an empty folder.
-    await rm(runtimeDir, { recursive: true, force: true });
-    await mkdir(runtimeDir, { recursive: true, mode: 0o700 });
-    await chown(runtimeDir, uid, gid);
-    await chmod(runtimeDir, 0o700);
-    await mkdir(this.#opts.dataRoot, { recursive: true });
+    await runAsLearner(this.config.learner, ['find', runtimeDir, '-mindepth', '1', '-delete']).catch((error: unknown) => {
+      // Only the learner can have made something it cannot remove; the daemon says so if it minds.
+      this.log.warn({ err: error }, 'cannot empty the runtime folder');
+    });
     // A fresh volume is root-owned; the rootless daemon (the learner) must own its data root.
-    await chown(this.#opts.dataRoot, uid, gid);
+    const dataRoot = await openFolderNoFollow(this.#opts.dataRoot, { createMode: 0o755 }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ELOOP' || error.code === 'ENOTDIR') throw new Error(`the data root ${this.#opts.dataRoot} must be a folder, not a symbolic link or under one`);
+      throw error;
+    });
+    try {
+      await dataRoot.chown(uid, gid);
+    } finally {
+      await dataRoot.close();
+    }
     // Docker copies the host's mode, often 0600: slirp4netns runs as the learner. The node is the container's own.
     if (this.#opts.tunDevice) await chmod(this.#opts.tunDevice, 0o666).catch(() => {});
     await mkdir(this.#opts.configDir, { recursive: true, mode: 0o755 });

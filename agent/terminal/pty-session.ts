@@ -5,11 +5,16 @@ import { spawn, type IPty } from 'node-pty';
 import { WebSocket, type RawData } from 'ws';
 import { AppError } from '../../shared/errors.js';
 import { TerminalCloseCode, type TerminalInfo } from '../../shared/schemas/terminal.js';
+import { PtyInput } from './pty-input.js';
 import { Scrollback } from './scrollback.js';
 
 // Output queued for one slow client beyond this pauses the shell's output (the kernel then blocks the writer).
 const HIGH_WATER_BYTES = 1024 * 1024;
 const LOW_WATER_BYTES = 256 * 1024;
+// Input waiting for the shell beyond this stops reading the clients' sockets (TCP then holds the sender back), so a
+// terminal buffers at most this plus the frames already read (each at most the agent's 1 MiB WebSocket payload).
+const INPUT_HIGH_WATER_BYTES = 1024 * 1024;
+const INPUT_LOW_WATER_BYTES = 256 * 1024;
 // How long a hung-up shell gets to exit before everything in its session is killed.
 const KILL_GRACE_MS = 1000;
 // Input that arrives before the shell first writes is held this long at most: until then the tty is not yet the
@@ -47,10 +52,11 @@ export class PtySession {
   #options: PtySessionOptions;
   #pty: IPty;
   #scrollback: Scrollback;
+  #input: PtyInput;
   #clients = new Set<WebSocket>();
   #lastActivity = new Date();
   #idleTimer: NodeJS.Timeout | undefined;
-  #heldInput: Buffer[] | null = [];
+  #holdingInput = true;
   #inputTimer: NodeJS.Timeout;
   #paused = false;
   #ended = false;
@@ -72,6 +78,20 @@ export class PtySession {
       // Raw Buffers, never strings: a UTF-8 character split across reads is passed on intact.
       encoding: null,
     });
+    // node-pty's unix terminal has its master descriptor as `fd`, outside its typings.
+    const fd = (this.#pty as IPty & { fd?: number }).fd;
+    if (fd === undefined) throw new AppError('INTERNAL', 'the pty has no descriptor to write input to');
+    this.#input = new PtyInput(fd, {
+      highWaterBytes: INPUT_HIGH_WATER_BYTES,
+      lowWaterBytes: INPUT_LOW_WATER_BYTES,
+      onFull: () => {
+        for (const client of this.#clients) client.pause();
+      },
+      onDrained: () => {
+        for (const client of this.#clients) client.resume();
+      },
+    });
+    this.#input.hold();
     // With `encoding: null` node-pty emits Buffers although its typings say string.
     this.#pty.onData((data: string | Buffer) => this.#output(typeof data === 'string' ? Buffer.from(data) : data));
     this.#exited = new Promise((resolve) => {
@@ -107,11 +127,11 @@ export class PtySession {
     const replay = this.#scrollback.snapshot();
     if (replay.length > 0) socket.send(replay, { binary: true });
     this.#clients.add(socket);
+    if (this.#input.full) socket.pause();
     socket.on('message', (data) => {
       if (this.#ended) return;
       this.#lastActivity = new Date();
-      if (this.#heldInput) this.#heldInput.push(toBuffer(data));
-      else this.#pty.write(toBuffer(data));
+      this.#input.write(toBuffer(data));
     });
     socket.once('close', () => this.#detach(socket));
   }
@@ -175,16 +195,16 @@ export class PtySession {
 
   /** Writes the input held while the shell started, once it has written (or the hold expired). */
   #releaseInput(): void {
-    const held = this.#heldInput;
-    if (!held) return;
-    this.#heldInput = null;
+    if (!this.#holdingInput) return;
+    this.#holdingInput = false;
     clearTimeout(this.#inputTimer);
-    if (!this.#ended) for (const data of held) this.#pty.write(data);
+    if (!this.#ended) this.#input.release();
   }
 
   #end(code: number): void {
     this.#ended = true;
-    this.#heldInput = null;
+    this.#input.close();
+    this.#holdingInput = false;
     clearTimeout(this.#inputTimer);
     clearTimeout(this.#idleTimer);
     this.#options.log.info({ terminal: this.id, code }, 'terminal exited');

@@ -97,15 +97,16 @@ interface Shell {
 }
 
 /**
- * How to start bash as the learner, in the learner cgroup when there is one. A root agent goes through setpriv,
- * because node-pty's own uid/gid switch keeps the agent's supplementary groups (group 0 in a container) in the
- * learner's shell.
+ * How to start bash as the learner, in the learner cgroup when there is one, through setpriv with
+ * no-new-privileges (no set-uid binary or file capability raises what the shell may do). A root agent also drops
+ * to the learner in setpriv, because node-pty's own uid/gid switch keeps the agent's supplementary groups (group 0
+ * in a container) in the learner's shell.
  */
 function learnerShell(config: AgentConfig): Shell | AppError {
   const { file, args, env } = learnerSpawn(config.learner.cgroupProcs, BASH, learnerEnv(config, { TERM: 'xterm-256color' }));
-  if (process.getuid?.() !== 0) return { command: { file, args }, env };
   const setpriv = SETPRIV_PATHS.find((path) => existsSync(path));
-  if (!setpriv) return new AppError('INTERNAL', 'terminals need setpriv (util-linux) to drop to the learner user');
+  if (!setpriv) return new AppError('INTERNAL', 'terminals need setpriv (util-linux) to drop privileges');
   const { uid, gid } = config.learner;
-  return { command: { file: setpriv, args: ['--reuid', String(uid), '--regid', String(gid), '--clear-groups', '--', file, ...args] }, env };
+  const drop = process.getuid?.() === 0 ? ['--reuid', String(uid), '--regid', String(gid), '--clear-groups'] : [];
+  return { command: { file: setpriv, args: [...drop, '--no-new-privs', '--', file, ...args] }, env };
 }

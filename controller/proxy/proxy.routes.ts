@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchema } 
 import type { WebSocket } from 'ws';
 import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { AppError } from '../../shared/errors.js';
 import { AgentRoute, ControllerRoute, sessionPath } from '../../shared/routes.js';
 import { SESSION_ROUTES, type SessionRouteSpec } from '../../shared/session-api.js';
 import { SessionParams } from '../../shared/schemas/session.js';
@@ -55,6 +56,11 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
   app.setValidatorCompiler(validatorCompiler);
+
+  // A request target has no fragment (RFC 9110); passed on, it would be no path an upstream can be asked for.
+  app.addHook('onRequest', async (request) => {
+    if (request.url.includes('#')) throw new AppError('INVALID_PATH', 'a request path cannot contain a fragment (#)');
+  });
 
   if (observe) {
     app.addHook('onResponse', async (request, reply) => {

@@ -22,6 +22,7 @@ export const ProxyCloseCode = {
   upstreamUnavailable: 4502,
   upstreamTimeout: 4504,
   upstreamLost: 1011,
+  badUpstreamUrl: 4400,
 } as const;
 
 // Above this many bytes queued towards one side, the other side is paused until they are written.
@@ -38,13 +39,20 @@ const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-accep
  */
 export function connectWebSocket(upstream: WsUpstream): Promise<UpstreamConnection> {
   return new Promise((resolve) => {
-    const socket = new WebSocket(upstream.url, upstream.protocol ? [upstream.protocol] : [], {
-      headers: upstream.headers as Record<string, string>,
-      handshakeTimeout: upstream.handshakeTimeoutMs,
-      perMessageDeflate: false,
-      autoPong: false,
-      maxPayload: MAX_UPSTREAM_FRAME_BYTES,
-    });
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(upstream.url, upstream.protocol ? [upstream.protocol] : [], {
+        headers: upstream.headers as Record<string, string>,
+        handshakeTimeout: upstream.handshakeTimeoutMs,
+        perMessageDeflate: false,
+        autoPong: false,
+        maxPayload: MAX_UPSTREAM_FRAME_BYTES,
+      });
+    } catch (error) {
+      // ws refuses a URL it cannot request (a fragment, a bad protocol): the client's path was bad input.
+      resolve({ ok: false, statusCode: 400, closeCode: ProxyCloseCode.badUpstreamUrl, reason: truncateUtf8(`INVALID_PATH: ${(error as Error).message}`, MAX_REASON_BYTES) });
+      return;
+    }
     let settled = false;
     let responseHeaders: string[] = [];
     const fail = (statusCode: number, closeCode: number, reason: string) => {

@@ -80,7 +80,7 @@ describe('build context', () => {
 
   /** The entries of the packed context as GNU tar lists them: `name`, `folder/`, `link -> target`. */
   async function packedEntries(contextPath: string, dockerfilePath = 'Dockerfile'): Promise<string[]> {
-    const context = await resolveBuildContext(agent.workspace, contextPath, dockerfilePath);
+    const context = await resolveBuildContext(agent.workspace, contextPath, dockerfilePath, agent.config.learner);
     scratch = await mkdtemp(join(tmpdir(), 'agtest-context-'));
     const archive = join(scratch, 'context.tar');
     await pipeline(packBuildContext(context), createWriteStream(archive));
@@ -127,7 +127,7 @@ describe('build context', () => {
     await mkdir(join(agent.workspace, 'app/build'), { recursive: true });
     await writeFile(join(agent.workspace, 'app/build/Dockerfile.real'), 'FROM scratch\n');
     await symlink('build/Dockerfile.real', join(agent.workspace, 'app/Dockerfile'));
-    const context = await resolveBuildContext(agent.workspace, '/workspace/app', 'Dockerfile');
+    const context = await resolveBuildContext(agent.workspace, '/workspace/app', 'Dockerfile', agent.config.learner);
     expect(context).toMatchObject({ public: '/workspace/app', dockerfile: 'build/Dockerfile.real' });
   });
 });
