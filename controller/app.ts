@@ -8,7 +8,9 @@ import type { ControllerConfig } from './config.js';
 import { healthRoutes } from './health/health.routes.js';
 import { SessionNetworkGuard } from './http/session-network-guard.js';
 import { ControllerMetrics, metricsRoutes } from './metrics.js';
+import { CONSOLE_ROUTES, consoleRoutes } from './console/console.routes.js';
 import { consoleWebSocketToken } from './console/console-websocket-auth.js';
+import { consoleAssetsDir } from './web-assets.js';
 import { API_DOCS_ROUTES, registerApiDocsPage, registerOpenApi } from './openapi/openapi.js';
 import { proxyRoutes } from './proxy/proxy.routes.js';
 import type { SessionRuntime } from './runtime/session-runtime.js';
@@ -25,6 +27,8 @@ export interface AppDeps {
   probeAgent?: ProbeAgent;
   /** A pino logger; none (silent) in tests. */
   logger?: FastifyBaseLogger;
+  /** The console's built files; the checkout's or the image's by default. */
+  consoleAssetsDir?: string;
   /** The clock, replaceable in tests. */
   now?: () => number;
 }
@@ -72,7 +76,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   // After the websocket plugin: a refused upgrade must be one it knows, so that it closes the connection.
-  const publicRoutes = [ControllerRoute.health, ...(config.publicApiDocs ? API_DOCS_ROUTES : [])];
+  const publicRoutes = [ControllerRoute.health, ...CONSOLE_ROUTES, ...(config.publicApiDocs ? API_DOCS_ROUTES : [])];
   registerBearerAuth(app, { token: config.apiToken, publicRoutes, alternateToken: consoleWebSocketToken });
 
   let stopExpiry: (() => void) | undefined;
@@ -93,6 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerApiDocsPage(app);
   await app.register(healthRoutes, { runtime, sessions });
   await app.register(metricsRoutes, { metrics });
+  await app.register(consoleRoutes, { assetsDir: deps.consoleAssetsDir ?? consoleAssetsDir() });
   await app.register(sessionsRoutes, { sessions });
   // After the session routes: the proxy takes everything else below /sessions/{id}/.
   await app.register(proxyRoutes, {

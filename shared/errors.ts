@@ -39,6 +39,7 @@ export const ERROR_STATUS = {
   DOCKER_UNAVAILABLE: 503,
   SESSION_NOT_READY: 503,
   SESSION_START_FAILED: 503,
+  CONSOLE_NOT_BUILT: 503,
   NO_SPACE: 507,
   AGENT_TIMEOUT: 504,
 } as const satisfies Record<string, number>;

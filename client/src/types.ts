@@ -1,7 +1,7 @@
 import type { z } from 'zod';
-import type { BuildFrame, BuildRequest, BuildResult, ContainerList, ContainerLogs, ImageList, RunRequest, RunResult, StopRequest, StopResult } from '../../shared/schemas/docker.js';
+import type { BuildFrame, BuildRequest, BuildResult, ContainerList, ContainerSummary, ContainerLogs, ImageList, RunRequest, RunResult, StopRequest, StopResult } from '../../shared/schemas/docker.js';
 import type { ExecFrame, ExecRequest, ExecResult } from '../../shared/schemas/exec.js';
-import type { DeleteFileResult, FileContent, FileList, MkdirResult, MoveRequest, MoveResult, WriteFileResult } from '../../shared/schemas/files.js';
+import type { DeleteFileResult, FileContent, FileEntry, FileList, MkdirResult, MoveRequest, MoveResult, WriteFileResult } from '../../shared/schemas/files.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
 import type { ControllerHealth, CreateSessionRequest, DeleteSessionResponse, SessionInfo, SessionList } from '../../shared/schemas/session.js';
 import type { TerminalInfo, TerminalList } from '../../shared/schemas/terminal.js';
@@ -22,6 +22,7 @@ export type {
   BuildResult,
   ContainerList,
   ContainerLogs,
+  ContainerSummary,
   ControllerHealth,
   DeleteFileResult,
   DeleteSessionResponse,
@@ -30,6 +31,7 @@ export type {
   ExecFrame,
   ExecResult,
   FileContent,
+  FileEntry,
   FileList,
   ImageList,
   MkdirResult,

@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { ControllerRoute } from '../../shared/routes.js';
+import { swaggerUiAssetsDir, swaggerUiLogo } from '../web-assets.js';
 import { CONTROLLER_ROUTE_DOCS, errorResponses, PORT_ROUTE_DOC, sessionRequestBody, sessionResponses, sessionRouteDoc, successResponse, type RouteDoc } from './route-docs.js';
 
 /** Where the document and its reference page are served. */
@@ -73,5 +74,11 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
 
 /** Serves the reference page at /docs, its assets from the swagger-ui package (no CDN). */
 export async function registerApiDocsPage(app: FastifyInstance): Promise<void> {
-  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX, staticCSP: true, uiConfig: { url: OPENAPI_PATH, deepLinking: true } });
+  await app.register(swaggerUi, {
+    routePrefix: DOCS_PREFIX,
+    baseDir: swaggerUiAssetsDir(),
+    logo: swaggerUiLogo(),
+    staticCSP: true,
+    uiConfig: { url: OPENAPI_PATH, deepLinking: true },
+  });
 }

@@ -40,6 +40,20 @@ export const CONTROLLER_ROUTE_DOCS: Record<string, RouteDoc> = {
     errors: ['UNAUTHORIZED'],
     success: { description: 'OpenAPI 3.1', mediaType: 'application/json' },
   },
+  'GET /console': {
+    tag: 'console',
+    summary: 'The operator console (sign in with the API token)',
+    errors: ['CONSOLE_NOT_BUILT'],
+    public: true,
+    success: { description: 'The page', mediaType: 'text/html' },
+  },
+  'GET /console/:file': {
+    tag: 'console',
+    summary: "The console's script and styles",
+    errors: ['ROUTE_NOT_FOUND', 'CONSOLE_NOT_BUILT'],
+    public: true,
+    success: { description: 'A file of the page', mediaType: '*/*' },
+  },
   'POST /sessions': {
     tag: 'sessions',
     summary: 'Create a session',
