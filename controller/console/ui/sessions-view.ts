@@ -54,14 +54,14 @@ export function showSessions(ctx: ConsoleContext): View {
       h('td', {}, new Date(session.created_at).toLocaleString()),
       h(
         'td',
-        { class: 'actions' },
-        h('button', { type: 'button', 'aria-label': `Extend ${id} by 30 minutes`, onclick: () => {
+        {},
+        h('div', { class: 'actions' }, h('button', { type: 'button', 'aria-label': `Extend ${id} by 30 minutes`, onclick: () => {
           const left = Math.max(0, Math.floor((Date.parse(session.expires_at) - Date.now()) / 1000));
           void act(() => client.extendSession(id, left + EXTEND_SECONDS), `${id} extended`);
         } }, '+30 min'),
         h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${id}`, onclick: () => {
           if (confirm(`Delete session ${id} and everything in it?`)) void act(() => client.deleteSession(id), `${id} deleted`);
-        } }, 'Delete'),
+        } }, 'Delete')),
       ),
     ];
     return h('tr', { 'data-session': id }, ...cells);
@@ -86,7 +86,11 @@ export function showSessions(ctx: ConsoleContext): View {
     createButton.disabled = true;
     createButton.textContent = 'Creating…';
     const minutes = Number(ttlInput.value);
-    await act(() => client.createSession({ session_id: idInput.value.trim(), ...(minutes > 0 ? { ttl_seconds: Math.round(minutes * 60) } : {}) }), `${idInput.value} created`);
+    const id = idInput.value.trim();
+    await act(async () => {
+      await client.createSession({ session_id: id, ...(minutes > 0 ? { ttl_seconds: Math.round(minutes * 60) } : {}) });
+      idInput.value = '';
+    }, `${id} created`);
     createButton.disabled = false;
     createButton.textContent = 'Create session';
   });
