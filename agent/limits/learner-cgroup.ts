@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
-import { chown, mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { FastifyBaseLogger } from 'fastify';
 
@@ -18,6 +19,9 @@ const INITIAL_CGROUP_NS = 'cgroup:[4026531835]';
 // fork-bomb processes, all runnable at once when killed, keep the agent off the CPU for over a second.
 const AGENT_CPU_SHARES = '10240';
 const LEARNER_CPU_SHARES = '1024';
+// On a remapped engine the session's cgroup folders belong to the host's root until the controller hands them to
+// the session's root, right after the container starts.
+const HANDOVER_WAIT_MS = 10_000;
 
 /** Both hierarchies' group for the agent and the learner, and the learner's cgroup.procs files. */
 export interface LearnerCgroupSetup {
@@ -33,6 +37,8 @@ export interface LearnerCgroupOptions {
   pidsReserve?: number;
   /** For tests: where the agent's own cgroup paths and cgroup namespace are read. */
   procSelf?: string;
+  /** How long to wait for a cgroup folder to become the agent's own (see waitUntilOwned). */
+  handOverWaitMs?: number;
 }
 
 /**
@@ -117,6 +123,9 @@ export async function setUpLearnerCgroup(
       if (!mounted.split('\n').some((line) => line.split(' ')[4] === dir)) {
         await run('mount', ['-t', 'cgroup', '-o', findHierarchy(cgroups, controller)!.controllers, 'cgroup', dir]);
       }
+      if (!(await waitUntilOwned(dir, options.handOverWaitMs ?? HANDOVER_WAIT_MS))) {
+        throw new Error(`${dir} is not the session root's (on a remapped engine the controller hands it over at the start; did it?)`);
+      }
       for (const group of ['agent', 'learner']) await mkdir(join(dir, group), { recursive: true });
       if (controller === 'pids') {
         pidsMax = learnerPidsMax(await readFile(join(dir, 'pids.max'), 'utf8'), options.pidsReserve);
@@ -137,6 +146,19 @@ export async function setUpLearnerCgroup(
   } catch (error) {
     log.warn({ err: error }, 'cannot set up the learner cgroups: a fork bomb can stall the agent');
     return undefined;
+  }
+}
+
+/**
+ * Waits until `dir` belongs to this process's user, for at most `timeoutMs`; false if it never did. Inside a
+ * remapped session the host's root shows as the overflow uid, and only the folder's owner may make groups in it.
+ */
+export async function waitUntilOwned(dir: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await stat(dir)).uid === process.getuid?.()) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(50);
   }
 }
 

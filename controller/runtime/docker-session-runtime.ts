@@ -10,6 +10,8 @@ import { Label, MANAGED_BY } from './labels.js';
 import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
 import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
+import { watchContainerStarts } from './container-starts.js';
+import { checkRemappedHost, findRemappedRoot, handOverAgentDir, handOverCgroups, type EngineInfo, type RemappedRoot } from './userns.js';
 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 const PING_TIMEOUT_MS = 2_000;
@@ -39,6 +41,8 @@ export class DockerSessionRuntime implements SessionRuntime {
   async createSession(spec: SessionSpec): Promise<RuntimeSession> {
     const { config } = this;
     await this.#ensureNetwork();
+    const remappedRoot = await this.#remappedRoot();
+    if (remappedRoot) await this.handOverAgentDir(spec.agentDir);
     const workspace = await this.#createVolume(spec, 'workspace');
     const dockerData = await this.#createVolume(spec, 'docker');
     const options: Docker.ContainerCreateOptions = {
@@ -88,7 +92,9 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
     try {
       await container.start();
-      return toRuntimeSession(await container.inspect(), config.network);
+      const info = await container.inspect();
+      if (remappedRoot) await this.#handOverCgroups(info, remappedRoot);
+      return toRuntimeSession(info, config.network);
     } catch (error) {
       throw toRuntimeError(error, 'start the session container', 'SESSION_START_FAILED');
     }
@@ -104,8 +110,10 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   async listSessions(): Promise<OwnedRuntimeSession[]> {
-    // Every reconcile lists: a controller that started while Docker was away learns the subnets here.
+    // Every reconcile lists: a controller that started while Docker was away learns the subnets here, and whether
+    // the engine remaps (so that it watches the sessions it finds).
     await this.#learnSubnets();
+    await this.#remappedRoot().catch(() => null);
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
       // One labelled as ours but by no session or pool id was not made by a controller: nothing to act on.
@@ -130,11 +138,57 @@ export class DockerSessionRuntime implements SessionRuntime {
 
   async startSession(containerName: string): Promise<void> {
     await this.#learnSubnets();
+    const container = this.docker.getContainer(containerName);
     try {
-      await this.docker.getContainer(containerName).start();
+      await container.start();
     } catch (error) {
       if (statusOf(error) === 304) return; // already running
       throw toRuntimeError(error, 'start a session container');
+    }
+    // Docker makes the container's cgroup folders anew at every start.
+    const remappedRoot = await this.#remappedRoot();
+    if (remappedRoot) await this.#handOverCgroups(await container.inspect().catch(() => null), remappedRoot);
+  }
+
+  async handOverAgentDir(dir: string): Promise<void> {
+    const remappedRoot = await this.#remappedRoot();
+    if (!remappedRoot) return;
+    try {
+      await handOverAgentDir(dir, remappedRoot);
+    } catch (error) {
+      throw new AppError('SESSION_START_FAILED', `could not hand the agent folder ${dir} to the session's root: ${daemonMessage(error)}`, undefined, { cause: error });
+    }
+  }
+
+  // Learned once from `docker info` (again after a failure): null on an engine that does not remap.
+  #remapped: Promise<RemappedRoot | null> | undefined;
+
+  #remappedRoot(): Promise<RemappedRoot | null> {
+    this.#remapped ??= this.#detectRemap().catch((error: unknown) => {
+      this.#remapped = undefined;
+      throw toRuntimeError(error, 'ask the engine whether it remaps user namespaces');
+    });
+    return this.#remapped;
+  }
+
+  async #detectRemap(): Promise<RemappedRoot | null> {
+    const root = findRemappedRoot((await this.docker.info()) as EngineInfo);
+    if (!root) return null;
+    this.log.info({ uid: root.uid, gid: root.gid }, "the engine remaps user namespaces: a session's root is this host uid, not root");
+    for (const problem of await checkRemappedHost(root)) this.log.error({ problem }, 'sessions on this remapped engine will not work');
+    // A session the engine restarts by itself (its restart policy, after the agent died) gets new cgroup folders.
+    watchContainerStarts(this.docker, this.#ownLabelFilter(), async (id) => this.#handOverCgroups(await this.docker.getContainer(id).inspect().catch(() => null), root), this.log);
+    return root;
+  }
+
+  // Without its cgroup folders the agent runs the learner's processes in its own cgroup: the session works, unprotected.
+  async #handOverCgroups(info: Docker.ContainerInspectInfo | null, root: RemappedRoot): Promise<void> {
+    if (!info?.State.Running) return;
+    try {
+      const folders = await handOverCgroups({ id: info.Id, pid: info.State.Pid }, root);
+      this.log.debug({ containerName: info.Name, folders }, "handed the session's cgroup folders to its root");
+    } catch (error) {
+      this.log.warn({ err: error, containerName: info.Name }, "could not hand the session's cgroup folders to its root: a fork bomb can stall its agent");
     }
   }
 

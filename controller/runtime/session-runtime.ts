@@ -51,6 +51,12 @@ export interface SessionRuntime {
   inspectSession(containerName: string): Promise<RuntimeSession | null>;
   /** Every session container this controller owns, running or not. */
   listSessions(): Promise<OwnedRuntimeSession[]>;
+  /**
+   * Gives the session's root the agent folder and its token file, after the controller wrote a new token (a
+   * remapped engine's root is not the host's, and cannot read what the host's root made); a no-op elsewhere.
+   * createSession does it itself. Optional: a runtime that does not mount the folder leaves it out.
+   */
+  handOverAgentDir?(dir: string): Promise<void>;
   /** Starts a stopped session container again. */
   startSession(containerName: string): Promise<void>;
   /** Removes the container under that name if `owner` owns it, and every volume of `owner`; idempotent. */

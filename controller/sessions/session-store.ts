@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
@@ -193,9 +194,11 @@ export class SessionStore {
 }
 
 // A rename within the folder: a reader (the agent, a restarted controller) sees the old file or the new, never half.
+// A session's root may write the agent folder (on a remapped engine): a name planted there is removed, never followed.
 async function writeAtomically(file: string, content: string): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, content, { mode: 0o600 });
+  await rm(tmp, { force: true });
+  await writeFile(tmp, content, { mode: 0o600, flag: 'wx' });
   await rename(tmp, file);
 }
 
@@ -210,7 +213,8 @@ async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | null
 
 async function readTokenFile(file: string): Promise<string | null> {
   try {
-    return (await readFile(file, 'utf8')).trim() || null;
+    // Never through a link or into a pipe the session's root may have put in its place.
+    return (await readFile(file, { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK })).trim() || null;
   } catch {
     return null;
   }

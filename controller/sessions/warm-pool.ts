@@ -126,9 +126,10 @@ export class WarmPool {
 
   // A probe with the new token makes the agent read its token file again: from then on the old token is refused.
   async #handOverToken(sessionId: string, token: string): Promise<void> {
-    const { store, probeAgent } = this.deps;
+    const { store, runtime, probeAgent } = this.deps;
     const owner = { kind: 'session', sessionId } as const;
     await store.writeToken(owner, token);
+    await runtime.handOverAgentDir?.(store.agentDir(owner));
     const health = await probeAgent(store.agentSocketPath(owner), token);
     if (health?.status !== 'healthy' || !health.daemon.ready) throw new Error('the warm session did not answer with its new token');
   }

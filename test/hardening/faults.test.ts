@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageList } from '../../shared/schemas/docker.js';
 import { buildImages } from '../helpers/controller-e2e.js';
+import { testEngineRemappedRoot } from '../helpers/test-engine.js';
 import { ControllerProcess, TerminalClient, dockerExec, sweepStaleRuns, waitUntil } from './harness.js';
 
 /*
@@ -236,7 +237,9 @@ describe.sequential('faults', () => {
     // The workspace volume has no size of its own (it would fill the host's disk): a 16 MiB tmpfs over /workspace,
     // mounted in the session's mount namespace from the host, stands in for a full one.
     const { State } = await ctl.docker.getContainer(ctl.containerName(id)).inspect();
-    await run('nsenter', ['-t', String(State.Pid), '-m', 'mount', '-t', 'tmpfs', '-o', 'size=16m,mode=0755,uid=1000,gid=1000', 'rthard-full', '/workspace']);
+    // On a remapped engine the session's mount namespace belongs to its user namespace: mount as its root, in it.
+    const userns = (await testEngineRemappedRoot()) ? ['-U'] : [];
+    await run('nsenter', ['-t', String(State.Pid), ...userns, '-m', 'mount', '-t', 'tmpfs', '-o', 'size=16m,mode=0755,uid=1000,gid=1000', 'rthard-full', '/workspace']);
 
     const fill = await ctl.exec(id, 'dd if=/dev/zero of=/workspace/fill bs=1M count=64');
     expect(fill.exit_code).not.toBe(0);

@@ -5,13 +5,14 @@ import http from 'node:http';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import WebSocket from 'ws';
 import { Label, MANAGED_BY } from '../../controller/runtime/labels.js';
 import type { ExecResult } from '../../shared/schemas/exec.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
 import { removeNetwork } from '../helpers/remove-network.js';
 import { TEST_SESSION_IMAGE } from '../helpers/session-image.js';
+import { TEST_DOCKER_ENV, testDocker } from '../helpers/test-engine.js';
 
 /*
  * The hardening suite drives a real controller, started as its own process exactly as `npm start` does
@@ -27,7 +28,8 @@ const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export const hostDocker = new Docker({ socketPath: '/var/run/docker.sock' });
+/** The engine the suite runs sessions on: DOCKER_HOST when set, else the host's socket. */
+export const hostDocker = testDocker;
 
 /** Loosely typed, like inject's `json()`: tests read what they expect and the assertion says when it is not there. */
 type Json = ReturnType<JSON['parse']>;
@@ -232,6 +234,7 @@ export class ControllerProcess {
         SOCKETS_DIR: this.socketsDir,
         LOG_LEVEL: 'info',
         SESSION_IMAGE: TEST_SESSION_IMAGE,
+        ...TEST_DOCKER_ENV,
         ...this.#env,
       },
       stdio: ['ignore', this.#log.fd, this.#log.fd],

@@ -5,7 +5,6 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type Docker from 'dockerode';
-import { createDockerClient } from '../../core/docker/docker-client.js';
 import { buildApp } from '../../controller/app.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import { DockerSessionRuntime } from '../../controller/runtime/docker-session-runtime.js';
@@ -13,6 +12,7 @@ import { SessionStore } from '../../controller/sessions/session-store.js';
 import { Label } from '../../controller/runtime/labels.js';
 import { removeNetwork } from './remove-network.js';
 import { TEST_SESSION_IMAGE } from './session-image.js';
+import { TEST_DOCKER_ENV, testDocker } from './test-engine.js';
 
 const run = promisify(execFile);
 
@@ -70,8 +70,9 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
     PORT: '0',
     LOG_LEVEL: 'silent',
     SESSION_IMAGE: TEST_SESSION_IMAGE,
+    ...TEST_DOCKER_ENV,
   };
-  const docker = createDockerClient(undefined);
+  const docker = testDocker;
   let config = parseControllerConfig({ ...baseEnv, ...env });
   const sockets = new Set<Socket>();
   const start = async (): Promise<FastifyInstance> => {

@@ -3,16 +3,18 @@ import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import type { AgentHealth } from '../../shared/schemas/health.js';
 import { readLogStream } from '../../core/docker/log-demux.js';
 import { SESSION_PATHS } from '../../core/session-layout.js';
 import { sessionSecurityHostConfig } from '../../controller/runtime/session-security.js';
+import { handOverAgentDir, handOverCgroups } from '../../controller/runtime/userns.js';
 import { TEST_SESSION_IMAGE } from './session-image.js';
+import { testDocker, testEngineRemappedRoot } from './test-engine.js';
 
-export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+export const docker = testDocker;
 const MIB = 1024 * 1024;
 
 export interface StartSessionOptions {
@@ -148,6 +150,9 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
   const dockerData = `${name}-docker`;
   await docker.createVolume({ Name: dockerData, Labels: { 'runner.test': options.prefix } });
   await writeFile(join(dir, 'token'), token, { mode: 0o600 });
+  // On a remapped engine the session's root is not the host's: it gets the folder, as from the controller.
+  const remappedRoot = await testEngineRemappedRoot();
+  if (remappedRoot) await handOverAgentDir(dir, remappedRoot);
   const base: Docker.HostConfig = {
     ...sessionSecurityHostConfig(),
     Memory: (options.memoryMiB ?? 1536) * MIB,
@@ -170,6 +175,7 @@ export async function startSession(options: StartSessionOptions): Promise<Sessio
     const session = new SessionContainer(container, name, dir, token, dockerData);
     try {
       await container.start();
+      if (remappedRoot) await handOverCgroups({ id: container.id, pid: (await container.inspect()).State.Pid }, remappedRoot);
     } catch (error) {
       await session.remove();
       throw error;

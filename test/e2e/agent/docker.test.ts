@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createDockerClient } from '../../../core/docker/docker-client.js';
 import { AgentRoute } from '../../../shared/routes.js';
 import type { BuildFrame, ContainerSummary } from '../../../shared/schemas/docker.js';
 import { createTestAgent, type TestAgent } from '../../helpers/test-agent.js';
+import { TEST_DOCKER_ENV, testDocker } from '../../helpers/test-engine.js';
 
 const run = promisify(execFile);
 const BASE = 'runner-busybox:latest';
@@ -75,8 +75,8 @@ describe.sequential('docker API on a real engine', () => {
 
   beforeAll(async () => {
     await run('bash', ['image/build-busybox-image.sh']);
-    docker = createDockerClient(undefined);
-    agent = await createTestAgent({ AGENT_KEEPALIVE_SECONDS: '1' });
+    docker = testDocker;
+    agent = await createTestAgent({ AGENT_KEEPALIVE_SECONDS: '1', ...TEST_DOCKER_ENV });
     // Most tests inject; the cancellation tests need a real connection to drop.
     address = await agent.app.listen({ host: '127.0.0.1', port: 0 });
   });

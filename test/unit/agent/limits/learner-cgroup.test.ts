@@ -5,7 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runProcess } from '../../../../agent/exec/run-process.js';
-import { findHierarchy, learnerPidsMax, learnerSpawn, setUpLearnerCgroup } from '../../../../agent/limits/learner-cgroup.js';
+import { findHierarchy, learnerPidsMax, learnerSpawn, setUpLearnerCgroup, waitUntilOwned } from '../../../../agent/limits/learner-cgroup.js';
 import { LEARNER_UID } from '../../../helpers/test-agent.js';
 
 const env = { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' };
@@ -122,5 +122,26 @@ describe('setting up the learner cgroup', () => {
     expect(warnings[0]).toMatch(/a fork bomb can stall the agent/);
     // Nothing was mounted or made.
     await expect(stat(root)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe("waiting for the session's cgroup folders", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'learner-cgroup-owner-'));
+  });
+  afterEach(async () => rm(dir, { recursive: true, force: true }));
+
+  it('goes on as soon as the folder is handed to the agent', async () => {
+    await chown(dir, LEARNER_UID, LEARNER_UID);
+    const waiting = waitUntilOwned(dir, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await chown(dir, 0, 0);
+    expect(await waiting).toBe(true);
+  });
+
+  it('gives up when the folder stays someone else\'s', async () => {
+    await chown(dir, LEARNER_UID, LEARNER_UID);
+    expect(await waitUntilOwned(dir, 300)).toBe(false);
   });
 });
