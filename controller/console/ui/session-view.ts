@@ -79,10 +79,16 @@ export function showSession(ctx: ConsoleContext, id: string): View {
     if (!info) return;
     fill(facts, h('span', { class: `status status-${info.status}` }, info.status), ` · ${formatTimeLeft(info.expires_at)} left · container ${info.container_name}`);
   };
+  const starting = h('p', { class: 'muted', role: 'status' }, 'Loading the session…');
   const refresh = async () => {
     try {
       info = await client.getSession(id);
       renderFacts();
+      // The tools need a running agent: a session still being created gets them once it is up.
+      if (selected === undefined && info.status === 'running') {
+        starting.remove();
+        select(names[0]!);
+      } else if (selected === undefined) starting.textContent = `The session is ${info.status}; its tools open once it runs.`;
     } catch (error) {
       ctx.showError(error);
     }
@@ -100,6 +106,8 @@ export function showSession(ctx: ConsoleContext, id: string): View {
   };
   const remove = async () => {
     if (!confirm(`Delete session ${id} and everything in it?`)) return;
+    // Its terminals and live streams end first, so that nothing reconnects to a session being removed.
+    stopPanels();
     try {
       await client.deleteSession(id);
       ctx.announce(`${id} deleted`);
@@ -109,17 +117,20 @@ export function showSession(ctx: ConsoleContext, id: string): View {
     }
   };
 
-  const element = h('section', { class: 'session', 'aria-labelledby': 'session-title' }, header, tablist, ...holders);
-  void refresh();
-  select(names[0]!);
+  const element = h('section', { class: 'session', 'aria-labelledby': 'session-title' }, header, tablist, starting, ...holders);
   const poll = setInterval(() => void refresh(), POLL_MS);
   const tick = setInterval(renderFacts, 1000);
+  void refresh();
+  function stopPanels(): void {
+    for (const panel of made.values()) panel.dispose();
+    made.clear();
+  }
   return {
     element,
     dispose() {
       clearInterval(poll);
       clearInterval(tick);
-      for (const panel of made.values()) panel.dispose();
+      stopPanels();
     },
   };
 }
