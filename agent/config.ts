@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, parseEnvironment } from '../core/process/config-error.js';
 import { SESSION_PATHS } from '../core/session-layout.js';
@@ -118,4 +118,33 @@ function readTokenFile(path: string): string {
   }
   if (token.length < 16) throw new ConfigError('invalid configuration: AGENT_TOKEN_FILE: token must be at least 16 characters');
   return token;
+}
+
+/**
+ * Checks the workspace folder exists and, for a root agent not told who the learner is, makes the learner its
+ * owner: on a host the person debugging owns the folder, in the session image the learner (uid 1000) does.
+ * A root-owned workspace is refused, since learner processes never run as root unless the environment says so.
+ */
+export function settleWorkspace(config: AgentConfig, env: NodeJS.ProcessEnv): AgentConfig {
+  const where = config.workspace;
+  let info: Stats;
+  try {
+    info = statSync(where);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (error as Error).message;
+    throw new ConfigError(`invalid configuration: AGENT_WORKSPACE: ${where}: ${reason}`);
+  }
+  if (!info.isDirectory()) throw new ConfigError(`invalid configuration: AGENT_WORKSPACE: ${where} is not a folder`);
+  if (process.getuid?.() !== 0 || env.AGENT_LEARNER_UID !== undefined) return config;
+  if (info.uid === 0) {
+    throw new ConfigError(
+      `invalid configuration: AGENT_WORKSPACE: ${where} belongs to root and learner processes never run as root: ` +
+        `give it to the learner (chown 1000:1000 ${where}) or name one with AGENT_LEARNER_UID`,
+    );
+  }
+  const uid = info.uid;
+  const gid = env.AGENT_LEARNER_GID === undefined ? info.gid : config.learner.gid;
+  // The supervised daemon's default socket lives in the learner's runtime folder.
+  const dockerHost = env.DOCKER_HOST === undefined && config.superviseDockerd ? `unix:///run/user/${uid}/docker.sock` : config.dockerHost;
+  return { ...config, dockerHost, learner: { ...config.learner, uid, gid } };
 }

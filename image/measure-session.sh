@@ -10,10 +10,13 @@ RUNS=${RUNS:-5}
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "image size: $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+. image/remapped-root.sh
+owner=$(remapped_root)
 runs=() ready=() mem=() phases=()
 for i in $(seq "$RUNS"); do
   name=runner-measure-$$-$i dir=$(mktemp -d)
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/token"
+  if [ -n "$owner" ]; then chown -R "$owner" "$dir"; fi
   t0=$(now)
   docker run -d --name "$name" --cap-add SYS_ADMIN --security-opt seccomp=image/seccomp.json \
     --security-opt systempaths=unconfined --device /dev/net/tun --network "${SESSION_NETWORK:-bridge}" --memory 1536m --cpus 1 --pids-limit 2048 \

@@ -12,6 +12,9 @@ DIR=${SESSION_DIR:-/run/runner-sessions/$NAME}
 mkdir -p "$DIR" && chmod 700 "$DIR"
 # The token lives in a root-only file in the mounted folder: never in an environment the learner could read.
 (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/token")
+. image/remapped-root.sh
+owner=$(remapped_root)
+if [ -n "$owner" ]; then chown -R "$owner" "$DIR"; fi
 
 # --cap-add SYS_ADMIN                      rootlesskit mounts and makes namespaces for the inner daemon
 # --security-opt seccomp=image/seccomp.json  Docker's default profile plus keyctl and pivot_root

@@ -106,3 +106,37 @@ export async function writeReport(path: string, report: BenchReport): Promise<vo
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, `${JSON.stringify(report, null, 2)}\n`);
 }
+
+/**
+ * The docs page of the latest full run: when, on what and with which command, then the table. Each full run
+ * replaces it, so the figures in the docs always come from one run.
+ */
+export function renderLatestPage(report: BenchReport, command: string): string {
+  const env = report.environment;
+  const machine = [
+    `${env.cpus ?? '?'} CPUs`,
+    `${env.memory_mib ?? '?'} MiB RAM`,
+    `Docker ${env.docker_server ?? '?'}`,
+    `Node ${env.node ?? '?'}`,
+    `load average ${(env.loadavg_at_start as number[] | undefined)?.[0]?.toFixed(1) ?? '?'} at start`,
+  ].join(', ');
+  const commit = `${env.git_commit ?? '?'}${env.git_dirty ? ' (with uncommitted changes)' : ''}`;
+  return [
+    '# Latest benchmark results',
+    '',
+    `Written by \`${command}\`; each full run replaces this page. How each figure is measured: [benchmarks.md](benchmarks.md).`,
+    '',
+    `- **When:** ${report.started_at} to ${report.finished_at}`,
+    `- **On what:** ${machine}`,
+    `- **Code:** commit ${commit}`,
+    '',
+    renderTable(report.rows),
+    ...(report.errors.length > 0 ? ['', 'Errors:', '', ...report.errors.map((e) => `- ${e.split('\n')[0]}`)] : []),
+    '',
+  ].join('\n');
+}
+
+export async function writeLatestPage(path: string, report: BenchReport, command: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, renderLatestPage(report, command));
+}

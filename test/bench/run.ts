@@ -15,11 +15,13 @@ import { measureImageBuild } from './figures/image-build.js';
 import { measureTerminalEcho } from './figures/terminal-echo.js';
 import { measureWarmCreate } from './figures/warm-create.js';
 import { FULL, QUICK } from './profile.js';
-import { missingRow, renderTable, writeReport, type Row, type Unit } from './report.js';
+import { missingRow, renderTable, writeLatestPage, writeReport, type BenchReport, type Row, type Unit } from './report.js';
 
 const WARMUP_MAX_MS = 90_000;
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
+const LATEST_PAGE = resolve(REPO, 'docs/benchmarks-latest.md');
 const USAGE = `usage: npm run bench [-- --quick] [-- --cpu-prof] [-- --out FILE] [-- --only TEXT]
+  a full run (no --quick, no --only) also writes its table to docs/benchmarks-latest.md
   --quick     fewer iterations and ${QUICK.sessions} sessions instead of ${FULL.sessions}: a smoke test of a couple of minutes
   --cpu-prof  the controller writes V8 CPU profiles to test/bench/results/profiles/ (read them with
               npx tsx test/bench/cpu-profile.ts FILE, or in Chrome DevTools)
@@ -27,6 +29,8 @@ const USAGE = `usage: npm run bench [-- --quick] [-- --cpu-prof] [-- --out FILE]
   --only TEXT only the figures whose name contains TEXT (comma-separated: any of them), e.g. --only "write + read,listing"`;
 
 interface Args {
+  /** The arguments as given, for the command line the docs page names. */
+  argv: string[];
   quick: boolean;
   cpuProf: boolean;
   out: string;
@@ -47,7 +51,7 @@ function parseArgs(argv: string[]): Args {
   const quick = argv.includes('--quick');
   const out = outAt === -1 ? `test/bench/results/${quick ? 'quick' : 'latest'}.json` : argv[outAt + 1]!;
   const only = onlyAt === -1 ? undefined : argv[onlyAt + 1]!.toLowerCase().split(',');
-  return { quick, cpuProf: argv.includes('--cpu-prof'), out: resolve(REPO, out), only };
+  return { argv, quick, cpuProf: argv.includes('--cpu-prof'), out: resolve(REPO, out), only };
 }
 
 const began = performance.now();
@@ -183,7 +187,7 @@ async function main(): Promise<number> {
   const header = `runner bench (${profile.name}), ${startedAt.toISOString()}, ${info.cpus ?? '?'} CPUs, load average ${loadAtStart} at start, ${loadavg()[0]!.toFixed(1)} at end`;
   process.stdout.write(`\n${header}\n\n${table}\n`);
   if (errors.length > 0) process.stdout.write(`\nerrors:\n${errors.map((e) => `  ${e.split('\n')[0]}`).join('\n')}\n`);
-  await writeReport(args.out, {
+  const report: BenchReport = {
     profile: profile.name,
     started_at: startedAt.toISOString(),
     finished_at: new Date().toISOString(),
@@ -192,8 +196,14 @@ async function main(): Promise<number> {
     samples: ctx?.samples ?? {},
     extras: ctx?.extras ?? {},
     errors,
-  });
+  };
+  await writeReport(args.out, report);
   process.stdout.write(`\nJSON: ${args.out}\n`);
+  // Only a run of every figure at full size stands for the runner in the docs.
+  if (!args.quick && !args.only && !stopping) {
+    await writeLatestPage(LATEST_PAGE, report, ['npm run bench', ...(args.argv.length ? ['--', ...args.argv] : [])].join(' '));
+    process.stdout.write(`docs: ${LATEST_PAGE}\n`);
+  }
   return errors.length > 0 ? 1 : 0;
 }
 

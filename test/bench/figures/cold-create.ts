@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { findRemappedRoot, handOverAgentDir } from '../../../controller/runtime/userns.js';
 import { probeAgentHealth } from '../../../controller/sessions/agent-probe.js';
 import { SESSION_PATHS } from '../../../core/session-layout.js';
 import { BENCH_LABEL, dockerCli } from '../bench-env.js';
@@ -21,6 +22,8 @@ const SECCOMP_PROFILE = new URL('../../../image/seccomp.json', import.meta.url).
 export async function measureColdCreate(ctx: BenchContext): Promise<{ rows: Row[]; coldP50: number }> {
   const { env, api } = ctx;
   const config = env.controllerConfig();
+  // On a remapped engine the session's root must own the agent's folder, as the controller arranges for its own.
+  const remappedRoot = findRemappedRoot(await env.docker.info());
   let n = 0;
   const made: Array<() => Promise<void>> = [];
 
@@ -41,6 +44,7 @@ export async function measureColdCreate(ctx: BenchContext): Promise<{ rows: Row[
     const token = randomBytes(32).toString('hex');
     await mkdir(dir, { mode: 0o700 });
     await writeFile(join(dir, 'token'), token, { mode: 0o600 });
+    if (remappedRoot) await handOverAgentDir(dir, remappedRoot);
     // controller/runtime/session-security.ts on the CLI, as image/run-session.sh spells it, with the controller's limits.
     await dockerCli([
       'run', '-d', '--name', name, '--label', `${BENCH_LABEL}=${env.instance}`, '--network', env.network,
