@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunnerClient, RunnerError, type BuildFrame, type SessionClient } from '../../../client/src/index.js';
+import { RunnerError, type RunnerClient, type BuildFrame, type SessionClient } from '../../../client/src/index.js';
 import { attachTerminal } from '../../../client/src/node.js';
 import { startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
 
@@ -12,7 +12,7 @@ describe.sequential('the typed client against a real session', () => {
   let lab: SessionClient;
   beforeAll(async () => {
     controller = await startE2EController({ RUNNER_API_TOKEN: TOKEN });
-    runner = new RunnerClient({ baseUrl: controller.url, token: TOKEN });
+    runner = controller.client;
     expect(await runner.createSession({ session_id: SESSION })).toMatchObject({ session_id: SESSION, status: 'running' });
     lab = runner.session(SESSION);
   }, 300_000);

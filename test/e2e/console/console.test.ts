@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunnerClient } from '../../../client/src/index.js';
+import type { RunnerClient } from '../../../client/src/index.js';
 import { startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
@@ -39,7 +39,7 @@ describe.sequential('the console in a real browser', () => {
     await promisify(execFile)('bash', ['scripts/build-console.sh'], { cwd: ROOT });
     await mkdir(ARTIFACTS, { recursive: true });
     controller = await startE2EController({ RUNNER_API_TOKEN: TOKEN });
-    client = new RunnerClient({ baseUrl: controller.url, token: TOKEN });
+    client = controller.client;
     profile = await mkdtemp(join(tmpdir(), 'console-chromium-'));
     browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`], headless: true });
     page = await browser.newPage();
