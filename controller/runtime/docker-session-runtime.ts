@@ -9,11 +9,11 @@ import { SESSION_PATHS } from '../../core/session-layout.js';
 import { Label, MANAGED_BY } from './labels.js';
 import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
+import { ICC_OPTION, isolatesContainers, ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
 import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
 import { watchContainerStarts } from './container-starts.js';
 import { checkRemappedHost, findRemappedRoot, handOverAgentDir, handOverCgroups, type EngineInfo, type RemappedRoot } from './userns.js';
 
-const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 const PING_TIMEOUT_MS = 2_000;
 const VOLUME_REMOVE_ATTEMPTS = 20;
 // Every session, cold or claimed from the warm pool, looks the same from inside: a claimed one cannot be renamed.
@@ -94,7 +94,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       await container.start();
       const info = await container.inspect();
       if (remappedRoot) await this.#handOverCgroups(info, remappedRoot);
-      return toRuntimeSession(info, config.network);
+      return sessionOfContainer(info, config.network);
     } catch (error) {
       throw toRuntimeError(error, 'start the session container', 'SESSION_START_FAILED');
     }
@@ -102,7 +102,7 @@ export class DockerSessionRuntime implements SessionRuntime {
 
   async inspectSession(containerName: string): Promise<RuntimeSession | null> {
     try {
-      return toRuntimeSession(await this.docker.getContainer(containerName).inspect(), this.config.network);
+      return sessionOfContainer(await this.docker.getContainer(containerName).inspect(), this.config.network);
     } catch (error) {
       if (statusOf(error) === 404) return null;
       throw toRuntimeError(error, 'inspect a session container');
@@ -117,20 +117,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
       // One labelled as ours but by no session or pool id was not made by a controller: nothing to act on.
-      return containers.flatMap((c) => {
-        const owner = ownerOf(c.Labels);
-        if (!owner) return [];
-        return [
-          {
-            owner,
-            containerName: (c.Names[0] ?? c.Id).replace(/^\//, ''),
-            state: stateOf(c.State),
-            address: c.NetworkSettings?.Networks?.[this.config.network]?.IPAddress || null,
-            createdAt: dateOf(c.Labels[Label.createdAt]),
-            expiresAt: dateOf(c.Labels[Label.expiresAt]),
-          },
-        ];
-      });
+      return containers.flatMap((c) => sessionOfListedContainer(c, this.config.network) ?? []);
     } catch (error) {
       throw toRuntimeError(error, 'list session containers');
     }
@@ -272,7 +259,7 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   #publishSubnets(info: NetworkInfo | null): void {
-    const subnets = (info?.IPAM?.Config ?? []).map((c) => c.Subnet).filter((s): s is string => typeof s === 'string' && s.length > 0);
+    const subnets = subnetsOf(info);
     // An empty list while the network is missing must not count as known: it is inspected again until it exists.
     this.#subnets = subnets.length > 0 ? subnets : null;
     for (const listener of this.#subnetListeners) listener(subnets);
@@ -281,10 +268,7 @@ export class DockerSessionRuntime implements SessionRuntime {
   async #listVolumes(extraLabels: string[]): Promise<RuntimeVolume[]> {
     try {
       const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), ...extraLabels] } });
-      return (Volumes ?? []).flatMap((v) => {
-        const owner = ownerOf(v.Labels);
-        return owner ? [{ name: v.Name, owner }] : [];
-      });
+      return (Volumes ?? []).flatMap((v) => volumeOfListed(v) ?? []);
     } catch (error) {
       throw toRuntimeError(error, 'list session volumes');
     }
@@ -327,7 +311,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     const { network } = this.config;
     try {
       const info = (await this.docker.getNetwork(network).inspect()) as NetworkInfo;
-      if (info.Options?.[ICC_OPTION] !== 'false') {
+      if (!isolatesContainers(info)) {
         throw new AppError('DOCKER_ERROR', `network ${network} lets containers reach each other (${ICC_OPTION} is not false): remove it or choose another SESSION_NETWORK`);
       }
       this.#publishSubnets(info);
@@ -372,47 +356,6 @@ export class DockerSessionRuntime implements SessionRuntime {
     const found = ownerOf(labels);
     return found?.kind === owner.kind && ownerLabel(found)[1] === ownerLabel(owner)[1];
   }
-}
-
-// The parts of `docker network inspect` the runtime reads.
-interface NetworkInfo {
-  Options?: Record<string, string>;
-  IPAM?: { Config?: { Subnet?: string }[] };
-}
-
-// The one label that names a container's or volume's owner.
-function ownerLabel(owner: SessionOwner): [string, string] {
-  return owner.kind === 'pool' ? [Label.poolId, owner.poolId] : [Label.sessionId, owner.sessionId];
-}
-
-// A pool id wins: a claimed member's labels never name its session.
-function ownerOf(labels: Record<string, string> | null | undefined): SessionOwner | null {
-  const poolId = labels?.[Label.poolId];
-  if (poolId) return { kind: 'pool', poolId };
-  const sessionId = labels?.[Label.sessionId];
-  return sessionId ? { kind: 'session', sessionId } : null;
-}
-
-function toRuntimeSession(info: Docker.ContainerInspectInfo, network: string): RuntimeSession {
-  const labels = info.Config.Labels ?? {};
-  return {
-    owner: ownerOf(labels),
-    containerName: info.Name.replace(/^\//, ''),
-    state: stateOf(info.State.Status),
-    address: info.NetworkSettings.Networks?.[network]?.IPAddress || null,
-    createdAt: dateOf(labels[Label.createdAt]),
-    expiresAt: dateOf(labels[Label.expiresAt]),
-  };
-}
-
-function stateOf(status: string): RuntimeSession['state'] {
-  if (status === 'running' || status === 'restarting' || status === 'created') return status;
-  return 'stopped';
-}
-
-function dateOf(value: string | undefined): Date | null {
-  const date = value ? new Date(value) : null;
-  return date && !Number.isNaN(date.getTime()) ? date : null;
 }
 
 function toRuntimeError(error: unknown, action: string, code: 'DOCKER_ERROR' | 'SESSION_START_FAILED' = 'DOCKER_ERROR'): AppError {

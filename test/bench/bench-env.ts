@@ -1,6 +1,5 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,14 +8,13 @@ import type Docker from 'dockerode';
 import { createDockerClient } from '../../core/docker/docker-client.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import { Label } from '../../controller/runtime/labels.js';
-import { removeNetwork } from '../helpers/remove-network.js';
+import { ControllerProcess } from '../helpers/controller-process.js';
+import { isAlive, removeNetwork } from '../helpers/docker-sweep.js';
 
 const execFileAsync = promisify(execFile);
 
 /** Label on what the bench makes itself (the `docker run` baselines); the controller labels its own. */
 export const BENCH_LABEL = 'runner.bench';
-const CONTROLLER_START_TIMEOUT_MS = 60_000;
-const CONTROLLER_STOP_TIMEOUT_MS = 15_000;
 const CLEANUP_ATTEMPTS = 6;
 // Every name the bench gives starts with `rtb<pid in base 36>-`, so a crashed run's leftovers can be found by name.
 const NAME_RE = /^\/?rtb([0-9a-z]+)-/;
@@ -64,9 +62,8 @@ export class BenchEnv {
   }
 
   /** The controller's environment: the bench's own instance, network, folder and names; nothing of the caller's. */
-  controllerEnv(port: number, extra: Record<string, string> = {}): Record<string, string> {
+  controllerEnv(extra: Record<string, string> = {}): Record<string, string> {
     return {
-      PORT: String(port),
       HOST: '127.0.0.1',
       SOCKETS_DIR: this.socketsDir,
       RUNNER_INSTANCE: this.instance,
@@ -82,7 +79,7 @@ export class BenchEnv {
 
   /** The configuration the controller will parse from `controllerEnv` (the bench reads limits and features from it). */
   controllerConfig(extra: Record<string, string> = {}): ControllerConfig {
-    return parseControllerConfig(this.controllerEnv(0, extra));
+    return parseControllerConfig(this.controllerEnv(extra));
   }
 
   get controller(): ControllerProcess {
@@ -93,8 +90,8 @@ export class BenchEnv {
   /** Starts `controller/main.ts` as `npm run controller` does, on a free loopback port, and waits for /health. */
   async startController(extra: Record<string, string> = {}): Promise<ControllerProcess> {
     await this.#controller?.stop();
-    const port = await freePort();
-    this.#controller = await ControllerProcess.start(this.controllerEnv(port, extra), this.controllerLog, this.controllerNodeArgs);
+    this.#controller = new ControllerProcess({ env: this.controllerEnv(extra), logFile: this.controllerLog, nodeArgs: this.controllerNodeArgs, docker: this.docker });
+    await this.#controller.start();
     return this.#controller;
   }
 
@@ -169,87 +166,5 @@ async function removeDockerResources(docker: Docker, matches: (id: string) => bo
   for (const network of networks) {
     const id = NETWORK_RE.exec(network.Name)?.[1];
     if (id !== undefined && matches(id)) await removeNetwork(docker, network.Id, network.Name);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
-}
-
-/** The controller as its own process (`node --import tsx controller/main.ts`, as scripts/start.sh runs it). */
-export class ControllerProcess {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly url: string,
-    readonly logPath: string,
-  ) {}
-
-  static async start(env: Record<string, string>, logPath: string, nodeArgs: string[] = []): Promise<ControllerProcess> {
-    const log = await open(logPath, 'a');
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'controller/main.ts'], {
-      cwd: new URL('../..', import.meta.url).pathname,
-      // PATH and HOME only from outside: a RUNNER_API_TOKEN or SESSION_* of the caller must not change what is measured.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
-      stdio: ['ignore', log.fd, log.fd],
-    });
-    await log.close();
-    const controller = new ControllerProcess(child, `http://127.0.0.1:${env.PORT}`, logPath);
-    const deadline = performance.now() + CONTROLLER_START_TIMEOUT_MS;
-    while (performance.now() < deadline) {
-      if (child.exitCode !== null || child.signalCode !== null) break;
-      const ok = await fetch(`${controller.url}/health`).then(
-        (res) => res.ok,
-        () => false,
-      );
-      if (ok) return controller;
-      await sleep(100);
-    }
-    await controller.stop();
-    throw new Error(`the controller did not start: ${(await readFile(logPath, 'utf8').catch(() => '')).slice(-2000)}`);
-  }
-
-  get pid(): number {
-    return this.child.pid ?? -1;
-  }
-
-  /** Resident memory of the controller process, in bytes (VmRSS). */
-  async rssBytes(): Promise<number> {
-    const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
-    const kib = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
-    if (kib === undefined) throw new Error('no VmRSS for the controller');
-    return Number(kib) * 1024;
-  }
-
-  /** CPU time (user + system) the controller process has used so far, in milliseconds. */
-  async cpuMs(): Promise<number> {
-    // Fields 14 and 15 of /proc/<pid>/stat, after the parenthesized command name, in clock ticks (100 per second).
-    const stat = await readFile(`/proc/${this.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  }
-
-  /** SIGTERM (the controller closes; sessions keep running), SIGKILL if it lingers. */
-  async stop(): Promise<void> {
-    const { child } = this;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), CONTROLLER_STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
   }
 }

@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildImages } from '../helpers/controller-e2e.js';
-import { ControllerProcess, TerminalClient, dockerExec, sweepStaleRuns, waitUntil } from './harness.js';
+import { dockerExec } from '../helpers/docker-exec.js';
+import { TerminalClient } from '../helpers/ws-client.js';
+import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
  * The agent runs as root inside a session whose files the learner controls. Here the learner attacks it as it would:
@@ -46,12 +48,12 @@ while not os.path.exists(stop):
 `;
 
 describe.sequential('no confused deputy: root never acts for the learner on what the learner controls', () => {
-  const ctl = new ControllerProcess();
+  const ctl = hardeningController();
   const exec = (id: string, line: string, timeoutSeconds = 120) => ctl.exec(id, line, { timeoutSeconds });
   const asRoot = async (id: string, line: string) => dockerExec(ctl.docker, ctl.containerName(id), ['sh', '-c', line]);
 
   beforeAll(async () => {
-    await sweepStaleRuns();
+    await sweepHardeningLeftovers();
     await buildImages();
     await ctl.start();
     await ctl.createSession(A);
@@ -182,13 +184,13 @@ describe.sequential('no confused deputy: root never acts for the learner on what
       try {
         // The learner ends its own daemon at will; the supervisor cleans the runtime folder before starting the next.
         await exec(A, 'pkill -KILL -u learner -x rootlesskit');
-        await waitUntil('the daemon restarts', async () => ((await ctl.agentHealth(A)).health?.daemon.restarts ?? 0) > restarts || undefined, 60_000);
+        await vi.waitFor(async () => expect((await ctl.agentHealth(A)).health?.daemon.restarts ?? 0, 'the daemon restarts').toBeGreaterThan(restarts), { timeout: 60_000, interval: 250 });
         await sleep(3_000);
       } finally {
         await exec(A, 'touch /workspace/stop-restart');
         await swapper;
       }
-      await waitUntil('the daemon is ready again', async () => (await ctl.agentHealth(A)).health?.daemon.ready || undefined, 120_000);
+      await vi.waitFor(async () => expect((await ctl.agentHealth(A)).health?.daemon.ready, 'the daemon is ready again').toBe(true), { timeout: 120_000, interval: 250 });
       expect(await victimState(), `round ${round}`).toBe(original);
     }
     expect((await exec(A, 'docker run --rm runner-busybox:latest echo back')).stdout).toContain('back');

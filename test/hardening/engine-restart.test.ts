@@ -1,13 +1,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TEST_SESSION_IMAGE } from '../helpers/session-image.js';
 import { buildImages } from '../helpers/controller-e2e.js';
-import { ControllerProcess, hostDocker, isAlive, sweepStaleRuns, waitUntil } from './harness.js';
+import { isAlive } from '../helpers/docker-sweep.js';
+import { testDocker } from '../helpers/test-engine.js';
+import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
  * Restarting the Docker engine under running sessions. Other work shares the host's engine, so this test starts a
@@ -57,10 +58,13 @@ class PrivateEngine {
       { stdio: ['ignore', this.#log.fd, this.#log.fd] },
     );
     this.#child = child;
-    await waitUntil('the private engine answers', async () => {
-      if (child.exitCode !== null) throw new Error(`dockerd exited with ${child.exitCode}: ${await this.logTail()}`);
-      return (await this.docker.ping().then(() => true, () => false)) ? true : undefined;
-    }, 60_000);
+    await vi.waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`dockerd exited with ${child.exitCode}: ${await this.logTail()}`);
+        await this.docker.ping();
+      },
+      { timeout: 60_000, interval: 250 },
+    );
   }
 
   /** SIGTERM, as a service manager stops it: the engine stops its containers and exits. */
@@ -100,7 +104,7 @@ async function sweepStaleEngines(): Promise<void> {
     const daemon = Number(await readFile(`/run/${name}/docker.pid`, 'utf8').catch(() => ''));
     if (isAlive(daemon)) {
       process.kill(daemon, 'SIGTERM');
-      for (let i = 0; i < 120 && isAlive(daemon); i++) await sleep(500);
+      await vi.waitFor(() => expect(isAlive(daemon), `the stale engine ${daemon} stops`).toBe(false), { timeout: 60_000, interval: 500 });
     }
     await removeEngineFiles(pid);
   }
@@ -112,15 +116,15 @@ function figure(text: string): void {
 
 describe.sequential('a Docker engine restart', () => {
   const engine = new PrivateEngine();
-  const ctl = new ControllerProcess({ docker: engine.docker, env: { DOCKER_HOST: `unix://${engine.socket}`, CLEANUP_INTERVAL_SECONDS: '2' } });
+  const ctl = hardeningController({ docker: engine.docker, env: { DOCKER_HOST: `unix://${engine.socket}`, CLEANUP_INTERVAL_SECONDS: '2' } });
 
   beforeAll(async () => {
     await sweepStaleEngines();
-    await sweepStaleRuns();
+    await sweepHardeningLeftovers();
     await buildImages();
     await engine.start();
     const started = performance.now();
-    await engine.docker.loadImage(await hostDocker.getImage(TEST_SESSION_IMAGE).get());
+    await engine.docker.loadImage(await testDocker.getImage(TEST_SESSION_IMAGE).get());
     figure(`engine restart: session image loaded into the private engine in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     await ctl.start();
   });
@@ -145,15 +149,18 @@ describe.sequential('a Docker engine restart', () => {
 
     await engine.start();
     expect(ctl.alive).toBe(true);
-    const { value: outcome, seconds } = await waitUntil('the session is back or reported gone', async () => {
-      const again = await ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['cat', '/workspace/keep.txt'] } });
-      if (again.status === 200) return { back: true, stdout: again.body.stdout as string };
-      if ((await ctl.request('GET', `/sessions/${id}`)).status === 404) return { back: false, stdout: '' };
-      return undefined;
-    }, 60_000).catch(async (error: Error) => {
-      const info = await ctl.request('GET', `/sessions/${id}`);
-      throw new Error(`${error.message}; the session stays ${info.status} ${info.text}`);
-    });
+    const started = performance.now();
+    const outcome = await vi.waitFor(
+      async () => {
+        const again = await ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['cat', '/workspace/keep.txt'] } });
+        if (again.status === 200) return { back: true, stdout: again.body.stdout as string };
+        const info = await ctl.request('GET', `/sessions/${id}`);
+        if (info.status === 404) return { back: false, stdout: '' };
+        throw new Error(`the session is neither back nor reported gone: it stays ${info.status} ${info.text}`);
+      },
+      { timeout: 60_000, interval: 250 },
+    );
+    const seconds = (performance.now() - started) / 1000;
     figure(`engine restart: session ${outcome.back ? 'back' : 'ended'} ${seconds.toFixed(1)} s after the engine answered again`);
     if (outcome.back) expect(outcome.stdout).toBe('kept');
     else expect(await ctl.leftovers()).toMatchObject({ containers: [], volumes: [], folders: [] });

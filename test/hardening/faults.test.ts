@@ -2,11 +2,13 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ImageList } from '../../shared/schemas/docker.js';
 import { buildImages } from '../helpers/controller-e2e.js';
+import { dockerExec } from '../helpers/docker-exec.js';
 import { testEngineRemappedRoot } from '../helpers/test-engine.js';
-import { ControllerProcess, TerminalClient, dockerExec, sweepStaleRuns, waitUntil } from './harness.js';
+import { TerminalClient } from '../helpers/ws-client.js';
+import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
  * Faults a session must survive, each on a real session through a real controller process: the agent killed,
@@ -28,7 +30,7 @@ function figure(text: string): void {
 }
 
 describe.sequential('faults', () => {
-  const ctl = new ControllerProcess();
+  const ctl = hardeningController();
   const made: string[] = [];
 
   const createSession = async (id: string): Promise<void> => {
@@ -47,12 +49,9 @@ describe.sequential('faults', () => {
   };
 
   const agentBack = async (id: string, timeoutMs = 60_000): Promise<number> => {
-    const { seconds } = await waitUntil(
-      `the agent of ${id} answers healthy again`,
-      async () => ((await ctl.agentHealth(id, 2_000)).health?.status === 'healthy' ? true : undefined),
-      timeoutMs,
-    );
-    return seconds;
+    const started = performance.now();
+    await vi.waitFor(async () => expect((await ctl.agentHealth(id, 2_000)).health?.status, `the agent of ${id} answers healthy again`).toBe('healthy'), { timeout: timeoutMs, interval: 250 });
+    return (performance.now() - started) / 1000;
   };
 
   /**
@@ -83,7 +82,7 @@ describe.sequential('faults', () => {
     figure(`${what}: ${watched.answers} health answers, slowest ${watched.max} ms, over ${AGENT_ANSWER_BUDGET_MS} ms: ${JSON.stringify(watched.slow)}, failed: ${JSON.stringify(watched.failed)}`);
 
   beforeAll(async () => {
-    await sweepStaleRuns();
+    await sweepHardeningLeftovers();
     await buildImages();
     await ctl.start();
   });
@@ -155,10 +154,15 @@ describe.sequential('faults', () => {
 
     // The learner owns the rootless daemon and can kill it.
     await ctl.exec(id, ['pkill', '-KILL', '-x', 'dockerd']);
-    const { seconds } = await waitUntil('the inner daemon is back', async () => {
-      const { health } = await ctl.agentHealth(id);
-      return health && health.daemon.restarts >= 1 && health.daemon.ready ? true : undefined;
-    });
+    const started = performance.now();
+    await vi.waitFor(
+      async () => {
+        const daemon = (await ctl.agentHealth(id)).health?.daemon;
+        expect(daemon !== undefined && daemon.restarts >= 1 && daemon.ready, `the inner daemon is back: ${JSON.stringify(daemon)}`).toBe(true);
+      },
+      { timeout: 90_000, interval: 250 },
+    );
+    const seconds = (performance.now() - started) / 1000;
     figure(`inner dockerd kill -9: ready again after ${seconds.toFixed(1)} s`);
     const images = (await ctl.request('GET', `/sessions/${id}/images`)).body as ImageList;
     const tags = images.images.flatMap((image) => image.tags);
@@ -177,7 +181,7 @@ describe.sequential('faults', () => {
 
     const inflight = ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['sh', '-c', 'sleep 3; echo finished'] } });
     const stream = ctl.request('POST', `/sessions/${id}/exec/stream`, { body: { command: ['sh', '-c', 'sleep 3; echo streamed'] } });
-    await waitUntil('both commands run', async () => ((await ctl.exec(id, 'ps -eo args | grep -c "^sleep 3$"')).stdout.trim() === '2' ? true : undefined));
+    await vi.waitFor(async () => expect((await ctl.exec(id, 'ps -eo args | grep -c "^sleep 3$"')).stdout.trim(), 'both commands run').toBe('2'), { timeout: 90_000, interval: 250 });
     await ctl.stop('SIGTERM');
 
     expect((await terminal.closed).code).toBe(1001);
@@ -209,7 +213,7 @@ describe.sequential('faults', () => {
     const shellPid = (await ctl.exec(id, 'cat /tmp/shell-pid')).stdout.trim();
 
     const inflight = ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['sleep', '3131'] } });
-    await waitUntil('the command runs', async () => ((await ctl.exec(id, 'ps -eo args | grep -c "^sleep 3131$"')).stdout.trim() === '1' ? true : undefined));
+    await vi.waitFor(async () => expect((await ctl.exec(id, 'ps -eo args | grep -c "^sleep 3131$"')).stdout.trim(), 'the command runs').toBe('1'), { timeout: 90_000, interval: 250 });
     await ctl.stop('SIGKILL');
 
     const answered = await inflight;
@@ -220,7 +224,7 @@ describe.sequential('faults', () => {
     await ctl.start();
     expect((await ctl.request('GET', `/sessions/${id}`)).body).toMatchObject({ status: 'running' });
     // The agent saw its client go and ended the command.
-    await waitUntil('the orphaned command is gone', async () => ((await ctl.exec(id, 'ps -eo args | grep -c "^sleep 3131$"')).stdout.trim() === '0' ? true : undefined), 30_000);
+    await vi.waitFor(async () => expect((await ctl.exec(id, 'ps -eo args | grep -c "^sleep 3131$"')).stdout.trim(), 'the orphaned command is gone').toBe('0'), { timeout: 30_000, interval: 250 });
     const again = await TerminalClient.open(ctl, id, 'shell');
     try {
       await again.waitFor('mark-two');
@@ -296,7 +300,7 @@ describe.sequential('faults', () => {
     // A double fork: the subshell exits at once, so `sleep 4711` is re-parented to init, out of the exec's tree.
     const timedOut = await ctl.exec(id, '(setsid sleep 4711 </dev/null >/dev/null 2>&1 &); sleep 300', { timeoutSeconds: 2 });
     expect(timedOut.timed_out).toBe(true);
-    await waitUntil('the escaped daemon is killed', async () => ((await running('4711')) ? undefined : true), 10_000);
+    await vi.waitFor(async () => expect(await running('4711'), 'the escaped daemon is killed').toBe(false), { timeout: 10_000, interval: 250 });
     // Not timed out: a server started in the background is the learner's to keep.
     expect((await ctl.exec(id, '(setsid sleep 4712 </dev/null >/dev/null 2>&1 &)')).exit_code).toBe(0);
     expect(await running('4712')).toBe(true);
@@ -307,7 +311,7 @@ describe.sequential('faults', () => {
     const groups = async () => (await ctl.exec(id, 'ls /run/agent-cgroups/pids/learner | grep -c ^exec-')).stdout.trim();
     expect(Number(await groups())).toBe(2);
     expect((await ctl.exec(id, ['pkill', '-f', 'sleep 4712'])).exit_code).toBe(0);
-    await waitUntil('the emptied group is removed', async () => ((await groups()) === '1' ? true : undefined), 10_000);
+    await vi.waitFor(async () => expect(await groups(), 'the emptied group is removed').toBe('1'), { timeout: 10_000, interval: 250 });
   });
 
   it('contains a fork bomb to its session while the agent answers throughout; the session works once it is killed', async () => {
@@ -326,13 +330,14 @@ describe.sequential('faults', () => {
     expect((await ctl.exec('bystander', 'echo unaffected')).stdout).toBe('unaffected\n');
     expect((await ctl.request('GET', '/health')).status).toBe(200);
     // Killed with its group, the bomb leaves the session usable: commands run, the inner daemon is (back) up.
-    const { seconds } = await waitUntil(
-      'the fork bomb is gone and the session runs commands',
-      async () => ((await ctl.exec(id, ['pgrep', '-c', '-x', 'bash'], { timeoutSeconds: 5 })).stdout === '0\n' ? true : undefined),
-      60_000,
+    const started = performance.now();
+    await vi.waitFor(
+      async () => expect((await ctl.exec(id, ['pgrep', '-c', '-x', 'bash'], { timeoutSeconds: 5 })).stdout, 'the fork bomb is gone and the session runs commands').toBe('0\n'),
+      { timeout: 60_000, interval: 250 },
     );
+    const seconds = (performance.now() - started) / 1000;
     expect((await ctl.exec(id, 'echo after-bomb')).stdout).toBe('after-bomb\n');
-    await waitUntil('the inner daemon is ready', async () => ((await ctl.agentHealth(id)).health?.daemon.ready ? true : undefined), 60_000);
+    await vi.waitFor(async () => expect((await ctl.agentHealth(id)).health?.daemon.ready, 'the inner daemon is ready').toBe(true), { timeout: 60_000, interval: 250 });
     figure(`fork bomb: session running commands again ${seconds.toFixed(1)} s after the exec timed out`);
     const deleted = await ctl.deleteSession(id);
     expect(deleted.body).toMatchObject({ found: true });
@@ -368,7 +373,7 @@ describe.sequential('faults', () => {
       }
       return pids;
     };
-    await waitUntil('the stubborn process runs', async () => ((await hostPids()).length === 1 ? true : undefined), 10_000);
+    await vi.waitFor(async () => expect(await hostPids(), 'the stubborn process runs').toHaveLength(1), { timeout: 10_000, interval: 250 });
     const started = performance.now();
     const deleted = await ctl.deleteSession(id);
     figure(`delete with a SIGTERM-ignoring process: ${((performance.now() - started) / 1000).toFixed(1)} s`);

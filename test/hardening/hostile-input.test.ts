@@ -1,24 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildImages } from '../helpers/controller-e2e.js';
-import {
-  ControllerProcess,
-  TerminalClient,
-  clientFrame,
-  closeOf,
-  dockerExec,
-  openWebSocket,
-  sendRawFrames,
-  sweepStaleRuns,
-  type HttpAnswer,
-  type RequestOptions,
-  waitUntil,
-} from './harness.js';
+import { dockerExec } from '../helpers/docker-exec.js';
+import type { RequestOptions } from '../helpers/http-client.js';
+import { clientFrame, sendRawFrames } from '../helpers/terminal-frames.js';
+import { closeOf, openWebSocket, TerminalClient } from '../helpers/ws-client.js';
+import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
  * Hostile requests through a real controller to a real session, table-driven. Each must be refused with a 4xx
- * and the project's error code; afterwards the controller and the agent are the same processes as before, no
- * answer carried anything from outside the workspace, and nothing outside the workspace was created or changed.
+ * and the project's error code, and carry nothing from outside the workspace; afterwards the controller and the
+ * agent are the same processes as before, and nothing outside the workspace was created or changed.
  * The learner prepares the traps first, with an exec inside the session: symbolic links to the agent's token, /etc
  * and /, relative and dangling links, a loop, a FIFO, hard links.
  */
@@ -293,15 +285,17 @@ const frameCases: FrameCase[] = [
   { name: 'an HTTP request instead of frames', bytes: Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), closeCode: 1002 },
 ];
 
+// The HTTP cases with bodies up to 1 MiB, to send all at once; the larger ones (up to 65 MiB each) go alone.
+const burst = cases.filter((c) => (Buffer.isBuffer(c.body) || typeof c.body === 'string' ? c.body.length : JSON.stringify(c.body ?? null).length) <= MiB);
+
 describe.sequential('hostile input through the controller', () => {
-  const ctl = new ControllerProcess();
-  const answers: { name: string; answer: HttpAnswer }[] = [];
+  const ctl = hardeningController();
   let agentToken = '';
   let restartsBefore = 0;
   let controllerPid: number | undefined;
 
   beforeAll(async () => {
-    await sweepStaleRuns();
+    await sweepHardeningLeftovers();
     await buildImages();
     await ctl.start();
     controllerPid = ctl.pid;
@@ -332,15 +326,15 @@ describe.sequential('hostile input through the controller', () => {
 
   afterAll(async () => ctl.destroy());
 
-  it(`has at least 100 hostile cases (${cases.length} HTTP, ${wsCases.length} WebSocket upgrades, ${frameCases.length} raw frames)`, () => {
-    expect(cases.length + wsCases.length + frameCases.length).toBeGreaterThanOrEqual(100);
-    expect(new Set(cases.map((c) => c.name)).size).toBe(cases.length);
-  });
+  /** Fails when an answer carries the secrets outside the workspace: the root-only file, the agent's token, /etc/passwd or /etc/shadow. */
+  const expectNothingLeaked = (name: string, text: string): void => {
+    for (const secret of [SECRET, agentToken, 'root:x:0:0', 'root:*:']) expect(text.includes(secret), `${name} answered ${text.slice(0, 200)}`).toBe(false);
+  };
 
   it.each(cases.map((c) => [c.name, c] as const))('refuses %s', async (_name, c) => {
     for (let attempt = 1; attempt <= (c.repeat ?? 1); attempt++) {
       const answer = await ctl.request(c.method, c.path, c);
-      answers.push({ name: c.name, answer });
+      expectNothingLeaked(c.name, answer.text);
       const seen = { status: answer.status, code: answer.body?.code };
       expect(seen, `attempt ${attempt}: ${answer.error ?? ''} ${answer.text.slice(0, 300)}`).toEqual({ status: c.status, code: c.code });
       expect(ctl.alive, 'the controller is still running').toBe(true);
@@ -350,11 +344,13 @@ describe.sequential('hostile input through the controller', () => {
   it.each(wsCases.map((c) => [c.name, c] as const))('refuses the WebSocket %s', async (_name, c) => {
     const auth = c.auth === 'none' ? null : c.auth === 'wrong' ? 'Bearer wrong-token-0123456789' : `Bearer ${ctl.token}`;
     const outcome = await openWebSocket(ctl.port, c.path, auth);
+    expectNothingLeaked(c.name, JSON.stringify(outcome.body ?? ''));
     if (c.status) {
       expect({ status: outcome.status, code: outcome.body?.code }).toEqual({ status: c.status, code: c.code });
     } else {
       expect(outcome.socket, `${outcome.status} ${JSON.stringify(outcome.body ?? outcome.error)}`).toBeDefined();
       const closed = await closeOf(outcome.socket!);
+      expectNothingLeaked(c.name, closed.reason);
       expect(closed.code).toBe(c.closeCode);
       expect(closed.reason.startsWith(c.reason!), closed.reason).toBe(true);
     }
@@ -368,6 +364,14 @@ describe.sequential('hostile input through the controller', () => {
     expect(ctl.alive).toBe(true);
   });
 
+  it(`refuses the ${burst.length} HTTP cases of small bodies sent all at once, each as when sent alone`, async () => {
+    const answers = await Promise.all(burst.map((c) => ctl.request(c.method, c.path, c)));
+    for (const [i, answer] of answers.entries()) expectNothingLeaked(burst[i]!.name, answer.text);
+    const seen = answers.map((answer, i) => `${burst[i]!.name}: ${answer.status} ${answer.body?.code ?? answer.error}`);
+    expect(seen).toEqual(burst.map((c) => `${c.name}: ${c.status} ${c.code}`));
+    expect(ctl.alive).toBe(true);
+  });
+
   it('passes binary and invalid UTF-8 input to the shell, which stays usable', async () => {
     const terminal = await TerminalClient.open(ctl, ID, 'junk');
     try {
@@ -376,10 +380,13 @@ describe.sequential('hostile input through the controller', () => {
       // Ctrl-C gives a clean prompt back whatever the junk left on the line; bash drops what is typed in the same
       // breath, so the line is typed again until it runs.
       terminal.socket.send('\x03');
-      await waitUntil('the shell runs a command again', async () => {
-        terminal.type('echo still-""alive');
-        return terminal.output.includes('still-alive') ? true : undefined;
-      }, 30_000, 1_000);
+      await vi.waitFor(
+        () => {
+          terminal.type('echo still-""alive');
+          expect(terminal.output, 'the shell runs a command again').toContain('still-alive');
+        },
+        { timeout: 30_000, interval: 1_000 },
+      );
     } finally {
       terminal.close();
     }
@@ -403,13 +410,6 @@ describe.sequential('hostile input through the controller', () => {
       expect((await ctl.agentHealth(ID)).status).toBe(200);
     } finally {
       terminal.close();
-    }
-  });
-
-  it('leaked nothing from outside the workspace in any answer', () => {
-    const forbidden = [SECRET, agentToken, 'root:x:0:0', 'root:*:'];
-    for (const { name, answer } of answers) {
-      for (const secret of forbidden) expect(answer.text.includes(secret), `${name} answered ${answer.text.slice(0, 200)}`).toBe(false);
     }
   });
 

@@ -2,9 +2,10 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildImages } from '../helpers/controller-e2e.js';
-import { ControllerProcess, hostDocker, sweepStaleRuns, waitUntil } from './harness.js';
+import { testDocker } from '../helpers/test-engine.js';
+import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
  * What a learner (an exec, a terminal, an inner container) can reach from a session: not the agent's token, not
@@ -46,7 +47,7 @@ print('\\n'.join(hits))
 `;
 
 describe.sequential('isolation of sessions', () => {
-  const ctl = new ControllerProcess({ host: '0.0.0.0' });
+  const ctl = hardeningController({ host: '0.0.0.0' });
   let gateway = '';
   let addressOfB = '';
 
@@ -59,7 +60,7 @@ describe.sequential('isolation of sessions', () => {
   };
 
   beforeAll(async () => {
-    await sweepStaleRuns();
+    await sweepHardeningLeftovers();
     await buildImages();
     await ctl.start();
     await ctl.createSession(A);
@@ -73,7 +74,7 @@ describe.sequential('isolation of sessions', () => {
     const info = await ctl.docker.getContainer(ctl.containerName(B)).inspect();
     addressOfB = info.NetworkSettings.Networks[ctl.network]!.IPAddress;
     // The page is up: the host (and the controller's ports route) reaches it.
-    await waitUntil("B's page answers the host", async () => ((await fetch(`http://${addressOfB}:8080/`).then((r) => r.text()).catch(() => '')) === `${SECRET_OF_B}\n` ? true : undefined), 30_000);
+    await vi.waitFor(async () => expect(await fetch(`http://${addressOfB}:8080/`).then((r) => r.text()), "B's page answers the host").toBe(`${SECRET_OF_B}\n`), { timeout: 30_000, interval: 250 });
   });
 
   afterAll(async () => ctl.destroy());
@@ -107,7 +108,7 @@ describe.sequential('isolation of sessions', () => {
     }
     // The engine the learner does reach is the session's own rootless one.
     const inner = await exec(A, "docker info --format '{{.ID}} {{.SecurityOptions}}'");
-    const host = await hostDocker.info();
+    const host = await testDocker.info();
     expect(inner.stdout).toContain('rootless');
     expect(inner.stdout.split(' ')[0]).not.toBe(host.ID);
   });

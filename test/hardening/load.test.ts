@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Label } from '../../controller/runtime/labels.js';
 import { buildImages } from '../helpers/controller-e2e.js';
-import { ControllerProcess, sweepStaleRuns } from './harness.js';
+import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
  * Sessions created and deleted concurrently, round after round, through a real controller: every answer is
@@ -38,10 +38,10 @@ describe.sequential('load', () => {
     ...(CONCURRENT_STARTS ? { MAX_CONCURRENT_STARTS: CONCURRENT_STARTS } : {}),
     ...(START_TIMEOUT ? { SESSION_START_TIMEOUT_SECONDS: START_TIMEOUT } : {}),
   };
-  const ctl = new ControllerProcess({ env });
+  const ctl = hardeningController({ env });
 
   beforeAll(async () => {
-    await sweepStaleRuns();
+    await sweepHardeningLeftovers();
     await buildImages();
     await ctl.start();
     // The sessions network exists before the rounds (the test below shows what happens when it does not).
@@ -52,7 +52,7 @@ describe.sequential('load', () => {
   afterAll(async () => ctl.destroy());
 
   it('creates the first sessions of a fresh controller at once, on one sessions network', async () => {
-    const fresh = new ControllerProcess({ env });
+    const fresh = hardeningController({ env });
     try {
       await fresh.start();
       const ids = Array.from({ length: FRESH_SESSIONS }, (_, i) => `first-${i}`);

@@ -11,7 +11,7 @@ import { parseControllerConfig, type ControllerConfig } from '../../controller/c
 import { DockerSessionRuntime } from '../../controller/runtime/docker-session-runtime.js';
 import { SessionStore } from '../../controller/sessions/session-store.js';
 import { Label } from '../../controller/runtime/labels.js';
-import { removeNetwork } from './remove-network.js';
+import { removeNetwork } from './docker-sweep.js';
 import { TEST_SESSION_IMAGE } from './session-image.js';
 import { TEST_DOCKER_ENV, testDocker } from './test-engine.js';
 

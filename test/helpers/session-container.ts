@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { Agent, request } from 'undici';
+import { vi } from 'vitest';
 import WebSocket from 'ws';
 import type { AgentHealth } from '../../shared/schemas/health.js';
 import { readLogStream } from '../../core/docker/log-demux.js';
 import { SESSION_PATHS } from '../../core/session-layout.js';
 import { sessionSecurityHostConfig } from '../../controller/runtime/session-security.js';
 import { handOverAgentDir, handOverCgroups } from '../../controller/runtime/userns.js';
+import { dockerExec } from './docker-exec.js';
 import { TEST_SESSION_IMAGE } from './session-image.js';
 import { testDocker, testEngineRemappedRoot } from './test-engine.js';
 
@@ -56,7 +58,7 @@ export class SessionContainer {
   }
 
   /** A request to the agent over its unix socket, with the bearer token; JSON in, JSON (or text) out. */
-  async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<AgentResponse<T>> {
+  async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, timeoutMs = 120_000): Promise<AgentResponse<T>> {
     const res = await request(`http://session${path}`, {
       method,
       dispatcher: this.#dispatcher,
@@ -65,8 +67,8 @@ export class SessionContainer {
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
-      headersTimeout: 120_000,
-      bodyTimeout: 120_000,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
     });
     const text = await res.body.text();
     const json = res.headers['content-type']?.toString().includes('json') ? (JSON.parse(text) as T) : (text as T);
@@ -90,21 +92,19 @@ export class SessionContainer {
 
   /** Polls /health until the agent is healthy (inner daemon ready, preloads loaded); returns that health. */
   async waitHealthy(timeoutMs = 90_000): Promise<AgentHealth> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown = 'no answer';
-    while (Date.now() < deadline) {
-      try {
+    // An exited session ends the wait at once: it will not become healthy.
+    const outcome = await vi.waitFor(
+      async () => {
+        const { State } = await this.container.inspect();
+        if (!State.Running) return { exitCode: State.ExitCode, health: undefined };
         const res = await this.call<AgentHealth>('GET', '/health');
-        if (res.status === 200 && res.body.status === 'healthy') return res.body;
-        last = res.body;
-      } catch (error) {
-        last = (error as Error).message;
-      }
-      const state = await this.container.inspect();
-      if (!state.State.Running) throw new Error(`session exited (${state.State.ExitCode}): ${await this.logs()}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    throw new Error(`session not healthy after ${timeoutMs} ms: ${JSON.stringify(last)}`);
+        if (res.status !== 200 || res.body.status !== 'healthy') throw new Error(`session not healthy after ${timeoutMs} ms: ${JSON.stringify(res.body)}`);
+        return { health: res.body };
+      },
+      { timeout: timeoutMs, interval: 100 },
+    );
+    if (!outcome.health) throw new Error(`session exited (${outcome.exitCode}): ${await this.logs()}`);
+    return outcome.health;
   }
 
   /** The container's output (the agent's log). */
@@ -116,18 +116,14 @@ export class SessionContainer {
   }
 
   /** `docker exec` into the session (not through the agent), e.g. as root to inspect it. */
-  async dockerExec(command: string[], user = 'root'): Promise<{ exitCode: number; output: string }> {
-    const exec = await this.container.exec({ Cmd: command, User: user, AttachStdout: true, AttachStderr: true });
-    const stream = await exec.start({});
-    const chunks: Buffer[] = [];
-    await readLogStream(docker, stream, false, (_source, chunk) => chunks.push(chunk));
-    const { ExitCode } = await exec.inspect();
-    return { exitCode: ExitCode ?? -1, output: Buffer.concat(chunks).toString('utf8') };
+  dockerExec(command: string[], user = 'root'): Promise<{ exitCode: number; output: string }> {
+    return dockerExec(docker, this.name, command, user);
   }
 
   /** Removes the container, its volumes and the socket folder; safe to call twice. */
   async remove(): Promise<void> {
-    await this.#dispatcher.close().catch(() => {});
+    // Requests still waiting on the agent (a stalled one) end here, not when they time out.
+    await this.#dispatcher.destroy().catch(() => {});
     await this.container.remove({ force: true, v: true }).catch((error: { statusCode?: number }) => {
       if (error.statusCode !== 404) throw error;
     });

@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AgentRoute } from '../../../shared/routes.js';
 import type { BuildFrame, ContainerSummary } from '../../../shared/schemas/docker.js';
+import { freePort } from '../../helpers/free-port.js';
 import { createTestAgent, type TestAgent } from '../../helpers/test-agent.js';
 import { TEST_DOCKER_ENV, testDocker } from '../../helpers/test-engine.js';
 
@@ -17,25 +17,6 @@ const PAGE = '<h1>hello from agtest</h1>\n';
 
 let counter = 0;
 const unique = (what: string): string => `agtest-${what}-${process.pid}-${Date.now().toString(36)}-${(counter += 1)}`;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Polls until `check` returns a value (not undefined) or the deadline passes. */
-async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 const parseFrames = (body: string): BuildFrame[] =>
   body
@@ -121,10 +102,14 @@ describe.sequential('docker API on a real engine', () => {
     expect(started.statusCode, started.body).toBe(200);
     expect(started.json()).toEqual({ container_name: name, container_id: expect.stringMatching(/^[0-9a-f]{64}$/) });
 
-    const page = await eventually(async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/`);
-      return res.ok ? res.text() : undefined;
-    }, 'the published port to answer');
+    const page = await vi.waitFor(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/`);
+        expect(res.status, 'the published port answers').toBe(200);
+        return res.text();
+      },
+      { timeout: 30_000, interval: 200 },
+    );
     expect(page).toBe(PAGE);
     expect((await fetch(`http://127.0.0.1:${port}/notes.log`)).status).toBe(404);
 
@@ -210,11 +195,11 @@ describe.sequential('docker API on a real engine', () => {
     req.on('error', () => undefined);
     req.end(JSON.stringify({ context_path: ctx, image_tag: imageTag(), no_cache: true }));
     const stepRunning = async (): Promise<boolean> => (await docker.listContainers()).some((c) => c.Command.includes(marker));
-    await eventually(async () => ((await stepRunning()) ? true : undefined), 'the build step to start');
+    await vi.waitFor(async () => expect(await stepRunning(), 'the build step starts').toBe(true), { timeout: 30_000, interval: 200 });
     req.destroy();
 
     // The step runs `sleep 300`: its container goes away well before that only if the build was cancelled.
-    await eventually(async () => ((await stepRunning()) ? undefined : true), 'the cancelled build step to go away', 60_000);
+    await vi.waitFor(async () => expect(await stepRunning(), 'the cancelled build step goes away').toBe(false), { timeout: 60_000, interval: 200 });
     expect((await agent.app.inject({ url: AgentRoute.containers })).statusCode).toBe(200);
   });
 

@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AgentHealth } from '../../../shared/schemas/health.js';
 import { removeLeftovers, startSession, type SessionContainer } from '../../helpers/session-container.js';
 
@@ -33,12 +33,14 @@ describe.sequential('session lifecycle', () => {
     await session.waitHealthy();
     // The learner owns the rootless daemon, so a learner can kill it too.
     await session.exec(['pkill', '-KILL', '-x', 'dockerd']);
-    let health: AgentHealth | undefined;
-    for (;;) {
-      health = (await session.call<AgentHealth>('GET', '/health')).body;
-      if (health.daemon.restarts > 0 && health.status === 'healthy') break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    const health = await vi.waitFor(
+      async () => {
+        const { body } = await session!.call<AgentHealth>('GET', '/health');
+        expect(body.status === 'healthy' && body.daemon.restarts > 0, `the daemon is back: ${JSON.stringify(body)}`).toBe(true);
+        return body;
+      },
+      { timeout: 60_000, interval: 200 },
+    );
     expect(health.daemon).toMatchObject({ ready: true, restarts: 1, rootless: true });
     const again = await session.exec(['docker', 'run', '--rm', 'runner-busybox:latest', 'echo', 'back']);
     expect(again.stdout.trim()).toBe('back');

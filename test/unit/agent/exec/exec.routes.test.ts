@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ExecFrame, ExecResult } from '../../../../shared/schemas/exec.js';
 import { createTestAgent, LEARNER_UID, type TestAgent } from '../../../helpers/test-agent.js';
 
@@ -22,16 +22,9 @@ function livingProcesses(argv: string[]): number[] {
   });
 }
 
-async function waitFor(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let tries = 0; tries < 100; tries++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 const waitUntilGone = (...sleeps: string[]) =>
-  waitFor(() => sleeps.every((s) => livingProcesses(['sleep', s]).length === 0), `sleep ${sleeps.join(', ')} to die`);
+  vi.waitFor(() => expect(sleeps.flatMap((s) => livingProcesses(['sleep', s])), `sleep ${sleeps.join(', ')} to die`).toEqual([]), { timeout: 5_000 });
+const waitUntilRunning = (s: string) => vi.waitFor(() => expect(livingProcesses(['sleep', s]), `sleep ${s} to start`).toHaveLength(1), { timeout: 5_000 });
 
 const leftRunning: string[] = [];
 afterEach(() => {
@@ -270,7 +263,7 @@ describe('exec over a real connection', () => {
     const client = new AbortController();
     const frames = streamFrames({ command: ['sh', '-c', `setsid sleep ${a} & echo started; sleep ${b}`] }, client.signal);
     expect((await frames.next()).value).toEqual({ type: 'stdout', data: 'started\n' });
-    await waitFor(() => livingProcesses(['sleep', b]).length === 1, 'the command to start');
+    await waitUntilRunning(b);
     client.abort();
     await expect(frames.next()).rejects.toThrow();
     await waitUntilGone(a, b);
@@ -288,7 +281,7 @@ describe('exec over a real connection', () => {
       signal: client.signal,
     });
     pending.catch(() => {});
-    await waitFor(() => livingProcesses(['sleep', a]).length === 1, 'the command to start');
+    await waitUntilRunning(a);
     client.abort();
     await waitUntilGone(a);
   });
@@ -299,7 +292,7 @@ describe('exec over a real connection', () => {
     leftRunning.push(a);
     const frames = streamFrames({ command: ['sh', '-c', `echo started; sleep ${a}`] });
     expect((await frames.next()).value).toEqual({ type: 'stdout', data: 'started\n' });
-    await waitFor(() => livingProcesses(['sleep', a]).length === 1, 'the command to start');
+    await waitUntilRunning(a);
     const closed = agent.app.close();
     expect((await frames.next()).value).toMatchObject({ type: 'exit', exit_code: 137 });
     expect((await frames.next()).done).toBe(true);

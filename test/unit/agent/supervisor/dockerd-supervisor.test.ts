@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseAgentConfig } from '../../../../agent/config.js';
 import { DockerdSupervisor, type DockerdSupervisorOptions } from '../../../../agent/supervisor/dockerd-supervisor.js';
 
@@ -119,16 +119,6 @@ describe('dockerd supervisor', () => {
   const lines = async (file: string): Promise<string[]> =>
     existsSync(file) ? (await readFile(file, 'utf8')).split('\n').filter(Boolean) : [];
 
-  async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string): Promise<T> {
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  }
-
   it('starts the daemon as the learner with a clean environment and reports it ready and rootless', async () => {
     const { supervisor, stateDir } = await startHarness('ok');
     await supervisor.waitReady(10_000);
@@ -165,14 +155,14 @@ describe('dockerd supervisor', () => {
     expect(await lines(join(stateDir, 'loads'))).toEqual(['17', '12']);
 
     process.kill(Number(await readFile(join(stateDir, 'pid'), 'utf8')), 'SIGKILL');
-    await waitFor(() => supervisor.health().restarts === 1 && supervisor.health().ready, 'the restarted daemon');
+    await vi.waitFor(() => expect(supervisor.health(), 'the restarted daemon').toMatchObject({ restarts: 1, ready: true }), { timeout: 10_000, interval: 25 });
     expect(await lines(join(stateDir, 'starts'))).toHaveLength(2);
     expect(await lines(join(stateDir, 'loads'))).toEqual(['17', '12']);
   });
 
   it('restarts a daemon that keeps dying, with backoff, and reports the restarts and its last words', async () => {
     const { supervisor, stateDir } = await startHarness('crash');
-    await waitFor(() => supervisor.health().restarts >= 3, 'three restarts');
+    await vi.waitFor(() => expect(supervisor.health().restarts, 'three restarts').toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 25 });
     const health = supervisor.health();
     expect(health.ready).toBe(false);
     expect(health.last_error).toContain('pretend kernel says no');

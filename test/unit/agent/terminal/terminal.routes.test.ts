@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { AgentRoute } from '../../../../shared/routes.js';
 import { TerminalCloseCode } from '../../../../shared/schemas/terminal.js';
@@ -36,13 +35,14 @@ class TerminalClient {
 
   /** Waits until the output so far matches `pattern`, and returns the match. */
   async waitFor(pattern: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const match = this.text().match(pattern);
-      if (match) return match;
-      if (Date.now() > deadline) throw new Error(`no ${pattern} in terminal output: ${JSON.stringify(this.text().slice(-500))}`);
-      await sleep(20);
-    }
+    return vi.waitFor(
+      () => {
+        const match = this.text().match(pattern);
+        if (!match) throw new Error(`no ${pattern} in terminal output: ${JSON.stringify(this.text().slice(-500))}`);
+        return match;
+      },
+      { timeout: timeoutMs, interval: 20 },
+    );
   }
 
   /** Runs a command line and waits for its end marker; `"do""ne"` is typed so only the output matches `done`. */
@@ -68,12 +68,8 @@ function lines(output: string): string[] {
     .map((line) => line.replace(/\r/g, ''));
 }
 
-async function waitUntil(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
+async function waitUntil(check: () => Promise<boolean> | boolean, what: string): Promise<void> {
+  await vi.waitFor(async () => expect(await check(), `waiting for ${what}`).toBe(true), { timeout: 10_000, interval: 50 });
 }
 
 /** Whether `pid` is alive: a zombie waiting for its parent to reap it has ended. */

@@ -1,7 +1,6 @@
 import { appendFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { AgentRoute } from '../../../../shared/routes.js';
 import type { WatchFrame } from '../../../../shared/schemas/watch.js';
@@ -15,14 +14,8 @@ interface Subscriber {
   close(): void;
 }
 
-async function waitForFrame(sub: Subscriber, expected: Partial<WatchFrame>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const matches = (frame: WatchFrame) =>
-    Object.entries(expected).every(([key, value]) => (frame as Record<string, unknown>)[key] === value);
-  while (!sub.frames.some(matches)) {
-    if (Date.now() > deadline) throw new Error(`no ${JSON.stringify(expected)} in ${JSON.stringify(sub.frames)}`);
-    await sleep(20);
-  }
+async function waitForFrame(sub: Subscriber, expected: Partial<WatchFrame>): Promise<void> {
+  await vi.waitFor(() => expect(sub.frames).toContainEqual(expect.objectContaining(expected)), { timeout: 10_000, interval: 20 });
 }
 
 describe('watch', () => {
@@ -100,9 +93,7 @@ describe('watch', () => {
     await start({ AGENT_KEEPALIVE_SECONDS: '1' });
     const sub = await subscribeSse();
     await exerciseWorkspace(sub);
-    const deadline = Date.now() + 5000;
-    while (!sub.comments.includes(': keepalive') && Date.now() < deadline) await sleep(50);
-    expect(sub.comments).toContain(': keepalive');
+    await vi.waitFor(() => expect(sub.comments).toContain(': keepalive'), { timeout: 5_000, interval: 50 });
   });
 
   it('tells every subscriber, over either transport, and keeps going after one leaves', async () => {

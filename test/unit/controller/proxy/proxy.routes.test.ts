@@ -15,6 +15,7 @@ import { registerErrorHandling } from '../../../../core/http/error-handler.js';
 import { AppError } from '../../../../shared/errors.js';
 import { proxyRoutes, type ProxyOptions } from '../../../../controller/proxy/proxy.routes.js';
 import type { AgentTarget } from '../../../../controller/proxy/agent-target.js';
+import { freePort } from '../../../helpers/free-port.js';
 import { createTestAgent, TEST_TOKEN, type TestAgent } from '../../../helpers/test-agent.js';
 
 const UPSTREAM_TOKEN = 'upstream-token-0123456789';
@@ -668,12 +669,4 @@ async function rawGet(url: string, headers: Record<string, string>): Promise<{ s
   let body = '';
   for await (const chunk of res) body += String(chunk);
   return { statusCode: res.statusCode!, body };
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }

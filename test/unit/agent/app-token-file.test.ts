@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestAgent, type TestAgent } from '../../../helpers/test-agent.js';
+import { createTestAgent, type TestAgent } from '../../helpers/test-agent.js';
 
 // The agent side of a warm pool claim: the controller rewrites the token file and the agent follows it.
 describe('agent token handed over through its token file', () => {
