@@ -10,6 +10,7 @@ import { SessionNetworkGuard } from './http/session-network-guard.js';
 import { ControllerMetrics, metricsRoutes } from './metrics.js';
 import { CONSOLE_ROUTES, consoleRoutes } from './console/console.routes.js';
 import { consoleWebSocketToken } from './console/console-websocket-auth.js';
+import { isBearerProtocol } from '../shared/websocket-auth.js';
 import { consoleAssetsDir } from './web-assets.js';
 import { API_DOCS_ROUTES, registerApiDocsPage, registerOpenApi } from './openapi/openapi.js';
 import { proxyRoutes } from './proxy/proxy.routes.js';
@@ -69,7 +70,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics.errors.inc({ code: toAppError(error).code });
   });
   await app.register(websocket, {
-    options: { maxPayload: 1024 * 1024 },
+    // A subprotocol carrying the console's token is never the one echoed back.
+    options: { maxPayload: 1024 * 1024, handleProtocols: (protocols) => [...protocols].find((protocol) => !isBearerProtocol(protocol)) ?? false },
     preClose(done) {
       for (const client of this.websocketServer.clients) client.close(GOING_AWAY, 'controller shutting down');
       this.websocketServer.close(() => done());

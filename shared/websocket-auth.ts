@@ -13,10 +13,15 @@ export function bearerProtocols(token: string): string[] {
   return [WS_PROTOCOL, `${BEARER_PREFIX}${base64.replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '')}`];
 }
 
+/** Whether a subprotocol carries a token (never to be echoed or passed on). */
+export function isBearerProtocol(protocol: string): boolean {
+  return protocol.startsWith(BEARER_PREFIX);
+}
+
 /** The token carried in a `Sec-WebSocket-Protocol` header, if any. */
 export function tokenOfProtocols(header: string | undefined): string | undefined {
   const offered = (header ?? '').split(',').map((protocol) => protocol.trim());
-  const carrier = offered.find((protocol) => protocol.startsWith(BEARER_PREFIX));
+  const carrier = offered.find(isBearerProtocol);
   if (!carrier) return undefined;
   try {
     const binary = atob(carrier.slice(BEARER_PREFIX.length).replaceAll('-', '+').replaceAll('_', '/'));

@@ -125,14 +125,16 @@ describe('the typed client, through a controller to a real agent', () => {
   it("accepts the token as a WebSocket subprotocol only from the controller's own origin", async () => {
     const url = session.terminalUrl();
     const host = new URL(stack.url).host;
-    const open = async (origin: string | undefined) => {
-      const socket = new WebSocket(url, bearerProtocols(CONTROLLER_TEST_TOKEN), origin ? { origin } : {});
+    const open = async (origin: string | undefined, protocols = bearerProtocols(CONTROLLER_TEST_TOKEN)) => {
+      const socket = new WebSocket(url, protocols, origin ? { origin } : {});
       const [event] = await Promise.race([once(socket, 'open').then(() => ['open']), once(socket, 'unexpected-response').then(([, res]) => [res.statusCode])]);
       const protocol = socket.protocol;
       socket.terminate();
       return { event, protocol };
     };
     expect(await open(`http://${host}`)).toEqual({ event: 'open', protocol: WS_PROTOCOL });
+    // Whatever the order offered, the protocol carrying the token is never the one echoed back.
+    expect(await open(`http://${host}`, [...bearerProtocols(CONTROLLER_TEST_TOKEN)].reverse())).toEqual({ event: 'open', protocol: WS_PROTOCOL });
     expect(await open('http://evil.example')).toEqual({ event: 401, protocol: '' });
     expect(await open(undefined)).toEqual({ event: 401, protocol: '' });
   });
