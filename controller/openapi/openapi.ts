@@ -79,6 +79,8 @@ export async function registerApiDocsPage(app: FastifyInstance): Promise<void> {
     baseDir: swaggerUiAssetsDir(),
     logo: swaggerUiLogo(),
     staticCSP: true,
+    // swagger-ui sets inline styles as it renders.
+    transformStaticCSP: (header: string) => header.replace("style-src 'self' https:", "style-src 'self' https: 'unsafe-inline'"),
     uiConfig: { url: OPENAPI_PATH, deepLinking: true },
   });
 }
