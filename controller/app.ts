@@ -1,10 +1,18 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { fastifyCookie } from '@fastify/cookie';
 import websocket from '@fastify/websocket';
 import { registerBearerAuth } from '../core/http/bearer-auth.js';
 import { toAppError } from '../core/http/error-handler.js';
 import { createServer } from '../core/http/server.js';
 import { ControllerRoute } from '../shared/routes.js';
 import type { ControllerConfig } from './config.js';
+import { GrantGenerations } from './grants/grant-generations.js';
+import { previewCookieName, registerGrantGate } from './grants/grant-gate.js';
+import { Grants } from './grants/grants.js';
+import { grantsRoutes } from './grants/grants.routes.js';
+import { previewRewriter } from './grants/preview-host.js';
+import { previewRoutes } from './grants/preview.routes.js';
+import { loadSigningKey } from './grants/signing-key.js';
 import { healthRoutes } from './health/health.routes.js';
 import { SessionNetworkGuard } from './http/session-network-guard.js';
 import { ControllerMetrics, metricsRoutes } from './metrics.js';
@@ -44,7 +52,19 @@ const GOING_AWAY = 1001;
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, runtime } = deps;
-  const app = createServer({ logger: deps.logger });
+  // With PREVIEW_DOMAIN, a request's Host decides first: a preview origin reaches its preview and nothing else.
+  const app = createServer({ logger: deps.logger, rewriteUrl: config.previewDomain ? previewRewriter(config.previewDomain) : undefined });
+  const store = new SessionStore(config.socketsDir, config.instance);
+  const grants = new Grants({
+    loadKey: () => loadSigningKey(config.signingKey, config.socketsDir),
+    generations: new GrantGenerations((sessionId) => store.folder({ kind: 'session', sessionId })),
+    allowedOrigins: config.allowedOrigins,
+    previewDomain: config.previewDomain,
+    previewPublicPort: config.previewPublicPort,
+    previewHttps: config.previewHttps,
+    previewCookieSeconds: config.maxTtlSeconds,
+    now: deps.now,
+  });
 
   // The gauges read their counts only when scraped, after `sessions` exists.
   const metrics: ControllerMetrics = new ControllerMetrics({
@@ -55,11 +75,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const sessions: SessionManager = new SessionManager({
     config,
     runtime,
-    store: new SessionStore(config.socketsDir, config.instance),
+    store,
     probeAgent: deps.probeAgent ?? probeAgentHealth,
     metrics,
     log: app.log,
     now: deps.now,
+    onRemoved: (sessionId) => grants.closeOpened(sessionId),
   });
 
   // Sessions must never reach the API, whatever address it listens on: refused before any HTTP is read.
@@ -78,8 +99,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   // After the websocket plugin: a refused upgrade must be one it knows, so that it closes the connection.
+  // Browser grants are checked first; the bearer check lets exactly the requests they admitted through.
+  const cookieName = previewCookieName(config.previewHttps);
+  await app.register(fastifyCookie);
+  const admission = registerGrantGate(app, grants, cookieName);
   const publicRoutes = [ControllerRoute.health, ...CONSOLE_ROUTES, ...(config.publicApiDocs ? API_DOCS_ROUTES : [])];
-  registerBearerAuth(app, { token: config.apiToken, publicRoutes, alternateToken: consoleWebSocketToken });
+  registerBearerAuth(app, {
+    token: config.apiToken,
+    publicRoutes,
+    admittedOtherwise: (request) => admission(request) !== undefined,
+    alternateToken: consoleWebSocketToken,
+  });
 
   let stopExpiry: (() => void) | undefined;
   app.addHook('onReady', async () => {
@@ -101,10 +131,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(metricsRoutes, { metrics });
   await app.register(consoleRoutes, { assetsDir: deps.consoleAssetsDir ?? consoleAssetsDir() });
   await app.register(sessionsRoutes, { sessions });
+  const resolveAgent = (sessionId: string) => sessions.resolveAgent(sessionId);
+  await app.register(grantsRoutes, { grants, resolveAgent, admission, publicUrl: config.publicUrl });
+  if (config.previewDomain) {
+    const secureContext = config.previewHttps || isLocalhostName(config.previewDomain);
+    await app.register(previewRoutes, { grants, resolveAgent, admission, cookieName, https: config.previewHttps, secureContext });
+  }
   // After the session routes: the proxy takes everything else below /sessions/{id}/.
   await app.register(proxyRoutes, {
-    resolveAgent: (sessionId) => sessions.resolveAgent(sessionId),
+    resolveAgent,
     observe: (kind, seconds, statusCode) => metrics.observeProxy(kind, seconds, statusCode),
   });
   return app;
+}
+
+// Browsers treat `localhost` and names below it as secure even over plain http (local use and tests).
+function isLocalhostName(name: string): boolean {
+  return name === 'localhost' || name.endsWith('.localhost');
 }

@@ -47,6 +47,16 @@ const ControllerEnv = z
     SESSION_REGISTRY_MIRROR: z.url().optional(),
     DOCKER_HOST: z.string().min(1).optional(),
     PUBLIC_API_DOCS: z.enum(['true', 'false']).default('false'),
+    // Browser grants: the key that signs them, where browsers reach the controller, origins allowed to open terminals.
+    RUNNER_SIGNING_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+    RUNNER_PUBLIC_URL: z.url().optional(),
+    RUNNER_ALLOWED_ORIGINS: z.string().default(''),
+    PREVIEW_DOMAIN: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'a lowercase DNS name such as preview.example.com')
+      .optional(),
+    PREVIEW_PUBLIC_PORT: z.coerce.number().int().min(1).max(65_535).optional(),
+    PREVIEW_HTTPS: z.enum(['true', 'false']).default('true'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .refine((e) => e.SESSION_TTL_SECONDS <= e.MAX_TTL_SECONDS, {
@@ -95,6 +105,18 @@ export interface ControllerConfig {
   logLevel: string;
   /** /openapi.json and /docs are served without the token, like /health. */
   publicApiDocs: boolean;
+  /** Key of the grants' HMAC; none: one generated once and kept in SOCKETS_DIR. */
+  signingKey?: string;
+  /** Where browsers reach the controller (terminal and file links); none: the grant request's own scheme and host. */
+  publicUrl?: string;
+  /** Exact origins whose pages may open a terminal with a ticket. */
+  allowedOrigins: string[];
+  /** Every published port of every session is served at `{port}-{session}.{previewDomain}`; none: no previews. */
+  previewDomain?: string;
+  /** The port in preview URLs (none: the scheme's default). */
+  previewPublicPort?: number;
+  /** Preview URLs are https and their cookie `Secure; SameSite=None; Partitioned`; false for plain-http local use. */
+  previewHttps: boolean;
 }
 
 export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig {
@@ -122,5 +144,11 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     dockerHost: e.DOCKER_HOST,
     logLevel: e.LOG_LEVEL,
     publicApiDocs: e.PUBLIC_API_DOCS === 'true',
+    signingKey: e.RUNNER_SIGNING_KEY,
+    publicUrl: e.RUNNER_PUBLIC_URL?.replace(/\/+$/, ''),
+    allowedOrigins: e.RUNNER_ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+    previewDomain: e.PREVIEW_DOMAIN,
+    previewPublicPort: e.PREVIEW_PUBLIC_PORT,
+    previewHttps: e.PREVIEW_HTTPS === 'true',
   };
 }

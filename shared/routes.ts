@@ -33,6 +33,12 @@ export const ControllerRoute = {
   sessions: '/sessions',
   session: '/sessions/:id',
   sessionExtend: '/sessions/:id/extend',
+  /** Browser grants of a session: minted (POST) and revoked (DELETE) by the backend. */
+  sessionGrants: '/sessions/:id/grants',
+  /** A file link's target: one workspace file, authorised by the signed `token` in its query. */
+  sessionDownload: '/sessions/:id/download',
+  /** On a preview origin: where a preview grant's ticket is exchanged for the origin's cookie. */
+  previewAuth: '/__runner/auth',
   /** Everything below a session is proxied to its agent. */
   sessionProxyPrefix: '/sessions/:id/',
 } as const;

@@ -1,4 +1,4 @@
-import { AgentRoute, sessionPath } from '../../shared/routes.js';
+import { AgentRoute, ControllerRoute, sessionPath } from '../../shared/routes.js';
 import { bearerProtocols } from '../../shared/websocket-auth.js';
 import type { Transport } from './transport.js';
 import { readEventData, readNdjson } from './streams.js';
@@ -15,6 +15,8 @@ import type {
   ExecResult,
   FileContent,
   FileList,
+  GrantInput,
+  GrantResponse,
   ImageList,
   MkdirResult,
   MoveInput,
@@ -22,6 +24,7 @@ import type {
   RunInput,
   RunResult,
   StopInput,
+  RevokeGrantsResponse,
   StopResult,
   TerminalInfo,
   TerminalList,
@@ -164,6 +167,20 @@ export class SessionClient {
   async *watch(options: StreamOptions = {}): AsyncGenerator<WatchFrame> {
     const body = await this.#transport.stream('GET', `${this.#prefix}${AgentRoute.watchSse}`, undefined, options.signal);
     yield* readEventData<WatchFrame>(body, options.signal);
+  }
+
+  /** A URL a learner's browser opens as is: a terminal ticket, a preview origin or a file link (short-lived). */
+  createGrant(request: GrantInput): Promise<GrantResponse> {
+    return this.#transport.json('POST', this.#grantsPath(), request);
+  }
+
+  /** Refuses every earlier grant of the session and closes what was opened with one. */
+  revokeGrants(): Promise<RevokeGrantsResponse> {
+    return this.#transport.json('DELETE', this.#grantsPath());
+  }
+
+  #grantsPath(): string {
+    return ControllerRoute.sessionGrants.replace(':id', encodeURIComponent(this.id));
   }
 
   /** The `ws:`/`wss:` URL of a terminal. */

@@ -6,6 +6,7 @@ import type { AgentHealth } from '../../shared/schemas/health.js';
 import type { ControllerHealth, CreateSessionRequest, DeleteSessionResponse, SessionInfo, SessionList } from '../../shared/schemas/session.js';
 import type { TerminalInfo, TerminalList } from '../../shared/schemas/terminal.js';
 import type { WatchFrame } from '../../shared/schemas/watch.js';
+import type { GrantRequest, GrantResponse, RevokeGrantsResponse } from '../../shared/schemas/grants.js';
 import type { ErrorBody, ErrorCode } from '../../shared/errors.js';
 
 // Requests are what a caller may send (defaults optional), answers what the runner sends: both from shared/.
@@ -15,6 +16,7 @@ export type BuildInput = z.input<typeof BuildRequest>;
 export type RunInput = z.input<typeof RunRequest>;
 export type StopInput = z.input<typeof StopRequest>;
 export type MoveInput = z.input<typeof MoveRequest>;
+export type GrantInput = z.input<typeof GrantRequest>;
 
 export type {
   AgentHealth,
@@ -33,9 +35,11 @@ export type {
   FileContent,
   FileEntry,
   FileList,
+  GrantResponse,
   ImageList,
   MkdirResult,
   MoveResult,
+  RevokeGrantsResponse,
   RunResult,
   SessionInfo,
   SessionList,

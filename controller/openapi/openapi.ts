@@ -4,7 +4,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { ControllerRoute } from '../../shared/routes.js';
 import { swaggerUiAssetsDir, swaggerUiLogo } from '../web-assets.js';
-import { CONTROLLER_ROUTE_DOCS, errorResponses, PORT_ROUTE_DOC, sessionRequestBody, sessionResponses, sessionRouteDoc, successResponse, type RouteDoc } from './route-docs.js';
+import { PREVIEW_ROUTE_PREFIX } from '../grants/preview-host.js';
+import { CONTROLLER_ROUTE_DOCS, errorResponses, PORT_ROUTE_DOC, PREVIEW_ORIGIN_DOC, sessionRequestBody, sessionResponses, sessionRouteDoc, successResponse, type RouteDoc } from './route-docs.js';
 
 /** Where the document and its reference page are served. */
 export const OPENAPI_PATH = '/openapi.json';
@@ -24,6 +25,7 @@ export function documentedUrl(url: string): string {
 export function routeDocOf(route: Pick<RouteOptions, 'url' | 'config'>, method: string): RouteDoc | undefined {
   if (route.config?.sessionRoute) return sessionRouteDoc(route.config.sessionRoute);
   if (route.url.startsWith(`${ControllerRoute.sessionProxyPrefix}ports/:port`)) return PORT_ROUTE_DOC;
+  if (route.url.startsWith(PREVIEW_ROUTE_PREFIX)) return PREVIEW_ORIGIN_DOC;
   return CONTROLLER_ROUTE_DOCS[`${method} ${route.url}`];
 }
 

@@ -25,8 +25,37 @@ declare module 'fastify' {
 
 const SESSION_ERRORS = ['UNAUTHORIZED', 'SESSION_NOT_FOUND', 'INTERNAL'] as const satisfies readonly ErrorCode[];
 
+const GRANT_CHECKS = ['GRANT_MISSING', 'GRANT_TAMPERED', 'GRANT_EXPIRED', 'GRANT_USED', 'GRANT_REVOKED', 'GRANT_WRONG_SESSION', 'GRANT_WRONG_CAPABILITY'] as const satisfies readonly ErrorCode[];
+
+/** Routes of the browser grants, by `METHOD url`. */
+const GRANT_ROUTE_DOCS: Record<string, RouteDoc> = {
+  'POST /sessions/:id/grants': {
+    tag: 'grants',
+    summary: 'Mint a browser grant: a terminal ticket, an app preview origin or a file link',
+    errors: ['UNAUTHORIZED', 'VALIDATION', 'INVALID_JSON', 'GRANT_UNKNOWN_CAPABILITY', 'GRANT_PORT_OUT_OF_RANGE', 'PREVIEW_NOT_FOUND', ...SESSION_ERRORS],
+  },
+  'DELETE /sessions/:id/grants': { tag: 'grants', summary: "Revoke every grant of the session", errors: ['VALIDATION', ...SESSION_ERRORS] },
+  'GET /sessions/:id/download': {
+    tag: 'grants',
+    summary: 'Download a file with a file grant (no token)',
+    errors: ['VALIDATION', ...GRANT_CHECKS, 'INVALID_PATH', 'PATH_OUTSIDE_WORKSPACE', 'FILE_NOT_FOUND', 'SESSION_NOT_FOUND', 'AGENT_UNAVAILABLE'],
+    public: true,
+    success: { description: 'The file', mediaType: 'application/octet-stream' },
+  },
+};
+
+/** The preview origins' routes (`{port}-{session}.{PREVIEW_DOMAIN}` is routed here): a preview grant's cookie admits. */
+export const PREVIEW_ORIGIN_DOC: RouteDoc = {
+  tag: 'grants',
+  summary: "A session's app on its own preview origin, admitted by a preview grant",
+  errors: ['ROUTE_NOT_FOUND', ...GRANT_CHECKS, 'GRANT_WRONG_PORT', 'SESSION_NOT_FOUND', 'AGENT_UNAVAILABLE', 'PORT_UNAVAILABLE'],
+  public: true,
+  success: { description: "The app's answer, as it gave it", mediaType: '*/*' },
+};
+
 /** The controller's own routes, by `METHOD url` as Fastify registers them. */
 export const CONTROLLER_ROUTE_DOCS: Record<string, RouteDoc> = {
+  ...GRANT_ROUTE_DOCS,
   'GET /health': { tag: 'controller', summary: 'Health of the controller and its Docker engine', errors: [], public: true },
   'GET /metrics': {
     tag: 'controller',

@@ -22,6 +22,8 @@ export interface SessionManagerDeps {
   log: FastifyBaseLogger;
   /** The clock, replaceable in tests. */
   now?: () => number;
+  /** Told when a session is being removed (deleted, expired, reconciled away): what was opened for it must close. */
+  onRemoved?: (sessionId: string) => void;
 }
 
 /**
@@ -269,6 +271,7 @@ export class SessionManager {
     const record = this.#table.get(sessionId);
     const owner = record ? containerOwner(record) : (container?.owner ?? (await this.#ownerOnDisk(sessionId)));
     const containerName = record?.containerName ?? container?.containerName ?? this.#launcher.containerName({ kind: 'session', sessionId });
+    this.deps.onRemoved?.(sessionId);
     await this.#reaper.remove(owner, containerName, owner.kind === 'pool' ? sessionId : undefined);
     this.#table.delete(sessionId);
   }

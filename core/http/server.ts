@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { frameworkErrorOptions, registerErrorHandling, type ErrorMapper } from './error-handler.js';
@@ -9,6 +10,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** The process's own error mapping, asked before an unknown error becomes INTERNAL. */
   mapError?: ErrorMapper;
+  /** Routes a request by more than its path (the controller's preview origins, by Host); upgrades included. */
+  rewriteUrl?: (req: IncomingMessage) => string;
 }
 
 /**
@@ -21,6 +24,7 @@ export function createServer(options: ServerOptions = {}): FastifyInstance {
     ...(options.bodyLimit ? { bodyLimit: options.bodyLimit } : {}),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
     ...frameworkErrorOptions(options.mapError),
+    ...(options.rewriteUrl ? { rewriteUrl: options.rewriteUrl } : {}),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

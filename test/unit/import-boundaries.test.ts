@@ -55,7 +55,8 @@ function findCrossings(sources: Source[]): string[] {
 
 async function readSources(folder: string): Promise<Source[]> {
   const entries = await readdir(join(ROOT, folder), { recursive: true, withFileTypes: true });
-  const files = entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts'));
+  // Build output (client/dist) is not source.
+  const files = entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts') && !/[\\/]dist([\\/]|$)/.test(entry.parentPath));
   return Promise.all(
     files.map(async (entry) => {
       const absolute = join(entry.parentPath, entry.name);

@@ -139,6 +139,17 @@ describe('the typed client, through a controller to a real agent', () => {
     expect(await open(undefined)).toEqual({ event: 401, protocol: '' });
   });
 
+  it('mints a file link a browser opens without the token, and revokes it', async () => {
+    await session.writeFile('report.txt', 'for the browser\n');
+    const grant = await session.createGrant({ capability: 'file', path: '/workspace/report.txt' });
+    expect(grant).toMatchObject({ capability: 'file', url: expect.stringContaining('/download') });
+    const link = new URL(grant.url);
+    const download = await fetch(`${stack.url}${link.pathname}${link.search}`);
+    expect(await download.text()).toBe('for the browser\n');
+    expect(await session.revokeGrants()).toEqual({ session_id: SESSION, revoked: true });
+    expect((await fetch(`${stack.url}${link.pathname}${link.search}`)).status).toBe(401);
+  });
+
   it('deletes the session, idempotently', async () => {
     expect(await stack.client.deleteSession(SESSION)).toEqual({ session_id: SESSION, status: 'deleted', found: true });
     expect(await stack.client.deleteSession(SESSION)).toEqual({ session_id: SESSION, status: 'deleted', found: false });

@@ -21,6 +21,22 @@ describe('controller configuration', () => {
     expect(config.apiToken).toBeUndefined();
   });
 
+  it('reads the browser grants settings', () => {
+    const config = parseControllerConfig({
+      RUNNER_PUBLIC_URL: 'https://runner.example.com/',
+      RUNNER_ALLOWED_ORIGINS: 'https://a.example.com, https://b.example.com',
+      PREVIEW_DOMAIN: 'preview.example.com',
+      PREVIEW_HTTPS: 'false',
+    });
+    expect(config).toMatchObject({
+      publicUrl: 'https://runner.example.com',
+      allowedOrigins: ['https://a.example.com', 'https://b.example.com'],
+      previewDomain: 'preview.example.com',
+      previewHttps: false,
+    });
+    expect(parseControllerConfig({})).toMatchObject({ allowedOrigins: [], previewHttps: true, previewDomain: undefined });
+  });
+
   it('listens on every interface once a token is set', () => {
     expect(parseControllerConfig({ RUNNER_API_TOKEN: 'x'.repeat(16) }).host).toBe('0.0.0.0');
   });
@@ -49,6 +65,11 @@ describe('controller configuration', () => {
     [{ SOCKETS_DIR: `/${'x'.repeat(60)}` }, /SOCKETS_DIR: must be at most/],
     [{ SESSION_NETWORK: 'bad name' }, /SESSION_NETWORK/],
     [{ SESSION_REGISTRY_MIRROR: 'not a url' }, /SESSION_REGISTRY_MIRROR/],
+    [{ RUNNER_SIGNING_KEY: 'short' }, /RUNNER_SIGNING_KEY: must be at least 32/],
+    [{ RUNNER_PUBLIC_URL: 'runner.example.com' }, /RUNNER_PUBLIC_URL/],
+    [{ PREVIEW_DOMAIN: 'Preview.Example.com' }, /PREVIEW_DOMAIN: a lowercase DNS name/],
+    [{ PREVIEW_DOMAIN: '*.example.com' }, /PREVIEW_DOMAIN/],
+    [{ PREVIEW_HTTPS: 'yes' }, /PREVIEW_HTTPS/],
   ])('rejects %j with one line naming the variable', (env, message) => {
     expect(() => parseControllerConfig(env)).toThrow(ConfigError);
     expect(() => parseControllerConfig(env)).toThrow(message);

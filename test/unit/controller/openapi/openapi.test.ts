@@ -97,6 +97,8 @@ describe('the OpenAPI document', () => {
       for (const [method, operation] of Object.entries(operations)) {
         const statuses = Object.keys(operation.responses);
         expect(statuses.some((status) => status < '400'), `${method} ${path} has a success answer`).toBe(true);
+        // Every route says which errors it may answer: a new route needs its entry in controller/openapi/route-docs.ts.
+        expect(statuses.some((status) => status >= '400'), `${method} ${path} lists its error codes`).toBe(true);
         // /health answers 503 with its own body when Docker is down: not an error body.
         for (const status of statuses.filter((s) => s >= '400' && !(path === '/health' && s === '503'))) {
           const codes = (operation.responses[status] as { content: { 'application/json': { schema: { properties: { code: { enum: string[] } } } } } })
