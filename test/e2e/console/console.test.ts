@@ -65,6 +65,10 @@ describe.sequential('the console in a real browser', () => {
     await controller?.destroy();
   });
 
+  it('type-checks its browser code against the DOM library', async () => {
+    await promisify(execFile)(join(ROOT, 'node_modules/.bin/tsc'), ['-p', 'controller/console/ui'], { cwd: ROOT });
+  }, 120_000);
+
   it('signs in with the API token', async () => {
     await page.goto(`${controller.url}/console`);
     await page.waitForSelector('::-p-aria([name="API token"])');
