@@ -13,6 +13,7 @@ import { execRoutes } from './exec/exec.routes.js';
 import { dockerRoutes } from './docker/docker.routes.js';
 import { terminalRoutes } from './terminal/terminal.routes.js';
 import { watchRoutes } from './watch/watch.routes.js';
+import { archiveRoutes } from './archive/archive.routes.js';
 
 export interface AppDeps {
   config: AgentConfig;
@@ -45,5 +46,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(dockerRoutes, routeDeps);
   await app.register(terminalRoutes, routeDeps);
   await app.register(watchRoutes, routeDeps);
+  await app.register(archiveRoutes, routeDeps);
   return app;
 }

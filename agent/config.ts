@@ -37,6 +37,8 @@ const AgentEnv = z
     AGENT_TERMINAL_SCROLLBACK_BYTES: positiveInt.default(256 * 1024),
     AGENT_MAX_TERMINALS: positiveInt.default(16),
     AGENT_KEEPALIVE_SECONDS: positiveInt.default(20),
+    AGENT_ARCHIVE_MAX_BYTES: positiveInt.default(512 * 1024 * 1024),
+    AGENT_ARCHIVE_MAX_ENTRIES: positiveInt.default(20_000),
     AGENT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .refine((e) => e.AGENT_LISTEN || e.AGENT_SOCKET, {
@@ -76,6 +78,9 @@ export interface AgentConfig {
   terminalScrollbackBytes: number;
   maxTerminals: number;
   keepaliveSeconds: number;
+  /** Most bytes an uploaded archive may unpack to, and most entries it may hold. */
+  archiveMaxBytes: number;
+  archiveMaxEntries: number;
   logLevel: string;
 }
 
@@ -104,6 +109,8 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
     terminalScrollbackBytes: e.AGENT_TERMINAL_SCROLLBACK_BYTES,
     maxTerminals: e.AGENT_MAX_TERMINALS,
     keepaliveSeconds: e.AGENT_KEEPALIVE_SECONDS,
+    archiveMaxBytes: e.AGENT_ARCHIVE_MAX_BYTES,
+    archiveMaxEntries: e.AGENT_ARCHIVE_MAX_ENTRIES,
     logLevel: e.AGENT_LOG_LEVEL,
   };
 }

@@ -26,12 +26,19 @@ import type { SessionRuntime } from './runtime/session-runtime.js';
 import { probeAgentHealth, type ProbeAgent } from './sessions/agent-probe.js';
 import { startExpiry } from './sessions/expiry.js';
 import { SessionManager } from './sessions/session-manager.js';
+import { soleLeader, type Leadership } from './sessions/leadership.js';
 import { SessionStore } from './sessions/session-store.js';
+import type { StateStore } from './sessions/state-store.js';
 import { sessionsRoutes } from './sessions/sessions.routes.js';
+import { containrlabRoutes } from './containrlab/containrlab.routes.js';
 
 export interface AppDeps {
   config: ControllerConfig;
   runtime: SessionRuntime;
+  /** Where the controller keeps its per-session state; a folder per session under SOCKETS_DIR by default. */
+  store?: StateStore;
+  /** Who runs the expiry sweep and the warm pool among replicas; this controller alone by default. */
+  leadership?: Leadership;
   /** How a session's agent is asked whether it is ready; the real one over its unix socket by default. */
   probeAgent?: ProbeAgent;
   /** A pino logger; none (silent) in tests. */
@@ -52,12 +59,15 @@ const GOING_AWAY = 1001;
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, runtime } = deps;
+  const leadership = deps.leadership ?? soleLeader;
   // With PREVIEW_DOMAIN, a request's Host decides first: a preview origin reaches its preview and nothing else.
   const app = createServer({ logger: deps.logger, rewriteUrl: config.previewDomain ? previewRewriter(config.previewDomain) : undefined });
-  const store = new SessionStore(config.socketsDir, config.instance);
+  // Grant generations live in this controller's folder whatever the runtime (on Kubernetes, per replica).
+  const folders = new SessionStore(config.socketsDir, config.instance);
+  const store: StateStore = deps.store ?? folders;
   const grants = new Grants({
     loadKey: () => loadSigningKey(config.signingKey, config.socketsDir),
-    generations: new GrantGenerations((sessionId) => store.folder({ kind: 'session', sessionId })),
+    generations: new GrantGenerations((sessionId) => folders.folder({ kind: 'session', sessionId })),
     allowedOrigins: config.allowedOrigins,
     previewDomain: config.previewDomain,
     previewPublicPort: config.previewPublicPort,
@@ -76,6 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     config,
     runtime,
     store,
+    leadership,
     probeAgent: deps.probeAgent ?? probeAgentHealth,
     metrics,
     log: app.log,
@@ -116,12 +127,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Before listening: the subnets of a network that exists are refused from the first connection on.
     await runtime.watchSessionSubnets?.((subnets) => guard.update(subnets));
     await sessions.start();
+    // A replica that takes the lead sweeps at once: it adopts the pool and removes what expired meanwhile.
+    await leadership.start((leader) => {
+      if (leader) void sessions.sweep().catch((err: unknown) => app.log.warn({ err }, 'sweep on taking the lead failed'));
+    });
     stopExpiry = startExpiry(sessions, config.cleanupIntervalSeconds, app.log);
   });
   app.addHook('onClose', async () => {
     stopExpiry?.();
+    await leadership.stop();
     // Sessions and warm pool members keep running: the next controller adopts them.
     await sessions.close();
+    runtime.close?.();
+    store.close?.();
   });
 
   // Before the routes: the generator collects them as they are added.
@@ -130,7 +148,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { runtime, sessions });
   await app.register(metricsRoutes, { metrics });
   await app.register(consoleRoutes, { assetsDir: deps.consoleAssetsDir ?? consoleAssetsDir() });
-  await app.register(sessionsRoutes, { sessions });
+  await app.register(sessionsRoutes, { sessions, templatesDir: config.templatesDir });
+  if (config.containrlabCompat) await app.register(containrlabRoutes, { sessions, config });
   const resolveAgent = (sessionId: string) => sessions.resolveAgent(sessionId);
   await app.register(grantsRoutes, { grants, resolveAgent, admission, publicUrl: config.publicUrl });
   if (config.previewDomain) {

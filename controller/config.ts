@@ -14,6 +14,13 @@ const memory = z
   .transform((v) => Math.floor(Number.parseFloat(v) * (UNITS[v.slice(-1).toLowerCase()] ?? 1)))
   .refine((bytes) => bytes >= 6 * 1024 ** 2, 'must be at least 6m (Docker refuses less)');
 
+// A session's own filesystem: 0 turns it off, else at least what ext4 and an idle inner daemon need.
+const diskSize = z
+  .string()
+  .regex(/^\d+(\.\d+)?[bkmg]?$/i, 'expected a size such as 10g or 512m, or 0')
+  .transform((v) => Math.floor(Number.parseFloat(v) * (UNITS[v.slice(-1).toLowerCase()] ?? 1)))
+  .refine((bytes) => bytes === 0 || bytes >= 64 * 1024 ** 2, 'must be 0 (no limit) or at least 64m');
+
 // A unix socket path holds at most 107 bytes; the longest is SOCKETS_DIR/<48-char id>/agent/agent.sock.
 const SOCKET_PATH_TAIL = 1 + 48 + '/agent/agent.sock'.length;
 const MAX_SOCKETS_DIR_LENGTH = 107 - SOCKET_PATH_TAIL;
@@ -45,8 +52,27 @@ const ControllerEnv = z
     SESSION_NAME_PREFIX: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,15}$/, 'lowercase letters, digits, _ . -, at most 16').default('sess-'),
     RUNNER_INSTANCE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, _ . -').default('default'),
     SESSION_REGISTRY_MIRROR: z.url().optional(),
+    SESSION_HOST_GUARD: z.enum(['true', 'false']).default('true'),
+    SESSION_DISK_LIMIT: diskSize.default(10 * 1024 ** 3),
+    SESSION_DISK_DIR: z.string().refine(isAbsolute, 'must be an absolute path').default('/var/lib/runner/disks'),
     DOCKER_HOST: z.string().min(1).optional(),
     PUBLIC_API_DOCS: z.enum(['true', 'false']).default('false'),
+    SESSION_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
+    SESSION_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'not a valid Kubernetes namespace').max(63).default('runner-sessions'),
+    AGENT_PORT: z.coerce.number().int().min(1).max(65_535).default(7070),
+    SESSION_SECCOMP_PROFILE: z
+      .string()
+      .regex(/^[A-Za-z0-9_-][A-Za-z0-9._/-]*$/, 'a relative path below the kubelet\'s seccomp folder')
+      .refine((p) => !p.split('/').includes('..'), 'must stay below the kubelet\'s seccomp folder')
+      .default('runner/seccomp.json'),
+    LEADER_LEASE_NAME: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'not a valid Kubernetes name').default('runner-controller'),
+    LEADER_LEASE_SECONDS: positiveInt.default(15),
+    // Set by Kubernetes to the pod's name: who holds the leader lease.
+    HOSTNAME: z.string().min(1).default('runner-controller'),
+    TEMPLATES_DIR: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
+    KEPT_WORKSPACE_TTL_SECONDS: positiveInt.default(24 * 3600),
+    CONTAINRLAB_COMPAT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    LABS_ROOT: z.string().refine(isAbsolute, 'must be an absolute path').optional(),
     // Browser grants: the key that signs them, where browsers reach the controller, origins allowed to open terminals.
     RUNNER_SIGNING_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
     RUNNER_PUBLIC_URL: z.url().optional(),
@@ -101,7 +127,24 @@ export interface ControllerConfig {
   namePrefix: string;
   instance: string;
   registryMirror?: string;
+  /** Installs iptables rules that refuse every packet from the sessions bridge to the host itself (DNS excepted). */
+  hostGuard: boolean;
+  /** The size of each session's own filesystem (workspace and inner daemon's data together); 0 turns it off. */
+  diskLimitBytes: number;
+  /** Where the controller keeps the sessions' filesystem images and their mount points. */
+  diskDir: string;
   dockerHost?: string;
+  /** Which engine runs sessions: the host's Docker, or pods in a Kubernetes cluster. */
+  runtime: 'docker' | 'kubernetes';
+  kubernetes: KubernetesConfig;
+  /** Host folder whose sub-folders seed new workspaces (`"workspace": {"template": name}`); none: no templates. */
+  templatesDir?: string;
+  /** How long `DELETE /sessions/{id}?keep_workspace=true` keeps the workspace for a session of that id. */
+  keptWorkspaceTtlSeconds: number;
+  /** Serve ContainrLab's flat API at the root (controller/containrlab/). */
+  containrlabCompat: boolean;
+  /** Where ContainrLab's `/start` finds `<lab_slug>/starter`; TEMPLATES_DIR by default. */
+  labsRoot?: string;
   logLevel: string;
   /** /openapi.json and /docs are served without the token, like /health. */
   publicApiDocs: boolean;
@@ -117,6 +160,20 @@ export interface ControllerConfig {
   previewPublicPort?: number;
   /** Preview URLs are https and their cookie `Secure; SameSite=None; Partitioned`; false for plain-http local use. */
   previewHttps: boolean;
+}
+
+/** Settings the Kubernetes runtime reads (SESSION_RUNTIME=kubernetes); the cluster itself comes from KUBECONFIG or the pod. */
+export interface KubernetesConfig {
+  namespace: string;
+  /** The TCP port each session's agent listens on (with its token) for the controller. */
+  agentPort: number;
+  /** The seccomp profile's path below the kubelet's seccomp folder (the DaemonSet in deploy/kubernetes writes it). */
+  seccompProfile: string;
+  /** The coordination.k8s.io Lease whose holder runs the expiry sweep and the warm pool. */
+  leaseName: string;
+  leaseSeconds: number;
+  /** This replica's name in the Lease. */
+  replicaId: string;
 }
 
 export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig {
@@ -141,7 +198,23 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     namePrefix: e.SESSION_NAME_PREFIX,
     instance: e.RUNNER_INSTANCE,
     registryMirror: e.SESSION_REGISTRY_MIRROR,
+    hostGuard: e.SESSION_HOST_GUARD === 'true',
+    diskLimitBytes: e.SESSION_DISK_LIMIT,
+    diskDir: e.SESSION_DISK_DIR,
     dockerHost: e.DOCKER_HOST,
+    runtime: e.SESSION_RUNTIME,
+    kubernetes: {
+      namespace: e.SESSION_NAMESPACE,
+      agentPort: e.AGENT_PORT,
+      seccompProfile: e.SESSION_SECCOMP_PROFILE,
+      leaseName: e.LEADER_LEASE_NAME,
+      leaseSeconds: e.LEADER_LEASE_SECONDS,
+      replicaId: e.HOSTNAME,
+    },
+    templatesDir: e.TEMPLATES_DIR,
+    keptWorkspaceTtlSeconds: e.KEPT_WORKSPACE_TTL_SECONDS,
+    containrlabCompat: e.CONTAINRLAB_COMPAT,
+    labsRoot: e.LABS_ROOT ?? e.TEMPLATES_DIR,
     logLevel: e.LOG_LEVEL,
     publicApiDocs: e.PUBLIC_API_DOCS === 'true',
     signingKey: e.RUNNER_SIGNING_KEY,

@@ -1,22 +1,30 @@
+import type { FastifyBaseLogger } from 'fastify';
 import { createDockerClient } from '../core/docker/docker-client.js';
 import { createLogger } from '../core/process/logger.js';
 import { closeOnSignals, readConfigOrExit } from '../core/process/start-up.js';
-import { buildApp } from './app.js';
-import { parseControllerConfig } from './config.js';
+import { buildApp, type AppDeps } from './app.js';
+import { parseControllerConfig, type ControllerConfig } from './config.js';
 import { DockerSessionRuntime } from './runtime/docker-session-runtime.js';
+import { createKubeApi } from './runtime/kubernetes/kube-api.js';
+import { kubernetesDeps } from './runtime/kubernetes/kubernetes-deps.js';
 
 async function main(): Promise<void> {
   const config = readConfigOrExit('controller', () => parseControllerConfig(process.env));
   const log = createLogger(config.logLevel);
-  const runtime = new DockerSessionRuntime(createDockerClient(config.dockerHost), config, log);
-  const app = await buildApp({ config, runtime, logger: log });
+  const app = await buildApp({ config, logger: log, ...runtimeDeps(config, log) });
   if (!config.apiToken) {
     log.warn({ host: config.host }, 'RUNNER_API_TOKEN is not set: the API has no authentication, so it listens on loopback only');
   }
   await app.listen({ host: config.host, port: config.port });
 
-  // Sessions live in Docker and outlive the controller: shutting down closes listeners and WebSockets only.
+  // Sessions live in Docker or the cluster and outlive the controller: shutting down closes listeners and WebSockets only.
   closeOnSignals('controller', log, () => app.close());
+}
+
+// Docker by default; SESSION_RUNTIME=kubernetes reads the cluster from KUBECONFIG or the pod's service account.
+function runtimeDeps(config: ControllerConfig, log: FastifyBaseLogger): Pick<AppDeps, 'runtime' | 'store' | 'leadership'> {
+  if (config.runtime === 'kubernetes') return kubernetesDeps(createKubeApi(config.kubernetes.namespace), config, log);
+  return { runtime: new DockerSessionRuntime(createDockerClient(config.dockerHost), config, log) };
 }
 
 await main();

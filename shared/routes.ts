@@ -24,6 +24,8 @@ export const AgentRoute = {
   terminalWs: '/terminal/ws',
   watchWs: '/watch/ws',
   watchSse: '/watch',
+  /** The workspace (or a folder of it) as a .tar.gz (GET), or a .tar/.tar.gz extracted into it (PUT). */
+  archive: '/archive',
 } as const;
 
 /** Controller-only paths. */

@@ -29,6 +29,7 @@ import {
   WriteFileResult,
 } from './schemas/files.js';
 import { AgentHealth, AgentHealthQuery } from './schemas/health.js';
+import { ArchiveExtractResult, ArchiveQuery } from './schemas/archive.js';
 import { TerminalInfo, TerminalList, TerminalParams, TerminalResizeBody, TerminalWsQuery } from './schemas/terminal.js';
 import { WatchFrame } from './schemas/watch.js';
 
@@ -61,6 +62,10 @@ export interface SessionRouteSpec {
   stream?: { mediaType: typeof NDJSON | typeof EVENT_STREAM; frame: z.ZodType };
   /** A WebSocket route: what travels over it. */
   websocket?: { frames: string; frame?: z.ZodType };
+  /** The body is raw bytes of this media type (no JSON). */
+  binaryBody?: string;
+  /** The answer is raw bytes of this media type. */
+  binaryResponse?: string;
   /** Answered with no body (204). */
   noContent?: boolean;
   errors: readonly ErrorCode[];
@@ -146,6 +151,25 @@ export const SESSION_ROUTES: readonly SessionRouteSpec[] = [
     body: MoveRequest,
     responses: { 200: MoveResult },
     errors: [...PATH_ERRORS, 'INVALID_JSON', 'FILE_NOT_FOUND', 'ALREADY_EXISTS', 'NOT_A_DIRECTORY', 'DIRECTORY_NOT_EMPTY'],
+  },
+  {
+    method: 'GET',
+    path: AgentRoute.archive,
+    tag: 'files',
+    summary: 'A folder of the workspace as a .tar.gz',
+    querystring: ArchiveQuery,
+    binaryResponse: 'application/gzip',
+    errors: [...PATH_ERRORS, 'FILE_NOT_FOUND', 'NOT_A_DIRECTORY'],
+  },
+  {
+    method: 'PUT',
+    path: AgentRoute.archive,
+    tag: 'files',
+    summary: 'Extract a .tar.gz into a folder of the workspace (made if missing)',
+    querystring: ArchiveQuery,
+    binaryBody: 'application/gzip',
+    responses: { 200: ArchiveExtractResult },
+    errors: [...PATH_ERRORS, 'NOT_A_DIRECTORY', 'HARD_LINK_REFUSED', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'NO_SPACE'],
   },
   {
     method: 'POST',

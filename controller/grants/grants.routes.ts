@@ -65,7 +65,7 @@ export const grantsRoutes: FastifyPluginAsync<GrantsRoutesOptions> = async (fast
     const target = await resolveAgent(granted.sessionId);
     const path = granted.claims.path;
     const upstream = await upstreams
-      .agent(target.socketPath)
+      .agent(target.endpoint)
       .request({
         path: `/files${path.split('/').map(encodeURIComponent).join('/')}`,
         method: 'GET',

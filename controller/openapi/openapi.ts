@@ -50,7 +50,7 @@ function transformRoute(input: TransformInput): ReturnType<typeof jsonSchemaTran
       ...errorResponses(doc.errors),
     },
   };
-  if (doc.session && schema?.body) documented.body = sessionRequestBody(doc.session, schema.body);
+  if (doc.session && (schema?.body || doc.session.binaryBody)) documented.body = sessionRequestBody(doc.session, schema?.body);
   return { schema: documented, url: documentedUrl(result.url) };
 }
 

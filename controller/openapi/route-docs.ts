@@ -174,12 +174,14 @@ export function sessionResponses(spec: SessionRouteSpec, zodResponses: Record<st
       ...(spec.websocket.frame ? { content: { 'application/json': { schema: jsonSchemaOf(spec.websocket.frame) } } } : { type: 'null' }),
     };
   }
+  if (spec.binaryResponse) responses[200] = { description: 'The bytes', content: { [spec.binaryResponse]: { schema: binary } } };
   if (spec.noContent) responses[204] = { description: 'Done; no body', type: 'null' };
   return responses;
 }
 
 /** The request body of a session route: its JSON schema, and raw bytes where the route takes them. */
 export function sessionRequestBody(spec: SessionRouteSpec, jsonBody: unknown): unknown {
+  if (spec.binaryBody) return { content: { [spec.binaryBody]: { schema: binary } } };
   if (!spec.rawBody) return jsonBody;
   return { content: { 'application/json': { schema: jsonBody }, [OCTET_STREAM]: { schema: binary } } };
 }

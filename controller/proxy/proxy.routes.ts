@@ -8,7 +8,7 @@ import { AgentRoute, ControllerRoute, sessionPath } from '../../shared/routes.js
 import { SESSION_ROUTES, type SessionRouteSpec } from '../../shared/session-api.js';
 import { isBearerProtocol } from '../../shared/websocket-auth.js';
 import { SessionParams } from '../../shared/schemas/session.js';
-import type { AgentTarget, ResolveAgent } from './agent-target.js';
+import { agentWebSocketUrl, hostPort, type AgentTarget, type ResolveAgent } from './agent-target.js';
 import { upstreamHeaders } from './headers.js';
 import { forwardHttp } from './http-proxy.js';
 import { Upstreams } from './upstreams.js';
@@ -25,7 +25,7 @@ export interface ProxyOptions {
 }
 
 // Agent routes whose answer waits for the work itself; their streaming variants answer at once.
-const LONG_AGENT_ROUTES = new Set<string>([AgentRoute.exec, AgentRoute.build, AgentRoute.run, AgentRoute.stop]);
+const LONG_AGENT_ROUTES = new Set<string>([AgentRoute.exec, AgentRoute.build, AgentRoute.run, AgentRoute.stop, AgentRoute.archive]);
 const BODY_METHODS = ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 const PORTS_SEGMENT = '/ports/';
 
@@ -88,8 +88,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
 
   const agentName = (id: string) => `the agent of session ${id}`;
   const portName = (id: string, port: number) => `port ${port} of session ${id}`;
-  const portOrigin = (target: AgentTarget, port: number) =>
-    target.address.includes(':') ? `[${target.address}]:${port}` : `${target.address}:${port}`;
+  const portOrigin = (target: AgentTarget, port: number) => hostPort(target.address, port);
 
   const forwardToAgent = async (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
     const { id } = request.params;
@@ -98,7 +97,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
     const headers = upstreamHeaders(request.headers);
     headers.authorization = `Bearer ${target.token}`;
     return forwardHttp(request, reply, {
-      dispatcher: upstreams.agent(target.socketPath),
+      dispatcher: upstreams.agent(target.endpoint),
       path,
       headers,
       headersTimeoutMs: request.method === 'POST' && isLongAgentRoute(path) ? longTimeoutMs : timeoutMs,
@@ -148,7 +147,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
     if (!request.ws) return;
     const target = await resolveAgent(request.params.id);
     await connectBeforeUpgrade(request, {
-      url: `ws+unix://${target.socketPath}:${agentPath(request.url)}`,
+      url: agentWebSocketUrl(target.endpoint, agentPath(request.url)),
       headers: { authorization: `Bearer ${target.token}` },
       handshakeTimeoutMs: timeoutMs,
     });

@@ -1,4 +1,5 @@
 import { Agent, Pool, type Dispatcher } from 'undici';
+import { agentOrigin, endpointKey, type AgentEndpoint } from './agent-target.js';
 
 // How much of an upload may wait for a slow upstream before the client's request is paused: well above one 64 KiB
 // read, so a fast upstream never makes the proxy pause and resume the upload chunk by chunk.
@@ -10,7 +11,7 @@ interface SocketPool {
 }
 
 /**
- * The proxy's upstream connections: one keep-alive pool per agent socket, reused by every request to that session,
+ * The proxy's upstream connections: one keep-alive pool per agent (socket or TCP), reused by every request to that session,
  * and one dispatcher for ports published inside sessions. Pools idle for a whole sweep interval are closed.
  */
 export class Upstreams {
@@ -22,13 +23,15 @@ export class Upstreams {
     this.#sweep = setInterval(() => this.#closeIdle(), idleMs).unref();
   }
 
-  /** The pool of connections to the agent listening on socketPath. */
-  agent(socketPath: string): Dispatcher {
-    let entry = this.#sockets.get(socketPath);
+  /** The pool of connections to the agent at this endpoint. */
+  agent(endpoint: AgentEndpoint): Dispatcher {
+    const key = endpointKey(endpoint);
+    let entry = this.#sockets.get(key);
     if (entry === undefined) {
-      // The origin only fills the Host header; the socket path decides where the request goes.
-      entry = { pool: new Pool('http://agent', { socketPath, connect: CONNECT }), used: true };
-      this.#sockets.set(socketPath, entry);
+      // Over a socket the origin only fills the Host header; the socket path decides where the request goes.
+      const options = endpoint.kind === 'unix' ? { socketPath: endpoint.socketPath, connect: CONNECT } : { connect: CONNECT };
+      entry = { pool: new Pool(agentOrigin(endpoint), options), used: true };
+      this.#sockets.set(key, entry);
     }
     entry.used = true;
     return entry.pool;
@@ -39,18 +42,18 @@ export class Upstreams {
     return this.#ports;
   }
 
-  /** How many agent sockets have an open pool (for tests and metrics). */
+  /** How many agents have an open pool (for tests and metrics). */
   get openPools(): number {
     return this.#sockets.size;
   }
 
   #closeIdle(): void {
-    for (const [socketPath, entry] of this.#sockets) {
+    for (const [key, entry] of this.#sockets) {
       if (entry.used || entry.pool.stats.size > 0) {
         entry.used = false;
         continue;
       }
-      this.#sockets.delete(socketPath);
+      this.#sockets.delete(key);
       void entry.pool.close().catch(() => {});
     }
   }

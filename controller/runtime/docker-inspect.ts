@@ -12,6 +12,7 @@ export const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 
 /** The parts of `docker network inspect` the runtime reads. */
 export interface NetworkInfo {
+  Id?: string;
   Options?: Record<string, string>;
   IPAM?: { Config?: { Subnet?: string }[] };
 }
@@ -78,7 +79,8 @@ export function stateOf(status: string): RuntimeSession['state'] {
   return 'stopped';
 }
 
-function dateOf(value: string | undefined): Date | null {
+/** A label's ISO time, or null when it is missing or not a time. */
+export function dateOf(value: string | undefined): Date | null {
   const date = value ? new Date(value) : null;
   return date && !Number.isNaN(date.getTime()) ? date : null;
 }

@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import type { FastifyBaseLogger } from 'fastify';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../shared/errors.js';
@@ -9,9 +10,11 @@ import { SESSION_PATHS } from '../../core/session-layout.js';
 import { Label, MANAGED_BY } from './labels.js';
 import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
-import { ICC_OPTION, isolatesContainers, ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
-import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
+import { dateOf, ICC_OPTION, isolatesContainers, ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
+import type { KeptWorkspace, OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
 import { watchContainerStarts } from './container-starts.js';
+import { HostGuard } from './host-guard.js';
+import { SessionDisks } from './session-disks.js';
 import { checkRemappedHost, findRemappedRoot, handOverAgentDir, handOverCgroups, type EngineInfo, type RemappedRoot } from './userns.js';
 
 const PING_TIMEOUT_MS = 2_000;
@@ -20,6 +23,17 @@ const VOLUME_REMOVE_ATTEMPTS = 20;
 const SESSION_HOSTNAME = 'session';
 
 type VolumeRole = 'workspace' | 'docker';
+// A workspace to copy from or into: a folder on a session's own filesystem, or a Docker volume.
+interface WorkspaceMount {
+  Type: 'bind' | 'volume';
+  Source: string;
+}
+// How a session's filesystem appears among its volumes (a Docker volume name never holds a colon).
+const DISK_VOLUME_PREFIX = 'disk:';
+const KEPT_ROLE = 'kept-workspace';
+// Root in a throwaway container that sees only the two volumes: enough rights to copy any learner file as it is.
+const COPY_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID'];
+const STOP_TIMEOUT_SECONDS = 5;
 
 /** Sessions as Docker containers on the host engine, one bridge network for all, two volumes each. */
 export class DockerSessionRuntime implements SessionRuntime {
@@ -27,6 +41,9 @@ export class DockerSessionRuntime implements SessionRuntime {
     private readonly docker: Docker,
     private readonly config: ControllerConfig,
     private readonly log: FastifyBaseLogger,
+    private readonly hostGuard: HostGuard | null = config.hostGuard ? new HostGuard() : null,
+    // One folder per instance: a controller's reaper must never see another's disks.
+    private readonly disks: SessionDisks | null = config.diskLimitBytes > 0 ? new SessionDisks(join(config.diskDir, config.instance), config.diskLimitBytes) : null,
   ) {}
 
   async ping(): Promise<boolean> {
@@ -40,11 +57,14 @@ export class DockerSessionRuntime implements SessionRuntime {
 
   async createSession(spec: SessionSpec): Promise<RuntimeSession> {
     const { config } = this;
+    if (!spec.agentDir) throw new AppError('SESSION_START_FAILED', 'a Docker session needs a host folder for its agent');
     await this.#ensureNetwork();
     const remappedRoot = await this.#remappedRoot();
     if (remappedRoot) await this.handOverAgentDir(spec.agentDir);
-    const workspace = await this.#createVolume(spec, 'workspace');
-    const dockerData = await this.#createVolume(spec, 'docker');
+    const storage = await this.#createStorage(spec, remappedRoot);
+    if (spec.restoreWorkspaceFrom) {
+      await this.#copyWorkspace({ Type: 'volume', Source: spec.restoreWorkspaceFrom }, { Type: storage.type, Source: storage.workspace });
+    }
     const options: Docker.ContainerCreateOptions = {
       name: spec.containerName,
       Hostname: SESSION_HOSTNAME,
@@ -71,8 +91,8 @@ export class DockerSessionRuntime implements SessionRuntime {
         RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
         NetworkMode: config.network,
         Mounts: [
-          { Type: 'volume', Source: workspace, Target: SESSION_PATHS.workspace },
-          { Type: 'volume', Source: dockerData, Target: SESSION_PATHS.dockerData },
+          { Type: storage.type, Source: storage.workspace, Target: SESSION_PATHS.workspace },
+          { Type: storage.type, Source: storage.dockerData, Target: SESSION_PATHS.dockerData },
           { Type: 'bind', Source: spec.agentDir, Target: SESSION_PATHS.agentDir },
         ],
         // The session's own output (agent and dockerd logs) must not fill the host's disk.
@@ -114,6 +134,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     // the engine remaps (so that it watches the sessions it finds).
     await this.#learnSubnets();
     await this.#remappedRoot().catch(() => null);
+    await this.#recheckHostGuard();
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
       // One labelled as ours but by no session or pool id was not made by a controller: nothing to act on.
@@ -127,6 +148,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     await this.#learnSubnets();
     const container = this.docker.getContainer(containerName);
     try {
+      await this.#mountDisk(container);
       await container.start();
     } catch (error) {
       if (statusOf(error) === 304) return; // already running
@@ -194,6 +216,36 @@ export class DockerSessionRuntime implements SessionRuntime {
     const [key, id] = ownerLabel(owner);
     const volumes = await this.#listVolumes([`${key}=${id}`]);
     for (const volume of volumes) await this.removeVolume(volume.name);
+    await this.#removeDisk(diskKey(owner));
+  }
+
+  // A session's two folders: on its own filesystem of SESSION_DISK_LIMIT, or two Docker volumes without a limit.
+  async #createStorage(spec: SessionSpec, remappedRoot: RemappedRoot | null): Promise<{ type: 'bind' | 'volume'; workspace: string; dockerData: string }> {
+    if (!this.disks) {
+      return { type: 'volume', workspace: await this.#createVolume(spec, 'workspace'), dockerData: await this.#createVolume(spec, 'docker') };
+    }
+    try {
+      return { type: 'bind', ...(await this.disks.create(diskKey(spec.owner), remappedRoot?.uid ?? 0)) };
+    } catch (error) {
+      throw new AppError('SESSION_START_FAILED', `could not make the session's filesystem in ${this.config.diskDir}: ${daemonMessage(error)}`, undefined, { cause: error });
+    }
+  }
+
+  // A stopped session's filesystem is mounted again first (a host reboot unmounts it): never a start without it.
+  async #mountDisk(container: Docker.Container): Promise<void> {
+    if (!this.disks) return;
+    const owner = ownerOf((await container.inspect()).Config.Labels);
+    if (!owner || !(await this.disks.has(diskKey(owner)))) return;
+    await this.disks.ensureMounted(diskKey(owner));
+  }
+
+  async #removeDisk(key: string): Promise<void> {
+    if (!this.disks) return;
+    try {
+      await this.disks.remove(key);
+    } catch (error) {
+      throw new AppError('DOCKER_ERROR', `could not remove the session's filesystem ${key}: ${daemonMessage(error)}`, undefined, { cause: error });
+    }
   }
 
   async renameSession(containerName: string, newName: string): Promise<void> {
@@ -206,10 +258,16 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   async listVolumes(): Promise<RuntimeVolume[]> {
-    return this.#listVolumes([]);
+    const disks = (await this.disks?.list()) ?? [];
+    const diskVolumes = disks.flatMap((key) => {
+      const owner = ownerOfDiskKey(key);
+      return owner ? [{ name: DISK_VOLUME_PREFIX + key, owner }] : [];
+    });
+    return [...(await this.#listVolumes([])), ...diskVolumes];
   }
 
   async removeVolume(name: string): Promise<void> {
+    if (name.startsWith(DISK_VOLUME_PREFIX)) return this.#removeDisk(name.slice(DISK_VOLUME_PREFIX.length));
     for (let attempt = 1; ; attempt++) {
       try {
         await this.docker.getVolume(name).remove();
@@ -223,6 +281,123 @@ export class DockerSessionRuntime implements SessionRuntime {
         }
         throw toRuntimeError(error, `remove volume ${name}`);
       }
+    }
+  }
+
+  async keepWorkspace(owner: SessionOwner, containerName: string, sessionId: string, until: Date): Promise<KeptWorkspace | null> {
+    const workspace = await this.#workspaceMount(owner);
+    if (!workspace) return null;
+    const container = this.docker.getContainer(containerName);
+    try {
+      // A still running session could change files while they are copied.
+      if (this.#owns((await container.inspect()).Config.Labels, owner)) await container.stop({ t: STOP_TIMEOUT_SECONDS });
+    } catch (error) {
+      if (statusOf(error) !== 404 && statusOf(error) !== 304) throw toRuntimeError(error, 'stop the session container');
+    }
+    const kept: KeptWorkspace = { volume: this.#keptName(sessionId), sessionId, until };
+    await this.removeVolume(kept.volume);
+    try {
+      await this.docker.createVolume({
+        Name: kept.volume,
+        // No session or pool id label: the orphan sweep never takes it; its expiry label decides.
+        Labels: {
+          [Label.managedBy]: MANAGED_BY,
+          [Label.instance]: this.config.instance,
+          [Label.volumeRole]: KEPT_ROLE,
+          [Label.keptSessionId]: sessionId,
+          [Label.keptUntil]: until.toISOString(),
+        },
+      });
+    } catch (error) {
+      throw toRuntimeError(error, `create volume ${kept.volume}`);
+    }
+    try {
+      await this.#copyWorkspace(workspace, { Type: 'volume', Source: kept.volume });
+    } catch (error) {
+      await this.removeVolume(kept.volume).catch(() => {});
+      throw error;
+    }
+    this.log.info({ sessionId, volume: kept.volume, until }, 'kept workspace');
+    return kept;
+  }
+
+  async findKeptWorkspace(sessionId: string): Promise<KeptWorkspace | null> {
+    try {
+      return this.#keptOf(await this.docker.getVolume(this.#keptName(sessionId)).inspect());
+    } catch (error) {
+      if (statusOf(error) === 404) return null;
+      throw toRuntimeError(error, 'inspect a kept workspace');
+    }
+  }
+
+  async listKeptWorkspaces(): Promise<KeptWorkspace[]> {
+    try {
+      const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), `${Label.volumeRole}=${KEPT_ROLE}`] } });
+      return (Volumes ?? []).flatMap((v) => {
+        const kept = this.#keptOf(v);
+        return kept ? [kept] : [];
+      });
+    } catch (error) {
+      throw toRuntimeError(error, 'list kept workspaces');
+    }
+  }
+
+  // A name no session or pool member can have (a `.`), one per session id.
+  #keptName(sessionId: string): string {
+    return `${this.config.namePrefix}kept.${sessionId}`;
+  }
+
+  #keptOf(volume: { Name: string; Labels?: Record<string, string> | null }): KeptWorkspace | null {
+    const labels = volume.Labels ?? {};
+    if (labels[Label.managedBy] !== MANAGED_BY || labels[Label.instance] !== this.config.instance || labels[Label.volumeRole] !== KEPT_ROLE) return null;
+    const sessionId = labels[Label.keptSessionId];
+    const until = dateOf(labels[Label.keptUntil]);
+    return sessionId && until ? { volume: volume.Name, sessionId, until } : null;
+  }
+
+  // Where a session's workspace lives: a folder on its own filesystem, or its workspace volume.
+  async #workspaceMount(owner: SessionOwner): Promise<WorkspaceMount | null> {
+    if (this.disks && (await this.disks.has(diskKey(owner)))) {
+      return { Type: 'bind', Source: (await this.disks.ensureMounted(diskKey(owner))).workspace };
+    }
+    const [key, id] = ownerLabel(owner);
+    const [volume] = (await this.#listVolumes([`${key}=${id}`, `${Label.volumeRole}=workspace`])).filter((v) => v.name.endsWith('-workspace'));
+    return volume ? { Type: 'volume', Source: volume.name } : null;
+  }
+
+  // Copies one workspace's content into another, links as links, owners and modes as they are, in a container
+  // that has no network and sees nothing but the two (the source read-only).
+  async #copyWorkspace(from: WorkspaceMount, to: WorkspaceMount): Promise<void> {
+    let container: Docker.Container | undefined;
+    try {
+      container = await this.docker.createContainer({
+        Image: this.config.sessionImage,
+        Entrypoint: ['cp'],
+        Cmd: ['-a', '--', '/from/.', '/to/'],
+        User: '0:0',
+        Labels: { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance },
+        NetworkDisabled: true,
+        HostConfig: {
+          NetworkMode: 'none',
+          CapDrop: ['ALL'],
+          CapAdd: COPY_CAPS,
+          SecurityOpt: ['no-new-privileges'],
+          Mounts: [
+            { ...from, Target: '/from', ReadOnly: true },
+            { ...to, Target: '/to' },
+          ],
+        },
+      });
+      await container.start();
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      if (StatusCode !== 0) {
+        const logs = await this.tailLogs(container.id, 5);
+        throw new AppError('DOCKER_ERROR', `could not copy workspace ${from.Source} to ${to.Source}: ${logs.join(' ') || `exit ${StatusCode}`}`);
+      }
+    } catch (error) {
+      throw toRuntimeError(error, `copy workspace ${from.Source} to ${to.Source}`);
+    } finally {
+      await container?.remove({ force: true }).catch(() => {});
     }
   }
 
@@ -314,6 +489,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       if (!isolatesContainers(info)) {
         throw new AppError('DOCKER_ERROR', `network ${network} lets containers reach each other (${ICC_OPTION} is not false): remove it or choose another SESSION_NETWORK`);
       }
+      await this.#guardHost(info);
       this.#publishSubnets(info);
       return;
     } catch (error) {
@@ -333,11 +509,35 @@ export class DockerSessionRuntime implements SessionRuntime {
       // Another create made it in between: fine, it has the same options.
       if (statusOf(error) !== 409) throw toRuntimeError(error, `create network ${network}`);
     }
-    // Its subnets are known (and refused by the controller's port) before a session starts on it.
+    // Its subnets are known (and refused by the controller's port and the host guard) before a session starts on it.
+    let info: NetworkInfo;
     try {
-      this.#publishSubnets((await this.docker.getNetwork(network).inspect()) as NetworkInfo);
+      info = (await this.docker.getNetwork(network).inspect()) as NetworkInfo;
     } catch (error) {
       throw toRuntimeError(error, `inspect network ${network}`);
+    }
+    await this.#guardHost(info);
+    this.#publishSubnets(info);
+  }
+
+  // Keeps sessions off the host's own services; a session never starts on a network without the rules.
+  async #guardHost(info: NetworkInfo): Promise<void> {
+    if (!this.hostGuard) return;
+    const bridge = bridgeOf(info);
+    try {
+      await this.hostGuard.protect(bridge);
+    } catch (error) {
+      throw new AppError('SESSION_START_FAILED', `could not install the host guard (iptables) for bridge ${bridge}: ${daemonMessage(error)}; run the controller as root with iptables, or set SESSION_HOST_GUARD=false`, undefined, { cause: error });
+    }
+  }
+
+  // Every reconcile: rules lost to a flush or a host reboot come back while sessions run.
+  async #recheckHostGuard(): Promise<void> {
+    if (!this.hostGuard) return;
+    try {
+      await this.#guardHost((await this.docker.getNetwork(this.config.network).inspect()) as NetworkInfo);
+    } catch (error) {
+      if (statusOf(error) !== 404) this.log.error({ err: error }, 'could not re-check the host guard of the sessions network');
     }
   }
 
@@ -356,6 +556,22 @@ export class DockerSessionRuntime implements SessionRuntime {
     const found = ownerOf(labels);
     return found?.kind === owner.kind && ownerLabel(found)[1] === ownerLabel(owner)[1];
   }
+}
+
+// Docker names a bridge network's interface br-<first 12 of its id> unless an option names it.
+function bridgeOf(info: NetworkInfo): string {
+  return info.Options?.['com.docker.network.bridge.name'] ?? `br-${(info.Id ?? '').slice(0, 12)}`;
+}
+
+// A session's filesystem is its owner's: a pool member's keeps its pool id once claimed, as its volumes do.
+function diskKey(owner: SessionOwner): string {
+  return owner.kind === 'pool' ? `pool-${owner.poolId}` : `session-${owner.sessionId}`;
+}
+
+function ownerOfDiskKey(key: string): SessionOwner | null {
+  const match = /^(pool|session)-(.+)$/.exec(key);
+  if (!match) return null;
+  return match[1] === 'pool' ? { kind: 'pool', poolId: match[2]! } : { kind: 'session', sessionId: match[2]! };
 }
 
 function toRuntimeError(error: unknown, action: string, code: 'DOCKER_ERROR' | 'SESSION_START_FAILED' = 'DOCKER_ERROR'): AppError {

@@ -18,7 +18,11 @@ export const Label = {
   createdAt: 'io.runner.created-at',
   /** ISO time the session first expires; an extension lives in the session's state file (labels are immutable). */
   expiresAt: 'io.runner.expires-at',
-  /** On volumes: what the volume holds (`workspace` or `docker`). */
+  /** On a kept workspace volume: the id of the session that gets it back. */
+  keptSessionId: 'io.runner.kept-session-id',
+  /** On a kept workspace volume: ISO time after which the sweep removes it. */
+  keptUntil: 'io.runner.kept-until',
+  /** On volumes: what the volume holds (`workspace`, `docker` or `kept-workspace`). */
   volumeRole: 'io.runner.volume-role',
 } as const;
 

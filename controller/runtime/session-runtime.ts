@@ -8,11 +8,20 @@ export type SessionOwner = { kind: 'session'; sessionId: string } | { kind: 'poo
 export interface SessionSpec {
   owner: SessionOwner;
   containerName: string;
-  /** Host folder mounted into the session: holds the agent's token file; the agent creates its socket there. */
-  agentDir: string;
+  /** Host folder mounted into the session (Docker): holds the agent's token file; the agent creates its socket there. */
+  agentDir?: string;
   createdAt: Date;
   /** None for a pool member: its time starts when a session claims it (and lives in the state file). */
   expiresAt?: Date;
+  /** A kept workspace volume whose content the new workspace starts with (it stays until the caller removes it). */
+  restoreWorkspaceFrom?: string;
+}
+
+/** A workspace kept after its session was deleted, for a new session of that id. */
+export interface KeptWorkspace {
+  volume: string;
+  sessionId: string;
+  until: Date;
 }
 
 /** A session's container as the runtime sees it. */
@@ -31,7 +40,7 @@ export interface RuntimeSession {
 /** A container a listing found: it always has an owner. */
 export type OwnedRuntimeSession = RuntimeSession & { owner: SessionOwner };
 
-/** A volume the runtime made for a session. */
+/** A volume the runtime made for a session (or its own filesystem, `disk:<key>`: removeVolume takes either). */
 export interface RuntimeVolume {
   name: string;
   owner: SessionOwner;
@@ -43,6 +52,8 @@ export interface RuntimeVolume {
  * SESSION_EXISTS, SESSION_START_FAILED), never a raw engine error.
  */
 export interface SessionRuntime {
+  /** Several controllers share these sessions (replicas in a cluster): a look-up asks the runtime, not memory alone. */
+  readonly shared?: boolean;
   /** True when the engine answers. */
   ping(): Promise<boolean>;
   /** Creates the session's volumes and container on the sessions network and starts it. */
@@ -66,6 +77,15 @@ export interface SessionRuntime {
   /** Every session volume this controller owns. */
   listVolumes(): Promise<RuntimeVolume[]>;
   removeVolume(name: string): Promise<void>;
+  /**
+   * Stops the container under `containerName` if `owner` owns it and copies the owner's workspace into a kept
+   * workspace for `sessionId` until `until` (replacing an older one). Null when the owner has no workspace.
+   */
+  keepWorkspace(owner: SessionOwner, containerName: string, sessionId: string, until: Date): Promise<KeptWorkspace | null>;
+  /** The kept workspace of a session id, expired or not, or null. */
+  findKeptWorkspace(sessionId: string): Promise<KeptWorkspace | null>;
+  /** Every kept workspace this controller owns. */
+  listKeptWorkspaces(): Promise<KeptWorkspace[]>;
   /** The last lines a session's container printed, to explain a failed start. */
   tailLogs(containerName: string, lines: number): Promise<string[]>;
   /**
@@ -75,4 +95,6 @@ export interface SessionRuntime {
    * runtime whose sessions cannot reach the controller's host leaves it out.
    */
   watchSessionSubnets?(listener: (subnets: string[]) => void): Promise<void>;
+  /** Lets go of what the runtime holds open (a watch); sessions keep running. */
+  close?(): void;
 }

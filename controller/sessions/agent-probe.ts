@@ -3,13 +3,14 @@ import { Client } from 'undici';
 import { AppError } from '../../shared/errors.js';
 import { AgentHealth } from '../../shared/schemas/health.js';
 import { AgentRoute } from '../../shared/routes.js';
+import { agentOrigin, type AgentEndpoint } from '../proxy/agent-target.js';
 import type { SessionRuntime } from '../runtime/session-runtime.js';
 
 /**
  * Asks a session's agent for its health; null when it does not answer (yet). With `waitReadyMs`, the agent holds
  * the answer until its daemon is ready or that time is over.
  */
-export type ProbeAgent = (socketPath: string, token: string, waitReadyMs?: number) => Promise<AgentHealth | null>;
+export type ProbeAgent = (endpoint: AgentEndpoint, token: string, waitReadyMs?: number) => Promise<AgentHealth | null>;
 
 const PROBE_TIMEOUT_MS = 2_000;
 // How long a starting agent may hold each health request until its daemon is ready: short enough to notice a
@@ -20,9 +21,12 @@ const CONTAINER_CHECK_EVERY = 10;
 // A daemon that crashed this often before it ever answered will not come up: fail now rather than at the timeout.
 const MAX_DAEMON_RESTARTS_AT_START = 5;
 
-/** The real probe: `GET /health` over the agent's unix socket with its token. */
-export const probeAgentHealth: ProbeAgent = async (socketPath, token, waitReadyMs = 0) => {
-  const client = new Client('http://agent', { socketPath, connectTimeout: PROBE_TIMEOUT_MS });
+/** The real probe: `GET /health` on the agent's unix socket or TCP port with its token. */
+export const probeAgentHealth: ProbeAgent = async (endpoint, token, waitReadyMs = 0) => {
+  const client = new Client(agentOrigin(endpoint), {
+    ...(endpoint.kind === 'unix' ? { socketPath: endpoint.socketPath } : {}),
+    connectTimeout: PROBE_TIMEOUT_MS,
+  });
   try {
     const res = await client.request({
       method: 'GET',
@@ -46,7 +50,7 @@ export const probeAgentHealth: ProbeAgent = async (socketPath, token, waitReadyM
 export interface WaitReadyOptions {
   probeAgent: ProbeAgent;
   runtime: SessionRuntime;
-  socketPath: string;
+  endpoint: AgentEndpoint;
   token: string;
   containerName: string;
   timeoutMs: number;
@@ -60,7 +64,7 @@ export interface WaitReadyOptions {
  * the time runs out.
  */
 export async function waitAgentReady(options: WaitReadyOptions): Promise<void> {
-  const { probeAgent, runtime, socketPath, token, containerName, timeoutMs, signal } = options;
+  const { probeAgent, runtime, endpoint, token, containerName, timeoutMs, signal } = options;
   const deadline = performance.now() + timeoutMs;
   let last: AgentHealth | null = null;
   // The agent's own account of its daemon explains a failure better than its logs.
@@ -69,7 +73,7 @@ export async function waitAgentReady(options: WaitReadyOptions): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted();
     const asked = performance.now();
-    const health = await probeAgent(socketPath, token, Math.max(0, Math.min(READY_WAIT_MS, Math.floor(deadline - asked))));
+    const health = await probeAgent(endpoint, token, Math.max(0, Math.min(READY_WAIT_MS, Math.floor(deadline - asked))));
     last = health ?? last;
     if (health?.status === 'healthy' && health.daemon.ready) return;
     if (health && health.daemon.restarts >= MAX_DAEMON_RESTARTS_AT_START) {

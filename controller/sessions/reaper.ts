@@ -1,11 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { SessionOwner, SessionRuntime } from '../runtime/session-runtime.js';
 import { isolate } from './isolate.js';
-import type { SessionStore } from './session-store.js';
+import type { StateStore } from './state-store.js';
 
 export interface ReaperDeps {
   runtime: SessionRuntime;
-  store: SessionStore;
+  store: StateStore;
   log: FastifyBaseLogger;
 }
 
@@ -26,6 +26,16 @@ export class Reaper {
     await runtime.removeSession(owner, containerName);
     if (claimedBy) await store.remove({ kind: 'session', sessionId: claimedBy });
     await store.remove(owner);
+  }
+
+  /** Removes every kept workspace whose time ran out by `now`. */
+  async removeExpiredKept(now: Date): Promise<void> {
+    const { runtime, log } = this.deps;
+    for (const kept of await runtime.listKeptWorkspaces()) {
+      if (kept.until.getTime() > now.getTime()) continue;
+      log.info({ volume: kept.volume, sessionId: kept.sessionId }, 'removing expired kept workspace');
+      await isolate(log, { sessionId: kept.sessionId }, 'remove expired kept workspace', () => runtime.removeVolume(kept.volume));
+    }
   }
 
   /** Removes every volume and folder of this instance whose owner `isAlive` does not vouch for. */

@@ -4,14 +4,14 @@ import type { OwnedRuntimeSession, RuntimeSession, SessionOwner, SessionRuntime 
 import { isolate } from './isolate.js';
 import type { Reaper } from './reaper.js';
 import type { SessionLauncher } from './session-launcher.js';
-import type { SessionStore } from './session-store.js';
+import type { StateStore } from './state-store.js';
 import type { SessionRecord, SessionTable } from './session-table.js';
 import type { WarmPool } from './warm-pool.js';
 
 export interface ReconcilerDeps {
   config: ControllerConfig;
   runtime: SessionRuntime;
-  store: SessionStore;
+  store: StateStore;
   log: FastifyBaseLogger;
   table: SessionTable;
   pool: WarmPool;
@@ -21,6 +21,8 @@ export interface ReconcilerDeps {
   expire: (sessionId: string) => Promise<void>;
   /** Removes a session's container, volumes and folders and forgets it; the caller holds its lock. */
   remove: (sessionId: string, container?: RuntimeSession) => Promise<void>;
+  /** Only the leader hands the pool its containers and removes what nobody owns. */
+  isLeader: () => boolean;
 }
 
 /**
@@ -91,12 +93,18 @@ export class Reconciler {
       log.warn({ sessionId: record.id }, 'session container vanished; removing what is left of it');
       await isolate(log, { sessionId: record.id }, 'remove vanished session', () => table.withLock(record.id, () => this.deps.remove(record.id)));
     }
+    if (!this.deps.isLeader()) return;
     await pool.reconcile(poolContainers, listedAt, (poolId) => table.claimedPool(poolId));
     const isAlive = (owner: SessionOwner): boolean =>
       owner.kind === 'pool'
         ? presentPools.has(owner.poolId) || pool.has(owner.poolId) || table.claimedPool(owner.poolId)
         : sessions.has(owner.sessionId) || table.has(owner.sessionId) || table.isBusy(owner.sessionId);
     await this.deps.reaper.reap(isAlive);
+  }
+
+  /** Takes on a session another controller made (a replica's, or a previous controller's). */
+  async adopt(sessionId: string, container: OwnedRuntimeSession): Promise<SessionRecord | null> {
+    return this.#adopt(sessionId, container);
   }
 
   // A session a previous controller made: its state file, or (if that is lost) the expiry in its labels.

@@ -6,12 +6,13 @@ import type { ControllerConfig } from '../config.js';
 import type { StartCounts } from '../metrics.js';
 import type { RuntimeSession, SessionOwner, SessionRuntime } from '../runtime/session-runtime.js';
 import { waitAgentReady, type ProbeAgent } from './agent-probe.js';
-import type { RecordOf, SessionStore } from './session-store.js';
+import type { RecordOf } from './session-store.js';
+import type { StateStore } from './state-store.js';
 
 export interface LauncherDeps {
   config: ControllerConfig;
   runtime: SessionRuntime;
-  store: SessionStore;
+  store: StateStore;
   probeAgent: ProbeAgent;
   log: FastifyBaseLogger;
 }
@@ -25,6 +26,8 @@ export interface Launch<O extends SessionOwner> {
   createdAt: Date;
   /** None for a pool member: its time starts when a session claims it. */
   expiresAt?: Date;
+  /** A kept workspace volume the new workspace starts as a copy of. */
+  restoreWorkspaceFrom?: string;
   /** Stops waiting for the agent (the controller is closing); the launch then rejects with an AbortError. */
   signal?: AbortSignal;
 }
@@ -80,11 +83,12 @@ export class SessionLauncher {
       const container = await runtime.createSession({
         owner,
         containerName,
-        agentDir: store.agentDir(owner),
+        ...(store.agentDir ? { agentDir: store.agentDir(owner) } : {}),
         createdAt: launch.createdAt,
         ...(launch.expiresAt ? { expiresAt: launch.expiresAt } : {}),
+        ...(launch.restoreWorkspaceFrom ? { restoreWorkspaceFrom: launch.restoreWorkspaceFrom } : {}),
       });
-      await this.waitReady(owner, containerName, launch.token, launch.signal);
+      await this.waitReady(owner, containerName, container.address, launch.token, launch.signal);
       return container;
     } catch (error) {
       if (launch.signal?.aborted) throw error;
@@ -93,11 +97,13 @@ export class SessionLauncher {
   }
 
   /** Waits until a started container's agent answers `token` with its inner daemon ready (SESSION_START_FAILED if not). */
-  async waitReady(owner: SessionOwner, containerName: string, token: string, signal?: AbortSignal): Promise<void> {
+  async waitReady(owner: SessionOwner, containerName: string, address: string | null, token: string, signal?: AbortSignal): Promise<void> {
+    const endpoint = this.deps.store.agentEndpoint(owner, address);
+    if (!endpoint) throw new AppError('SESSION_START_FAILED', `session ${containerName} has no address to reach its agent at`);
     await waitAgentReady({
       probeAgent: this.deps.probeAgent,
       runtime: this.deps.runtime,
-      socketPath: this.deps.store.agentSocketPath(owner),
+      endpoint,
       token,
       containerName,
       timeoutMs: this.deps.config.sessionStartTimeoutSeconds * 1000,

@@ -4,22 +4,26 @@ import { SessionId, type CreateSessionRequest, type SessionInfo, type SessionSta
 import type { ControllerConfig } from '../config.js';
 import type { ControllerMetrics, PoolCounts, StartCounts } from '../metrics.js';
 import type { AgentTarget } from '../proxy/agent-target.js';
-import type { RuntimeSession, SessionOwner, SessionRuntime } from '../runtime/session-runtime.js';
+import type { KeptWorkspace, RuntimeSession, SessionOwner, SessionRuntime } from '../runtime/session-runtime.js';
 import type { ProbeAgent } from './agent-probe.js';
+import type { Leadership } from './leadership.js';
 import { Reaper } from './reaper.js';
 import { Reconciler } from './reconciler.js';
 import { SessionLauncher } from './session-launcher.js';
-import type { SessionStore } from './session-store.js';
+import type { StateStore } from './state-store.js';
 import { containerOwner, SessionTable, stateOf, type SessionRecord } from './session-table.js';
 import { WarmPool } from './warm-pool.js';
+import { seedWorkspace } from './workspace-template.js';
 
 export interface SessionManagerDeps {
   config: ControllerConfig;
   runtime: SessionRuntime;
-  store: SessionStore;
+  store: StateStore;
   probeAgent: ProbeAgent;
   metrics: ControllerMetrics;
   log: FastifyBaseLogger;
+  /** Whether this controller runs the warm pool and removes what nobody owns (one replica at a time). */
+  leadership: Leadership;
   /** The clock, replaceable in tests. */
   now?: () => number;
   /** Told when a session is being removed (deleted, expired, reconciled away): what was opened for it must close. */
@@ -43,7 +47,14 @@ export class SessionManager {
     this.#table = new SessionTable(this.#now);
     this.#launcher = new SessionLauncher(deps);
     this.#reaper = new Reaper(deps);
-    this.#pool = new WarmPool({ ...deps, launcher: this.#launcher, reaper: this.#reaper, now: this.#now, activeSessions: () => this.count() });
+    this.#pool = new WarmPool({
+      ...deps,
+      launcher: this.#launcher,
+      reaper: this.#reaper,
+      now: this.#now,
+      activeSessions: () => this.count(),
+      isLeader: () => deps.leadership.isLeader(),
+    });
     this.#reconciler = new Reconciler({
       ...deps,
       table: this.#table,
@@ -52,6 +63,7 @@ export class SessionManager {
       launcher: this.#launcher,
       expire: (sessionId) => this.#expire(sessionId),
       remove: (sessionId, container) => this.#remove(sessionId, container),
+      isLeader: () => deps.leadership.isLeader(),
     });
   }
 
@@ -85,7 +97,11 @@ export class SessionManager {
     }
   }
 
-  async create(request: CreateSessionRequest): Promise<SessionInfo> {
+  /**
+   * Starts a session. Its workspace is the one kept for its id (DELETE with keep_workspace) if there is one, else a
+   * copy of `templateDir` (a host folder the routes resolved) if given, else empty.
+   */
+  async create(request: CreateSessionRequest, templateDir?: string): Promise<SessionInfo> {
     const ttl = this.#boundTtl(request.ttl_seconds ?? this.deps.config.sessionTtlSeconds);
     await this.#reconciler.ensureReconciled();
     const id = request.session_id;
@@ -111,7 +127,18 @@ export class SessionManager {
     this.#table.set(record);
     const startedAt = performance.now();
     try {
-      await this.#table.withLock(id, () => this.#startSession(record));
+      await this.#table.withLock(id, async () => {
+        const kept = await this.#keptWorkspace(id);
+        await this.#startSession(record, kept?.volume);
+        try {
+          if (kept) await this.deps.runtime.removeVolume(kept.volume);
+          else if (templateDir) await this.#seed(record, templateDir);
+        } catch (error) {
+          // A session whose workspace could not be made is not half given: it goes with everything it made.
+          await this.#remove(id).catch((err: unknown) => this.deps.log.error({ err, sessionId: id }, 'could not clean up a failed session'));
+          throw error;
+        }
+      });
     } catch (error) {
       this.#table.delete(id);
       this.deps.metrics.sessionsFailed.inc();
@@ -125,6 +152,7 @@ export class SessionManager {
 
   async get(sessionId: string): Promise<SessionInfo> {
     await this.#reconciler.ensureReconciled();
+    await this.#refresh(sessionId);
     const record = this.#live(sessionId);
     if (!record.ready) return this.#info(record, 'creating');
     const container = await this.deps.runtime.inspectSession(record.containerName);
@@ -154,6 +182,7 @@ export class SessionManager {
   async extend(sessionId: string, ttlSeconds: number): Promise<SessionInfo> {
     const ttl = this.#boundTtl(ttlSeconds);
     await this.#reconciler.ensureReconciled();
+    await this.#refresh(sessionId);
     await this.#table.withLock(sessionId, async () => {
       const record = this.#live(sessionId);
       if (!record.ready) throw new AppError('SESSION_NOT_READY', `session ${sessionId} is still being created`);
@@ -165,36 +194,66 @@ export class SessionManager {
     return this.get(sessionId);
   }
 
-  /** Removes the session's container, volumes and folder; idempotent. Resolves to whether there was a session. */
-  async delete(sessionId: string): Promise<boolean> {
+  /**
+   * Removes the session's container, volumes and folder; idempotent. With `keepWorkspace` its workspace is first
+   * kept for KEPT_WORKSPACE_TTL_SECONDS. Resolves to whether there was a session, and until when it is kept.
+   */
+  async delete(sessionId: string, keepWorkspace = false): Promise<{ found: boolean; keptUntil?: Date }> {
     // A claimed warm session's container is labelled by its pool id: only the reconciled records know it.
     await this.#reconciler.ensureReconciled();
-    const found = await this.#table.withLock(sessionId, async () => {
+    const result = await this.#table.withLock(sessionId, async () => {
       const containerName = this.#launcher.containerName({ kind: 'session', sessionId });
       const found = this.#table.has(sessionId) || (await this.deps.runtime.inspectSession(containerName)) !== null;
+      let keptUntil: Date | undefined;
+      if (found && keepWorkspace) {
+        const record = this.#table.get(sessionId);
+        const owner = record ? containerOwner(record) : await this.#ownerOnDisk(sessionId);
+        const until = new Date(this.#now() + this.deps.config.keptWorkspaceTtlSeconds * 1000);
+        const kept = await this.deps.runtime.keepWorkspace(owner, record?.containerName ?? containerName, sessionId, until);
+        keptUntil = kept?.until;
+      }
       await this.#remove(sessionId);
       if (found) this.deps.metrics.sessionsDeleted.inc();
-      return found;
+      return { found, ...(keptUntil ? { keptUntil } : {}) };
     });
     this.#pool.fill();
-    return found;
+    return result;
   }
 
   /** Where the proxy reaches a session's agent. */
   async resolveAgent(sessionId: string): Promise<AgentTarget> {
     if (!SessionId.safeParse(sessionId).success) throw notFound(sessionId);
     await this.#reconciler.ensureReconciled();
+    await this.#refresh(sessionId);
     const record = this.#live(sessionId);
     if (!record.ready) throw new AppError('SESSION_NOT_READY', `session ${sessionId} is still being created`);
-    return { socketPath: this.deps.store.agentSocketPath({ kind: 'session', sessionId }), token: record.token, address: record.address ?? '' };
+    const endpoint = this.deps.store.agentEndpoint({ kind: 'session', sessionId }, record.address);
+    if (!endpoint) throw new AppError('SESSION_NOT_READY', `session ${sessionId} has no address yet`);
+    return { endpoint, token: record.token, address: record.address ?? '' };
   }
 
-  /** The periodic sweep (see Reconciler.sweep). */
+  /** The periodic sweep (see Reconciler.sweep); among replicas, the leader's job alone. */
   async sweep(): Promise<void> {
+    if (!this.deps.leadership.isLeader()) return;
     await this.#reconciler.sweep();
+    await this.#reaper.removeExpiredKept(new Date(this.#now()));
   }
 
-  async #startSession(record: SessionRecord): Promise<void> {
+  // The kept workspace of this id while it is still valid; an expired one goes now rather than at the next sweep.
+  async #keptWorkspace(sessionId: string): Promise<KeptWorkspace | null> {
+    const kept = await this.deps.runtime.findKeptWorkspace(sessionId);
+    if (!kept || kept.until.getTime() > this.#now()) return kept;
+    await this.deps.runtime.removeVolume(kept.volume);
+    return null;
+  }
+
+  async #seed(record: SessionRecord, templateDir: string): Promise<void> {
+    const endpoint = this.deps.store.agentEndpoint(containerOwner(record), record.address);
+    if (!endpoint) throw new AppError('SESSION_NOT_READY', `session ${record.id} has no address yet`);
+    await seedWorkspace({ endpoint, token: record.token }, templateDir);
+  }
+
+  async #startSession(record: SessionRecord, restoreWorkspaceFrom?: string): Promise<void> {
     const { runtime, store, config } = this.deps;
     const log = this.deps.log.child({ sessionId: record.id });
     log.info({ containerName: record.containerName }, 'creating session');
@@ -202,7 +261,8 @@ export class SessionManager {
     if (await runtime.inspectSession(record.containerName)) {
       throw new AppError('SESSION_EXISTS', `a container named ${record.containerName} already exists`);
     }
-    if (await this.#claimWarm(record)) return;
+    // A kept workspace is copied in before the container starts: only a cold start can do that.
+    if (!restoreWorkspaceFrom && (await this.#claimWarm(record))) return;
     const owner = { kind: 'session', sessionId: record.id } as const;
     try {
       // Queued behind other starts without a bound of its own: MAX_SESSIONS bounds the queue, and the start
@@ -216,6 +276,7 @@ export class SessionManager {
             record: stateOf(record, config.instance),
             createdAt: record.createdAt,
             expiresAt: record.expiresAt,
+            ...(restoreWorkspaceFrom ? { restoreWorkspaceFrom } : {}),
           }),
         log,
       );
@@ -245,10 +306,13 @@ export class SessionManager {
     if (!member) return false;
     // Set before any await: from now on reconcile sees this pool id as the session's, never as a free member.
     record.poolId = member.poolId;
+    const minted = record.token;
+    if (!this.deps.store.tokensTakeEffectAtOnce) record.token = member.token;
     const state = { ...stateOf(record, this.deps.config.instance), pool_id: member.poolId };
     const claimed = await this.#pool.claim(member, { state, token: record.token });
     if (!claimed) {
       record.poolId = undefined;
+      record.token = minted;
       return false;
     }
     record.address = member.address;
@@ -280,6 +344,24 @@ export class SessionManager {
   async #ownerOnDisk(sessionId: string): Promise<SessionOwner> {
     const poolId = (await this.deps.store.read(sessionId))?.pool_id;
     return poolId ? { kind: 'pool', poolId } : { kind: 'session', sessionId };
+  }
+
+  // With replicas, another one may have created, extended or deleted the session: the store says which.
+  async #refresh(sessionId: string): Promise<void> {
+    if (!this.deps.runtime.shared || this.#table.isBusy(sessionId)) return;
+    const record = this.#table.get(sessionId);
+    if (record && !record.ready) return;
+    const state = await this.deps.store.read(sessionId);
+    if (!state) {
+      this.#table.delete(sessionId);
+      return;
+    }
+    if (record) {
+      record.expiresAt = new Date(state.expires_at);
+      return;
+    }
+    const container = await this.deps.runtime.inspectSession(state.container_name);
+    if (container?.owner && container.state === 'running') await this.#reconciler.adopt(sessionId, { ...container, owner: container.owner });
   }
 
   // A session that exists for clients: known, and not past its time (an expired one is removed in the background).

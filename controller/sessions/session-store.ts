@@ -4,7 +4,9 @@ import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { SessionId } from '../../shared/schemas/session.js';
 import { SESSION_PATHS } from '../../core/session-layout.js';
+import type { AgentEndpoint } from '../proxy/agent-target.js';
 import type { SessionOwner } from '../runtime/session-runtime.js';
+import type { StateStore } from './state-store.js';
 
 const STATE_FILE = 'session.json';
 const POOL_FILE = 'pool.json';
@@ -53,11 +55,18 @@ export type RecordOf<O extends SessionOwner> = O extends { kind: 'session' } ? S
  * `warm.<pool id>` becomes a symlink to it, so the container's bind mount, which names the old path, still
  * resolves when Docker restarts the container.
  */
-export class SessionStore {
+export class SessionStore implements StateStore {
+  // The agent rereads its token file when a request's token does not match.
+  readonly tokensTakeEffectAtOnce = true;
+
   constructor(
     private readonly socketsDir: string,
     private readonly instance: string,
   ) {}
+
+  agentEndpoint(owner: SessionOwner): AgentEndpoint {
+    return { kind: 'unix', socketPath: this.agentSocketPath(owner) };
+  }
 
   folder(owner: SessionOwner): string {
     return join(this.socketsDir, owner.kind === 'pool' ? `${POOL_PREFIX}${owner.poolId}` : owner.sessionId);

@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { ControllerRoute } from '../../shared/routes.js';
 import {
   CreateSessionRequest,
+  DeleteSessionQuery,
   DeleteSessionResponse,
   ExtendSessionRequest,
   SessionInfo,
@@ -10,12 +11,15 @@ import {
   SessionParams,
 } from '../../shared/schemas/session.js';
 import type { SessionManager } from './session-manager.js';
+import { resolveTemplate } from './workspace-template.js';
 
-export const sessionsRoutes: FastifyPluginAsync<{ sessions: SessionManager }> = async (fastify, { sessions }) => {
+export const sessionsRoutes: FastifyPluginAsync<{ sessions: SessionManager; templatesDir?: string }> = async (fastify, { sessions, templatesDir }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
 
   app.post(ControllerRoute.sessions, { schema: { body: CreateSessionRequest, response: { 201: SessionInfo } } }, async (request, reply) => {
-    const session = await sessions.create(request.body);
+    const template = request.body.workspace?.template;
+    const templateDir = template === undefined ? undefined : await resolveTemplate(templatesDir, [template]);
+    const session = await sessions.create(request.body, templateDir);
     return reply.status(201).send(session);
   });
 
@@ -25,11 +29,19 @@ export const sessionsRoutes: FastifyPluginAsync<{ sessions: SessionManager }> = 
     sessions.get(request.params.id),
   );
 
-  app.delete(ControllerRoute.session, { schema: { params: SessionParams, response: { 200: DeleteSessionResponse } } }, async (request) => ({
-    session_id: request.params.id,
-    status: 'deleted' as const,
-    found: await sessions.delete(request.params.id),
-  }));
+  app.delete(
+    ControllerRoute.session,
+    { schema: { params: SessionParams, querystring: DeleteSessionQuery, response: { 200: DeleteSessionResponse } } },
+    async (request) => {
+      const { found, keptUntil } = await sessions.delete(request.params.id, request.query.keep_workspace);
+      return {
+        session_id: request.params.id,
+        status: 'deleted' as const,
+        found,
+        ...(keptUntil ? { workspace_kept_until: keptUntil.toISOString() } : {}),
+      };
+    },
+  );
 
   app.post(
     ControllerRoute.sessionExtend,

@@ -7,12 +7,13 @@ import type { ProbeAgent } from './agent-probe.js';
 import { isolate } from './isolate.js';
 import type { Reaper } from './reaper.js';
 import type { SessionLauncher } from './session-launcher.js';
-import type { SessionState, SessionStore } from './session-store.js';
+import type { SessionState } from './session-store.js';
+import type { StateStore } from './state-store.js';
 
 export interface WarmPoolDeps {
   config: ControllerConfig;
   runtime: SessionRuntime;
-  store: SessionStore;
+  store: StateStore;
   probeAgent: ProbeAgent;
   metrics: ControllerMetrics;
   log: FastifyBaseLogger;
@@ -22,6 +23,8 @@ export interface WarmPoolDeps {
   /** Sessions that exist now: the pool only grows while sessions and pool together stay within MAX_SESSIONS. */
   activeSessions: () => number;
   now: () => number;
+  /** Only the leader among replicas keeps a pool. */
+  isLeader: () => boolean;
 }
 
 /** A container the pool started ahead. `claiming` while a session takes it over, `removing` on its way out. */
@@ -83,7 +86,7 @@ export class WarmPool {
 
   /** Takes the oldest ready member for a claim, or null (then a miss is counted): synchronous, so two creates never share one. */
   take(): PoolMember | null {
-    if (!this.enabled) return null;
+    if (!this.enabled || !this.deps.isLeader()) return null;
     for (const member of this.#members.values()) {
       if (member.status !== 'ready') continue;
       member.status = 'claiming';
@@ -108,7 +111,7 @@ export class WarmPool {
       const renamed = runtime.renameSession(member.containerName, target.state.container_name).then(() => {
         member.containerName = target.state.container_name;
       });
-      const answered = this.#handOverToken(sessionId, target.token);
+      const answered = this.#handOverToken(sessionId, target.token, member.address);
       // Both settle before anything else happens, so that the cleanup below never races one of them.
       for (const step of await Promise.allSettled([renamed, answered])) if (step.status === 'rejected') throw step.reason;
       this.#members.delete(member.poolId);
@@ -125,18 +128,20 @@ export class WarmPool {
   }
 
   // A probe with the new token makes the agent read its token file again: from then on the old token is refused.
-  async #handOverToken(sessionId: string, token: string): Promise<void> {
+  // Where a token cannot change at once (a Secret volume), the session keeps the member's, which nobody else holds.
+  async #handOverToken(sessionId: string, token: string, address: string | null): Promise<void> {
     const { store, runtime, probeAgent } = this.deps;
     const owner = { kind: 'session', sessionId } as const;
-    await store.writeToken(owner, token);
-    await runtime.handOverAgentDir?.(store.agentDir(owner));
-    const health = await probeAgent(store.agentSocketPath(owner), token);
+    if (store.tokensTakeEffectAtOnce) await store.writeToken(owner, token);
+    if (store.agentDir) await runtime.handOverAgentDir?.(store.agentDir(owner));
+    const endpoint = store.agentEndpoint(owner, address);
+    const health = endpoint ? await probeAgent(endpoint, token) : null;
     if (health?.status !== 'healthy' || !health.daemon.ready) throw new Error('the warm session did not answer with its new token');
   }
 
   /** Starts members in the background until the pool is full (one at a time; after a failure, with a backoff). */
   fill(): void {
-    if (!this.enabled || this.#closed || this.#filling || this.#retry) return;
+    if (!this.enabled || this.#closed || this.#filling || this.#retry || !this.deps.isLeader()) return;
     this.#filling = this.#fill().finally(() => {
       this.#filling = null;
     });
@@ -240,7 +245,7 @@ export class WarmPool {
   // Waits for an adopted member's agent.
   async #check(member: PoolMember): Promise<void> {
     const owner = { kind: 'pool', poolId: member.poolId } as const;
-    await this.#whileStarting(member, () => this.deps.launcher.waitReady(owner, member.containerName, member.token, this.#closing.signal));
+    await this.#whileStarting(member, () => this.deps.launcher.waitReady(owner, member.containerName, member.address, member.token, this.#closing.signal));
   }
 
   // A member whose start fails is removed, one that starts becomes ready; closing leaves it as it is.

@@ -12,10 +12,18 @@ export type SessionId = z.infer<typeof SessionId>;
 /** A time to live in whole seconds; the controller bounds it by its `MAX_TTL_SECONDS`. */
 export const TtlSeconds = z.number().int().positive();
 
-/** `POST /sessions`. Without `ttl_seconds` the controller's `SESSION_TTL_SECONDS` applies. */
+/** A template's name: one folder name of the controller's `TEMPLATES_DIR` (no `/`, not starting with `.`). */
+export const TemplateName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'one folder name: letters, digits, _ . -, not starting with .');
+export type TemplateName = z.infer<typeof TemplateName>;
+
+/**
+ * `POST /sessions`. Without `ttl_seconds` the controller's `SESSION_TTL_SECONDS` applies. `workspace.template`
+ * seeds the workspace from `TEMPLATES_DIR/<template>/`; a workspace kept for this id comes back instead.
+ */
 export const CreateSessionRequest = z.object({
   session_id: SessionId,
   ttl_seconds: TtlSeconds.optional(),
+  workspace: z.strictObject({ template: TemplateName }).optional(),
 });
 export type CreateSessionRequest = z.infer<typeof CreateSessionRequest>;
 
@@ -55,6 +63,13 @@ export const DeleteSessionResponse = z.object({
   session_id: SessionId,
   status: z.literal('deleted'),
   found: z.boolean(),
+  /** With `?keep_workspace=true`: until when a new session of this id gets the workspace back (ISO 8601). */
+  workspace_kept_until: z.string().optional(),
+});
+
+/** Query of `DELETE /sessions/{id}`: `keep_workspace=true` keeps the workspace for `KEPT_WORKSPACE_TTL_SECONDS`. */
+export const DeleteSessionQuery = z.object({
+  keep_workspace: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
 });
 export type DeleteSessionResponse = z.infer<typeof DeleteSessionResponse>;
 

@@ -39,6 +39,8 @@ export function hardeningController(options: HardeningControllerOptions = {}): C
       SOCKETS_DIR: `/tmp/${NAMES.namePrefix}${tag}`,
       LOG_LEVEL: 'info',
       SESSION_IMAGE: TEST_SESSION_IMAGE,
+      // Two Docker volumes per session unless a test turns the disk limit on (with a SESSION_DISK_DIR of its own).
+      SESSION_DISK_LIMIT: '0',
       ...TEST_DOCKER_ENV,
       ...(options.host ? { HOST: options.host } : {}),
       ...options.env,

@@ -73,6 +73,8 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
     PORT: '0',
     LOG_LEVEL: 'silent',
     SESSION_IMAGE: TEST_SESSION_IMAGE,
+    // Two Docker volumes per session, as the suites assert; the disk limit's own tests turn it on.
+    SESSION_DISK_LIMIT: '0',
     ...TEST_DOCKER_ENV,
   };
   const docker = testDocker;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../controller/app.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
-import type { OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from '../../controller/runtime/session-runtime.js';
+import type { KeptWorkspace, OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from '../../controller/runtime/session-runtime.js';
 import type { ProbeAgent } from '../../controller/sessions/agent-probe.js';
 import { AppError } from '../../shared/errors.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
@@ -89,6 +89,27 @@ export class FakeSessionRuntime implements SessionRuntime {
 
   async removeVolume(name: string): Promise<void> {
     this.volumes.delete(name);
+    for (const [id, kept] of this.kept) if (kept.volume === name) this.kept.delete(id);
+  }
+
+  /** Kept workspaces by session id. */
+  readonly kept = new Map<string, KeptWorkspace>();
+
+  async keepWorkspace(owner: SessionOwner, _containerName: string, sessionId: string, until: Date): Promise<KeptWorkspace | null> {
+    this.#requireDocker();
+    const owned = [...this.volumes.values()].some((v) => JSON.stringify(v.owner) === JSON.stringify(owner));
+    if (!owned) return null;
+    const kept = { volume: `kept.${sessionId}`, sessionId, until };
+    this.kept.set(sessionId, kept);
+    return kept;
+  }
+
+  async findKeptWorkspace(sessionId: string): Promise<KeptWorkspace | null> {
+    return this.kept.get(sessionId) ?? null;
+  }
+
+  async listKeptWorkspaces(): Promise<KeptWorkspace[]> {
+    return [...this.kept.values()];
   }
 
   async tailLogs(): Promise<string[]> {
@@ -108,8 +129,8 @@ export class FakeAgents {
   /** Runs before each answer: a test moves its clock here to make a start slow. */
   beforeAnswer: () => void = () => {};
   readonly probed = new Set<string>();
-  readonly probe: ProbeAgent = async (socketPath) => {
-    this.probed.add(socketPath);
+  readonly probe: ProbeAgent = async (endpoint) => {
+    this.probed.add(endpoint.kind === 'unix' ? endpoint.socketPath : `${endpoint.host}:${endpoint.port}`);
     this.beforeAnswer();
     return this.ready ? HEALTHY : this.notReadyHealth;
   };

@@ -58,7 +58,7 @@ export async function measureColdCreate(ctx: BenchContext): Promise<{ rows: Row[
     const socket = join(dir, 'agent.sock');
     const deadline = performance.now() + READY_TIMEOUT_MS;
     for (;;) {
-      const health = await probeAgentHealth(socket, token);
+      const health = await probeAgentHealth({ kind: 'unix', socketPath: socket }, token);
       if (health?.status === 'healthy' && health.daemon.ready) return;
       if (performance.now() > deadline) throw new Error(`baseline session ${name} not ready in ${READY_TIMEOUT_MS} ms`);
       await sleep(BASELINE_POLL_MS);

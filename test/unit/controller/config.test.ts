@@ -21,6 +21,14 @@ describe('controller configuration', () => {
     expect(config.apiToken).toBeUndefined();
   });
 
+  it('runs sessions on Docker unless told Kubernetes, with the cluster settings defaulted', () => {
+    expect(parseControllerConfig({}).runtime).toBe('docker');
+    expect(parseControllerConfig({ SESSION_RUNTIME: 'kubernetes', HOSTNAME: 'ctl-0' })).toMatchObject({
+      runtime: 'kubernetes',
+      kubernetes: { namespace: 'runner-sessions', agentPort: 7070, seccompProfile: 'runner/seccomp.json', leaseName: 'runner-controller', leaseSeconds: 15, replicaId: 'ctl-0' },
+    });
+  });
+
   it('reads the browser grants settings', () => {
     const config = parseControllerConfig({
       RUNNER_PUBLIC_URL: 'https://runner.example.com/',
@@ -39,6 +47,15 @@ describe('controller configuration', () => {
 
   it('listens on every interface once a token is set', () => {
     expect(parseControllerConfig({ RUNNER_API_TOKEN: 'x'.repeat(16) }).host).toBe('0.0.0.0');
+  });
+
+  it('gives each session a 10g filesystem and guards the host by default; 0 turns the disk limit off', () => {
+    expect(parseControllerConfig({})).toMatchObject({ diskLimitBytes: 10 * 1024 ** 3, diskDir: '/var/lib/runner/disks', hostGuard: true });
+    expect(parseControllerConfig({ SESSION_DISK_LIMIT: '0', SESSION_HOST_GUARD: 'false' })).toMatchObject({ diskLimitBytes: 0, hostGuard: false });
+    expect(parseControllerConfig({ SESSION_DISK_LIMIT: '512m' }).diskLimitBytes).toBe(512 * 1024 ** 2);
+    expect(() => parseControllerConfig({ SESSION_DISK_LIMIT: '10m' })).toThrow(ConfigError);
+    expect(() => parseControllerConfig({ SESSION_DISK_DIR: 'relative/disks' })).toThrow(ConfigError);
+    expect(() => parseControllerConfig({ SESSION_HOST_GUARD: 'yes' })).toThrow(ConfigError);
   });
 
   it('reads memory in Docker notation', () => {
@@ -65,6 +82,12 @@ describe('controller configuration', () => {
     [{ SOCKETS_DIR: `/${'x'.repeat(60)}` }, /SOCKETS_DIR: must be at most/],
     [{ SESSION_NETWORK: 'bad name' }, /SESSION_NETWORK/],
     [{ SESSION_REGISTRY_MIRROR: 'not a url' }, /SESSION_REGISTRY_MIRROR/],
+    [{ SESSION_RUNTIME: 'nomad' }, /SESSION_RUNTIME/],
+    [{ SESSION_NAMESPACE: 'Runner_Sessions' }, /SESSION_NAMESPACE: not a valid Kubernetes namespace/],
+    [{ AGENT_PORT: '0' }, /AGENT_PORT/],
+    [{ SESSION_SECCOMP_PROFILE: 'runner/../../x.json' }, /SESSION_SECCOMP_PROFILE: must stay below/],
+    [{ SESSION_SECCOMP_PROFILE: '/abs.json' }, /SESSION_SECCOMP_PROFILE/],
+    [{ LEADER_LEASE_NAME: 'Lease!' }, /LEADER_LEASE_NAME/],
     [{ RUNNER_SIGNING_KEY: 'short' }, /RUNNER_SIGNING_KEY: must be at least 32/],
     [{ RUNNER_PUBLIC_URL: 'runner.example.com' }, /RUNNER_PUBLIC_URL/],
     [{ PREVIEW_DOMAIN: 'Preview.Example.com' }, /PREVIEW_DOMAIN: a lowercase DNS name/],

@@ -35,7 +35,7 @@ describe('a fragment in a proxied path', () => {
     app = Fastify();
     registerErrorHandling(app);
     await app.register(websocket);
-    await app.register(proxyRoutes, { resolveAgent: async () => ({ socketPath: '/nonexistent.sock', token: 't'.repeat(16), address: '127.0.0.1' }) });
+    await app.register(proxyRoutes, { resolveAgent: async () => ({ endpoint: { kind: 'unix', socketPath: '/nonexistent.sock' }, token: 't'.repeat(16), address: '127.0.0.1' }) });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as AddressInfo;
     expect(await get(port, path, headers)).toEqual({ status: 400, body: expect.objectContaining({ code: 'INVALID_PATH' }) });

@@ -237,7 +237,7 @@ describe('proxy', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const fakeTarget = (): AgentTarget => ({ socketPath: fake.socketPath, token: UPSTREAM_TOKEN, address: '127.0.0.1' });
+  const fakeTarget = (): AgentTarget => ({ endpoint: { kind: 'unix', socketPath: fake.socketPath }, token: UPSTREAM_TOKEN, address: '127.0.0.1' });
   const host = async (targets: Record<string, AgentTarget>, options: Partial<ProxyOptions> = {}) => {
     const started = await startHost(targets, options);
     hosts.push(started);
@@ -251,7 +251,7 @@ describe('proxy', () => {
       await agent.app.listen({ path: agent.config.socket! });
       cleanups.push(() => agent.close());
     });
-    const agentTarget = (token = TEST_TOKEN): AgentTarget => ({ socketPath: agent.config.socket!, token, address: '127.0.0.1' });
+    const agentTarget = (token = TEST_TOKEN): AgentTarget => ({ endpoint: { kind: 'unix', socketPath: agent.config.socket! }, token, address: '127.0.0.1' });
 
     it('answers an agent route below the session prefix with the session token in place of the client one', async () => {
       const { base } = await host({ s1: agentTarget() });
@@ -429,7 +429,7 @@ describe('proxy', () => {
     });
 
     it('answers 502 AGENT_UNAVAILABLE when nothing listens on the agent socket', async () => {
-      const { base, observed } = await host({ s1: { ...fakeTarget(), socketPath: join(dir, 'gone.sock') } });
+      const { base, observed } = await host({ s1: { ...fakeTarget(), endpoint: { kind: 'unix', socketPath: join(dir, 'gone.sock') } } });
       const res = await request(`${base}/sessions/s1/health`);
       expect(res.statusCode).toBe(502);
       expect(await res.body.json()).toEqual({ code: 'AGENT_UNAVAILABLE', message: 'the agent of session s1 is not reachable' });
@@ -552,7 +552,7 @@ describe('proxy', () => {
     });
 
     it('closes the client with 4502 when the agent cannot be reached', async () => {
-      const { wsBase, observed } = await host({ s1: { ...fakeTarget(), socketPath: join(dir, 'gone.sock') } });
+      const { wsBase, observed } = await host({ s1: { ...fakeTarget(), endpoint: { kind: 'unix', socketPath: join(dir, 'gone.sock') } } });
       const { ws, next, closed } = openWs(`${wsBase}/sessions/s1/terminal/ws`);
       expect(await closed).toEqual({ code: 4502, reason: 'AGENT_UNAVAILABLE: upstream is not reachable' });
       await expect.poll(() => observed.map(([kind, , status]) => [kind, status])).toEqual([['ws', 502]]);

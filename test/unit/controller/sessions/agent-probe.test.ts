@@ -34,7 +34,7 @@ describe('waiting for a starting agent', () => {
     const waiting = waitAgentReady({
       probeAgent: probe,
       runtime: new FakeSessionRuntime(),
-      socketPath,
+      endpoint: { kind: 'unix', socketPath },
       token: 'unused',
       containerName: 'probe-test',
       timeoutMs: 30_000,

@@ -60,8 +60,8 @@ describe('session launcher', () => {
       config: parseControllerConfig({ SOCKETS_DIR: socketsDir }),
       runtime,
       store,
-      probeAgent: async (socketPath, token) => {
-        asked.push({ socketPath, token });
+      probeAgent: async (endpoint, token) => {
+        asked.push({ socketPath: endpoint.kind === 'unix' ? endpoint.socketPath : '', token });
         return HEALTHY;
       },
       log: pino({ level: 'silent' }),

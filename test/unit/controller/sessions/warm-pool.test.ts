@@ -29,7 +29,8 @@ class FileTokenAgents {
   /** A pool-started agent never answers a new token: the claim fails. */
   failClaims = false;
   readonly probes: Array<{ socketPath: string; token: string }> = [];
-  readonly probe: ProbeAgent = async (socketPath, token) => {
+  readonly probe: ProbeAgent = async (endpoint, token) => {
+    const socketPath = endpoint.kind === 'unix' ? endpoint.socketPath : '';
     this.probes.push({ socketPath, token });
     const folder = dirname(dirname(socketPath));
     const pooled = await exists(join(folder, 'pool.json'));
