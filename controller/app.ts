@@ -16,6 +16,11 @@ import { loadSigningKey } from './grants/signing-key.js';
 import { healthRoutes } from './health/health.routes.js';
 import { SessionNetworkGuard } from './http/session-network-guard.js';
 import { ControllerMetrics, metricsRoutes } from './metrics.js';
+import { CONSOLE_ROUTES, consoleRoutes } from './console/console.routes.js';
+import { consoleWebSocketToken } from './console/console-websocket-auth.js';
+import { isBearerProtocol } from '../shared/websocket-auth.js';
+import { consoleAssetsDir } from './web-assets.js';
+import { API_DOCS_ROUTES, registerApiDocsPage, registerOpenApi } from './openapi/openapi.js';
 import { proxyRoutes } from './proxy/proxy.routes.js';
 import type { SessionRuntime } from './runtime/session-runtime.js';
 import { probeAgentHealth, type ProbeAgent } from './sessions/agent-probe.js';
@@ -38,6 +43,8 @@ export interface AppDeps {
   probeAgent?: ProbeAgent;
   /** A pino logger; none (silent) in tests. */
   logger?: FastifyBaseLogger;
+  /** The console's built files; the checkout's or the image's by default. */
+  consoleAssetsDir?: string;
   /** The clock, replaceable in tests. */
   now?: () => number;
 }
@@ -95,7 +102,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics.errors.inc({ code: toAppError(error).code });
   });
   await app.register(websocket, {
-    options: { maxPayload: 1024 * 1024 },
+    // A subprotocol carrying the console's token is never the one echoed back.
+    options: { maxPayload: 1024 * 1024, handleProtocols: (protocols) => [...protocols].find((protocol) => !isBearerProtocol(protocol)) ?? false },
     preClose(done) {
       for (const client of this.websocketServer.clients) client.close(GOING_AWAY, 'controller shutting down');
       this.websocketServer.close(() => done());
@@ -106,7 +114,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const cookieName = previewCookieName(config.previewHttps);
   await app.register(fastifyCookie);
   const admission = registerGrantGate(app, grants, cookieName);
-  registerBearerAuth(app, { token: config.apiToken, publicRoutes: [ControllerRoute.health], admittedOtherwise: (request) => admission(request) !== undefined });
+  const publicRoutes = [ControllerRoute.health, ...CONSOLE_ROUTES, ...(config.publicApiDocs ? API_DOCS_ROUTES : [])];
+  registerBearerAuth(app, {
+    token: config.apiToken,
+    publicRoutes,
+    admittedOtherwise: (request) => admission(request) !== undefined,
+    alternateToken: consoleWebSocketToken,
+  });
 
   let stopExpiry: (() => void) | undefined;
   app.addHook('onReady', async () => {
@@ -128,8 +142,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     store.close?.();
   });
 
+  // Before the routes: the generator collects them as they are added.
+  await registerOpenApi(app);
+  await registerApiDocsPage(app);
   await app.register(healthRoutes, { runtime, sessions });
   await app.register(metricsRoutes, { metrics });
+  await app.register(consoleRoutes, { assetsDir: deps.consoleAssetsDir ?? consoleAssetsDir() });
   await app.register(sessionsRoutes, { sessions, templatesDir: config.templatesDir });
   if (config.containrlabCompat) await app.register(containrlabRoutes, { sessions, config });
   const resolveAgent = (sessionId: string) => sessions.resolveAgent(sessionId);

@@ -56,6 +56,7 @@ const ControllerEnv = z
     SESSION_DISK_LIMIT: diskSize.default(10 * 1024 ** 3),
     SESSION_DISK_DIR: z.string().refine(isAbsolute, 'must be an absolute path').default('/var/lib/runner/disks'),
     DOCKER_HOST: z.string().min(1).optional(),
+    PUBLIC_API_DOCS: z.enum(['true', 'false']).default('false'),
     SESSION_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
     SESSION_NAMESPACE: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'not a valid Kubernetes namespace').max(63).default('runner-sessions'),
     AGENT_PORT: z.coerce.number().int().min(1).max(65_535).default(7070),
@@ -145,6 +146,8 @@ export interface ControllerConfig {
   /** Where ContainrLab's `/start` finds `<lab_slug>/starter`; TEMPLATES_DIR by default. */
   labsRoot?: string;
   logLevel: string;
+  /** /openapi.json and /docs are served without the token, like /health. */
+  publicApiDocs: boolean;
   /** Key of the grants' HMAC; none: one generated once and kept in SOCKETS_DIR. */
   signingKey?: string;
   /** Where browsers reach the controller (terminal and file links); none: the grant request's own scheme and host. */
@@ -213,6 +216,7 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     containrlabCompat: e.CONTAINRLAB_COMPAT,
     labsRoot: e.LABS_ROOT ?? e.TEMPLATES_DIR,
     logLevel: e.LOG_LEVEL,
+    publicApiDocs: e.PUBLIC_API_DOCS === 'true',
     signingKey: e.RUNNER_SIGNING_KEY,
     publicUrl: e.RUNNER_PUBLIC_URL?.replace(/\/+$/, ''),
     allowedOrigins: e.RUNNER_ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),

@@ -18,6 +18,11 @@ node_modules/.bin/esbuild controller/main.ts --bundle --platform=node --target=n
   --legal-comments=none --external:cpu-features '--external:*.node' \
   --banner:js="$banner" --outfile="$out/controller/main.js"
 echo '{"type":"module"}' >"$out/controller/package.json"
+# The browser pages' files, beside the bundle where controller/web-assets.ts looks for them.
+bash scripts/build-console.sh
+mkdir -p "$out/controller/console"
+cp -r controller/console/dist "$out/controller/console/dist"
+cp -r node_modules/@fastify/swagger-ui/static "$out/controller/swagger-ui"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-docker.sh
 bash scripts/install-deps.sh
 bash scripts/build-images.sh
+bash scripts/build-console.sh
 if [ -z "${RUNNER_API_TOKEN:-}" ]; then
   echo "start: RUNNER_API_TOKEN is not set: the controller listens on 127.0.0.1 only, without authentication" >&2
 fi

@@ -7,5 +7,6 @@ bash scripts/ensure-docker.sh
 bash scripts/install-deps.sh
 bash scripts/ensure-browser.sh
 bash scripts/build-images.sh
+bash scripts/build-console.sh
 npx tsc --noEmit -p .
 npx vitest run "$@"

@@ -61,14 +61,14 @@ export const terminalRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { t
     AgentRoute.terminalResize,
     { schema: { params: TerminalParams, body: TerminalResizeBody, response: { 200: TerminalInfo } } },
     async (request) => {
-      const terminal = terminals.get(request.params.id);
+      const terminal = terminals.get(request.params.terminal_id);
       terminal.resize(request.body.cols, request.body.rows);
       return terminal.info();
     },
   );
 
   app.delete(AgentRoute.terminal, { schema: { params: TerminalParams } }, async (request, reply) => {
-    await terminals.kill(request.params.id);
+    await terminals.kill(request.params.terminal_id);
     return reply.status(204).send();
   });
 };

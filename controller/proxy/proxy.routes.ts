@@ -1,10 +1,13 @@
 import type { IncomingMessage } from 'node:http';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import type { WebSocket } from 'ws';
 import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../../shared/errors.js';
 import { AgentRoute, ControllerRoute, sessionPath } from '../../shared/routes.js';
+import { SESSION_ROUTES, type SessionRouteSpec } from '../../shared/session-api.js';
+import { isBearerProtocol } from '../../shared/websocket-auth.js';
+import { SessionParams } from '../../shared/schemas/session.js';
 import { agentWebSocketUrl, hostPort, type AgentTarget, type ResolveAgent } from './agent-target.js';
 import { upstreamHeaders } from './headers.js';
 import { forwardHttp } from './http-proxy.js';
@@ -175,9 +178,17 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
     bridgeWebSocket(client, connection.socket, request.log, () => observe?.('ws', seconds(), 101));
   };
 
+  // Each session route is served with its shared schemas, for the OpenAPI document: the agent validates the request.
+  for (const spec of SESSION_ROUTES) {
+    const url = `${ControllerRoute.session}${spec.path}`;
+    const websocket = spec.method === 'GET' ? { preHandler: prepareAgentUpgrade, wsHandler: bridge } : {};
+    app.route({ method: spec.method, url, schema: sessionRouteSchema(spec), config: { sessionRoute: spec }, ...PASS_THROUGH, handler: forwardToAgent, ...websocket });
+  }
+  // Anything else below a session still reaches its agent, which answers ROUTE_NOT_FOUND for what it does not serve.
   const agentUrl = `${ControllerRoute.sessionProxyPrefix}*`;
-  app.route({ method: 'GET', url: agentUrl, preHandler: prepareAgentUpgrade, handler: forwardToAgent, wsHandler: bridge });
-  app.route({ method: [...BODY_METHODS], url: agentUrl, handler: forwardToAgent });
+  const hidden = { schema: { hide: true } };
+  app.route({ method: 'GET', url: agentUrl, ...hidden, preHandler: prepareAgentUpgrade, handler: forwardToAgent, wsHandler: bridge });
+  app.route({ method: [...BODY_METHODS], url: agentUrl, ...hidden, handler: forwardToAgent });
 
   for (const url of [`${ControllerRoute.sessionProxyPrefix}ports/:port`, `${ControllerRoute.sessionProxyPrefix}ports/:port/*`]) {
     const schema = { params: PortParams };
@@ -186,9 +197,26 @@ export const proxyRoutes: FastifyPluginAsync<ProxyOptions> = async (scope, optio
   }
 };
 
-/** The subprotocol the client's server picks by default: the first one offered. */
+/** The controller passes requests and answers through unchanged: the agent validates and serialises them. */
+const PASS_THROUGH = {
+  validatorCompiler: () => (data: unknown) => ({ value: data }),
+  serializerCompiler: () => (data: unknown) => JSON.stringify(data),
+};
+
+/** A session route's shared schemas, with the session's id and a wildcard's path as parameters. */
+function sessionRouteSchema(spec: SessionRouteSpec): FastifySchema {
+  const path = spec.path.endsWith('*') ? { path: z.string().describe('a path inside the workspace, e.g. `src/app.py`') } : {};
+  return {
+    params: z.object({ ...SessionParams.shape, ...spec.params?.shape, ...path }),
+    ...(spec.querystring ? { querystring: spec.querystring } : {}),
+    ...(spec.body ? { body: spec.body } : {}),
+    ...(spec.responses ? { response: spec.responses } : {}),
+  };
+}
+
+/** The subprotocol the client's server picks by default: the first one offered that carries no token. */
 function firstProtocol(header: string | undefined): string | undefined {
-  return header?.split(',')[0]?.trim() || undefined;
+  return header?.split(',').map((protocol) => protocol.trim()).find((protocol) => protocol !== '' && !isBearerProtocol(protocol));
 }
 
 function isLongAgentRoute(path: string): boolean {

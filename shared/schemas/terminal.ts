@@ -17,8 +17,8 @@ export const TerminalWsQuery = z.object({
 });
 export type TerminalWsQuery = z.infer<typeof TerminalWsQuery>;
 
-/** Path parameters of `/terminals/:id` and `/terminals/:id/resize`. */
-export const TerminalParams = z.object({ id: TerminalId });
+/** Path parameters of `/terminals/:terminal_id` and `/terminals/:terminal_id/resize` (`id` is the session's below `/sessions/{id}`). */
+export const TerminalParams = z.object({ terminal_id: TerminalId });
 export type TerminalParams = z.infer<typeof TerminalParams>;
 
 /** Body of `POST /terminals/:id/resize`. */

@@ -1,6 +1,7 @@
 import { Pool, type Dispatcher } from 'undici';
 import WebSocket from 'ws';
-import { AgentRoute, ControllerRoute, sessionPath } from '../../shared/routes.js';
+import { RunnerClient } from '../../client/src/index.js';
+import { AgentRoute, sessionPath } from '../../shared/routes.js';
 import type { ExecResult } from '../../shared/schemas/exec.js';
 import type { BuildRequest, BuildResult } from '../../shared/schemas/docker.js';
 import type { FileList } from '../../shared/schemas/files.js';
@@ -44,24 +45,29 @@ export class HttpClient {
   }
 }
 
-/** The controller's own API (sessions), over one keep-alive pool. */
+/**
+ * The controller's own API: sessions through the typed client a backend uses; the agent routes over one keep-alive
+ * pool, the same HTTP stack as direct access to an agent, so that the two compare the proxy and nothing else.
+ */
 export class ControllerApi {
   readonly http: HttpClient;
+  readonly runner: RunnerClient;
 
   constructor(readonly url: string) {
     this.http = new HttpClient(url);
+    this.runner = new RunnerClient({ baseUrl: url });
   }
 
   createSession(sessionId: string): Promise<SessionInfo> {
-    return this.http.json<SessionInfo>('POST', ControllerRoute.sessions, {}, { session_id: sessionId }, [201]);
+    return this.runner.createSession({ session_id: sessionId });
   }
 
   async deleteSession(sessionId: string): Promise<void> {
-    await this.http.json('DELETE', sessionPath(sessionId), {});
+    await this.runner.deleteSession(sessionId);
   }
 
-  listSessions(): Promise<{ sessions: SessionInfo[] }> {
-    return this.http.json('GET', ControllerRoute.sessions, {});
+  async listSessions(): Promise<{ sessions: SessionInfo[] }> {
+    return { sessions: await this.runner.listSessions() };
   }
 
   /** The agent of one session through the controller's proxy. */

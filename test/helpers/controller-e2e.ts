@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type Docker from 'dockerode';
+import { RunnerClient } from '../../client/src/index.js';
 import { buildApp } from '../../controller/app.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import { DockerSessionRuntime } from '../../controller/runtime/docker-session-runtime.js';
@@ -37,6 +38,8 @@ export interface E2EController {
     body?: unknown,
     headers?: Record<string, string>,
   ): Promise<{ status: number; body: ReturnType<JSON['parse']> }>;
+  /** The typed client a backend uses, with the controller's token: for well-formed calls (`request` sends anything). */
+  readonly client: RunnerClient;
   /** `Authorization` for the controller's token (empty without one), for clients other than `request`. */
   authHeaders(): Record<string, string>;
   /** A session's agent as the controller reaches it (its unix socket and own token), to compare with direct access. */
@@ -99,6 +102,9 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
       return config;
     },
     docker,
+    get client() {
+      return new RunnerClient({ baseUrl: controller.url, token: config.apiToken });
+    },
     async request(method, path, body, headers = {}) {
       const res = await fetch(`${controller.url}${path}`, {
         method,

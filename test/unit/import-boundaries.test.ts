@@ -13,8 +13,12 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   core: ['core', 'shared'],
   agent: ['agent', 'core', 'shared'],
   // The seccomp profile is a file of the session image the controller hands to Docker.
-  controller: ['controller', 'core', 'shared', 'image'],
+  // The console's page uses the typed client.
+  controller: ['controller', 'core', 'shared', 'image', 'client'],
+  client: ['client', 'shared'],
 };
+// The client's Node-only entry; everything else of client/ runs in browsers too.
+const CLIENT_NODE_ENTRY = 'client/src/node.ts';
 // shared/ holds wire formats only: its one library is the schema library.
 const SHARED_PACKAGES = ['zod'];
 
@@ -41,6 +45,8 @@ function findCrossings(sources: Source[]): string[] {
         }
       } else if (folder === 'shared' && !SHARED_PACKAGES.some((name) => specifier === name || specifier.startsWith(`${name}/`))) {
         crossings.push(`${path}: imports '${specifier}' (shared/ may import only ${SHARED_PACKAGES.join(', ')} and itself)`);
+      } else if (folder === 'client' && path !== CLIENT_NODE_ENTRY && !SHARED_PACKAGES.includes(specifier)) {
+        crossings.push(`${path}: imports '${specifier}' (the client's browser path may import only ${SHARED_PACKAGES.join(', ')}; Node-only code goes in ${CLIENT_NODE_ENTRY})`);
       }
     }
   }
@@ -49,7 +55,8 @@ function findCrossings(sources: Source[]): string[] {
 
 async function readSources(folder: string): Promise<Source[]> {
   const entries = await readdir(join(ROOT, folder), { recursive: true, withFileTypes: true });
-  const files = entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts'));
+  // Build output (client/dist) is not source.
+  const files = entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts') && !/[\\/]dist([\\/]|$)/.test(entry.parentPath));
   return Promise.all(
     files.map(async (entry) => {
       const absolute = join(entry.parentPath, entry.name);
@@ -75,13 +82,16 @@ describe('import boundaries', () => {
       { path: 'shared/routes.ts', text: "import type Docker from 'dockerode';\nimport { z } from 'zod';" },
       { path: 'shared/errors.ts', text: "import { x } from '../core/session-layout.js';" },
       { path: 'agent/app.ts', text: "import { x } from '../core/http/server.js';\nimport { y } from './config.js';" },
+      { path: 'client/src/transport.ts', text: "import { request } from 'node:http';" },
+      { path: 'client/src/node.ts', text: "import WebSocket from 'ws';" },
     ]);
     expect(crossings).toEqual([
-      "controller/app.ts: imports '../agent/http/file-errors.js' (controller/ may import only controller/, core/, shared/, image/)",
+      "controller/app.ts: imports '../agent/http/file-errors.js' (controller/ may import only controller/, core/, shared/, image/, client/)",
       "agent/docker/run.ts: imports '../../controller/config.js' (agent/ may import only agent/, core/, shared/)",
       "core/http/server.ts: imports '../../agent/app.js' (core/ may import only core/, shared/)",
       "shared/routes.ts: imports 'dockerode' (shared/ may import only zod and itself)",
       "shared/errors.ts: imports '../core/session-layout.js' (shared/ may import only shared/)",
+      "client/src/transport.ts: imports 'node:http' (the client's browser path may import only zod; Node-only code goes in client/src/node.ts)",
     ]);
   });
 });
