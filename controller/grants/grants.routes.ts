@@ -58,34 +58,46 @@ export const grantsRoutes: FastifyPluginAsync<GrantsRoutesOptions> = async (fast
     return { session_id: id, revoked: true as const };
   });
 
-  // Reusable until it expires (a retry, a download manager's ranges); the agent reads the file as it always does.
+  // Reusable until it expires (a retry, a download manager's ranges); the agent reads the file as it always does,
+  // and a folder as a .tar.gz.
   app.get(ControllerRoute.sessionDownload, { schema: { params: SessionParams, querystring: DownloadQuery } }, async (request, reply) => {
     const granted = admission(request);
     if (!granted || granted.claims.cap !== 'file' || !granted.claims.path) throw new AppError('GRANT_MISSING', 'this URL needs a file grant');
     const target = await resolveAgent(granted.sessionId);
     const path = granted.claims.path;
-    const upstream = await upstreams
-      .agent(target.endpoint)
-      .request({
-        path: `/files${path.split('/').map(encodeURIComponent).join('/')}`,
-        method: 'GET',
-        headers: { authorization: `Bearer ${target.token}`, accept: 'application/octet-stream' },
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      })
-      .catch((error: unknown) => {
-        throw new AppError('AGENT_UNAVAILABLE', `the agent of session ${granted.sessionId} is not reachable`, undefined, { cause: error });
-      });
+    const fetchFromAgent = (agentPath: string, accept: string) =>
+      upstreams
+        .agent(target.endpoint)
+        .request({
+          path: agentPath,
+          method: 'GET',
+          headers: { authorization: `Bearer ${target.token}`, accept },
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+        })
+        .catch((error: unknown) => {
+          throw new AppError('AGENT_UNAVAILABLE', `the agent of session ${granted.sessionId} is not reachable`, undefined, { cause: error });
+        });
+    let upstream = await fetchFromAgent(`/files${path.split('/').map(encodeURIComponent).join('/')}`, 'application/octet-stream');
+    let name = basename(path);
+    let type = 'application/octet-stream';
+    if (upstream.statusCode === 409) {
+      // A folder goes as one .tar.gz, packed by the agent as the learner.
+      const error = await upstream.body.text();
+      if (!error.includes('"IS_A_DIRECTORY"')) return reply.status(409).type('application/json').send(error);
+      upstream = await fetchFromAgent(`/archive?path=${encodeURIComponent(path)}`, 'application/gzip');
+      name = `${name || 'workspace'}.tar.gz`;
+      type = 'application/gzip';
+    }
     reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
     if (upstream.statusCode !== 200) {
       // The agent's error body, unchanged: a client sees one shape whichever hop failed.
       return reply.status(upstream.statusCode).type('application/json').send(await upstream.body.text());
     }
-    const name = basename(path);
-    return reply
+    reply
       .header('content-disposition', `attachment; filename="${name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`)
-      .header('content-type', 'application/octet-stream')
-      .header('content-length', upstream.headers['content-length'])
-      .send(upstream.body);
+      .header('content-type', type);
+    if (upstream.headers['content-length'] !== undefined) reply.header('content-length', upstream.headers['content-length']);
+    return reply.send(upstream.body);
   });
 };

@@ -155,6 +155,33 @@ describe('browser grants', () => {
       expect([late.statusCode, late.json().code]).toEqual([401, 'GRANT_EXPIRED']);
     });
 
+    it('serves a folder as a .tar.gz the agent packs', async () => {
+      const asked: string[] = [];
+      const server = createServer((req, res) => {
+        asked.push(req.url ?? '');
+        if (req.url === '/files/workspace/site') {
+          return void res.writeHead(409, { 'content-type': 'application/json' }).end('{"code":"IS_A_DIRECTORY","message":"a folder"}');
+        }
+        if (req.url === `/archive?path=${encodeURIComponent('/workspace/site')}`) {
+          return void res.writeHead(200, { 'content-type': 'application/gzip' }).end('gzip-bytes');
+        }
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"FILE_NOT_FOUND","message":"no such file"}');
+      });
+      server.listen(join(ctl.socketsDir, 's1', 'agent', 'agent.sock'));
+      await once(server, 'listening');
+      agents.push(server);
+      const { url } = await mint('s1', { capability: 'file', path: '/workspace/site' });
+      const res = await ctl.app.inject({ url: local(url) });
+      expect([res.statusCode, res.body]).toEqual([200, 'gzip-bytes']);
+      expect(res.headers).toMatchObject({
+        'content-disposition': `attachment; filename="site.tar.gz"; filename*=UTF-8''site.tar.gz`,
+        'content-type': 'application/gzip',
+        'x-content-type-options': 'nosniff',
+        'cache-control': 'no-store',
+      });
+      expect(asked).toEqual(['/files/workspace/site', `/archive?path=${encodeURIComponent('/workspace/site')}`]);
+    });
+
     it("passes the agent's error through", async () => {
       await serveFiles('s1', {});
       const { url } = await mint('s1', { capability: 'file', path: '/workspace/gone.txt' });
