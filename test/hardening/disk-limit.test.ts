@@ -92,6 +92,20 @@ describe.sequential('disk limit per session', () => {
     expect(Number(df.output.trim().split('\n')[1])).toBeLessThanOrEqual(LIMIT_MB);
   });
 
+  it('keeps a workspace on its own filesystem on delete and gives it back, limit and all, to a new session of that id', async () => {
+    const KEPT = `${ID}-kept`;
+    await ctl.createSession(KEPT);
+    await ctl.exec(KEPT, 'echo kept-work >/workspace/notes.txt');
+    const deleted = await ctl.request('DELETE', `/sessions/${KEPT}?keep_workspace=true`);
+    expect(deleted.body).toMatchObject({ found: true, workspace_kept_until: expect.any(String) });
+    await ctl.createSession(KEPT);
+    expect((await ctl.exec(KEPT, 'cat /workspace/notes.txt; stat -c %u /workspace/notes.txt')).logs).toEqual(['kept-work', '1000']);
+    const df = await dockerExec(ctl.docker, ctl.containerName(KEPT), ['df', '-B1M', '--output=size', '/workspace']);
+    expect(Number(df.output.trim().split('\n')[1])).toBeLessThanOrEqual(LIMIT_MB);
+    expect((await ctl.deleteSession(KEPT)).status).toBe(200);
+    await expect(access(`${diskDir}/${ctl.instance}/session-${KEPT}.img`)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('frees the filesystem when the session is deleted', async () => {
     expect((await ctl.deleteSession(ID)).status).toBe(200);
     expect(await mountsUnder(diskDir)).toEqual([]);
