@@ -4,6 +4,7 @@ import type { Transport } from './transport.js';
 import { readEventData, readNdjson } from './streams.js';
 import type {
   AgentHealth,
+  ArchiveExtractResult,
   BuildFrame,
   BuildInput,
   BuildResult,
@@ -118,6 +119,18 @@ export class SessionClient {
 
   move(request: MoveInput): Promise<MoveResult> {
     return this.#json('POST', AgentRoute.filesMove, request);
+  }
+
+  /** A folder of the workspace as `.tar.gz` bytes, packed by the agent as the learner. */
+  downloadArchive(path = '/workspace'): Promise<Uint8Array> {
+    return this.#transport.bytes(`${this.#prefix}${AgentRoute.archive}?${new URLSearchParams({ path })}`);
+  }
+
+  /** Extracts a `.tar` or `.tar.gz` into a folder of the workspace, as the learner; hostile entries are refused. */
+  uploadArchive(path: string, archive: Uint8Array): Promise<ArchiveExtractResult> {
+    // gzip starts with 1f 8b; anything else is sent as a plain tar.
+    const type = archive[0] === 0x1f && archive[1] === 0x8b ? 'application/gzip' : 'application/x-tar';
+    return this.#transport.upload('PUT', `${this.#prefix}${AgentRoute.archive}?${new URLSearchParams({ path })}`, archive, type);
   }
 
   /** Builds an image; a failed build throws a RunnerError `BUILD_FAILED` whose `body.logs` has the output. */

@@ -50,6 +50,14 @@ export class Transport {
     return (await response.json()) as T;
   }
 
+  /** Raw bytes of one type (an archive) and the JSON answer. */
+  async upload<T>(method: string, path: string, bytes: Uint8Array, contentType: string): Promise<T> {
+    const headers = { ...this.authHeaders(), accept: 'application/json', 'content-type': contentType };
+    const response = await this.#fetch(`${this.baseUrl}${path}`, { method, headers, body: bytes as RequestInit['body'] });
+    if (!response.ok) throw await errorOf(response);
+    return (await response.json()) as T;
+  }
+
   async bytes(path: string): Promise<Uint8Array> {
     const response = await this.#send('GET', path, undefined, OCTET_STREAM);
     return new Uint8Array(await response.arrayBuffer());

@@ -8,6 +8,7 @@ import type { TerminalInfo, TerminalList } from '../../shared/schemas/terminal.j
 import type { WatchFrame } from '../../shared/schemas/watch.js';
 import type { GrantRequest, GrantResponse, RevokeGrantsResponse } from '../../shared/schemas/grants.js';
 import type { ErrorBody, ErrorCode } from '../../shared/errors.js';
+import type { ArchiveExtractResult } from '../../shared/schemas/archive.js';
 
 // Requests are what a caller may send (defaults optional), answers what the runner sends: both from shared/.
 export type CreateSessionInput = z.input<typeof CreateSessionRequest>;
@@ -20,6 +21,7 @@ export type GrantInput = z.input<typeof GrantRequest>;
 
 export type {
   AgentHealth,
+  ArchiveExtractResult,
   BuildFrame,
   BuildResult,
   ContainerList,

@@ -59,6 +59,18 @@ describe.sequential('the typed client against a real session', () => {
     expect(output).toMatch(/^from-the-terminal/m);
   });
 
+  it('moves a folder out as .tar.gz and into another folder, and refuses a hostile archive with its code', async () => {
+    await lab.writeFile('/workspace/pack/a.txt', 'packed');
+    const archive = await lab.downloadArchive('/workspace/pack');
+    expect([archive[0], archive[1]]).toEqual([0x1f, 0x8b]);
+    await lab.mkdir('/workspace/unpacked');
+    await lab.uploadArchive('/workspace/unpacked', archive);
+    expect(await lab.readText('/workspace/unpacked/a.txt')).toBe('packed');
+    await expect(lab.uploadArchive('/workspace/unpacked', new TextEncoder().encode('not an archive at all'))).rejects.toMatchObject({
+      code: 'ARCHIVE_INVALID',
+    });
+  });
+
   it('deletes the session', async () => {
     expect(await runner.deleteSession(SESSION)).toMatchObject({ found: true });
     await expect(runner.getSession(SESSION)).rejects.toMatchObject({ code: 'SESSION_NOT_FOUND' });
