@@ -37,10 +37,10 @@ const GRANT_ROUTE_DOCS: Record<string, RouteDoc> = {
   'DELETE /sessions/:id/grants': { tag: 'grants', summary: "Revoke every grant of the session", errors: ['VALIDATION', ...SESSION_ERRORS] },
   'GET /sessions/:id/download': {
     tag: 'grants',
-    summary: 'Download a file with a file grant (no token)',
+    summary: 'Download a file, or a folder as .tar.gz, with a file grant (no token)',
     errors: ['VALIDATION', ...GRANT_CHECKS, 'INVALID_PATH', 'PATH_OUTSIDE_WORKSPACE', 'FILE_NOT_FOUND', 'SESSION_NOT_FOUND', 'AGENT_UNAVAILABLE'],
     public: true,
-    success: { description: 'The file', mediaType: 'application/octet-stream' },
+    success: { description: 'The file, or the folder as .tar.gz', mediaType: 'application/octet-stream' },
   },
 };
 
