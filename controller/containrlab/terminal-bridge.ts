@@ -56,12 +56,12 @@ export const terminalBridgeRoute: FastifyPluginAsync<{ sessions: SessionManager;
       }
       bridge(client, upstream.connection.socket, (cols, rows) => {
         void agent
-          .call(upstream.sessionId, 'POST', AgentRoute.terminalResize.replace(':id', upstream.terminalId), { cols, rows })
+          .call(upstream.sessionId, 'POST', AgentRoute.terminalResize.replace(':terminal_id', encodeURIComponent(upstream.terminalId)), { cols, rows })
           .catch((err: unknown) => request.log.debug({ err }, 'terminal resize failed'));
       });
       client.once('close', () => {
         void agent
-          .call(upstream.sessionId, 'DELETE', AgentRoute.terminal.replace(':id', upstream.terminalId))
+          .call(upstream.sessionId, 'DELETE', AgentRoute.terminal.replace(':terminal_id', encodeURIComponent(upstream.terminalId)))
           .catch((err: unknown) => request.log.debug({ err }, 'terminal already gone'));
       });
     },
