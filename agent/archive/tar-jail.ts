@@ -5,6 +5,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract, type Header } from 'tar-stream';
+import { walkFoldersNoFollow } from '../files/no-follow-folder.js';
 
 // An entry's content as tar-stream hands it over (a streamx stream).
 type EntryStream = AsyncIterable<unknown> & { resume(): unknown };
@@ -164,19 +165,7 @@ function checkName(raw: string): string {
 
 // Opens (making them as needed) the folders of `relative` one at a time, never through a symbolic link.
 async function openFolder(root: FileHandle, relative: string): Promise<FileHandle> {
-  let dir = await open(at(root, '.'), DIR_FLAGS);
-  try {
-    for (const name of relative ? relative.split('/') : []) {
-      await mkdir(at(dir, name), 0o755).catch(ignoreExisting);
-      const next = await open(at(dir, name), DIR_FLAGS);
-      await dir.close();
-      dir = next;
-    }
-    return dir;
-  } catch (error) {
-    await dir.close();
-    throw error;
-  }
+  return walkFoldersNoFollow(await open(at(root, '.'), DIR_FLAGS), relative ? relative.split('/') : [], { createMode: 0o755 });
 }
 
 // An existing link under the entry's name is replaced, never written through; an existing folder stays (EISDIR).

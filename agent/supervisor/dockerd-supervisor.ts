@@ -9,7 +9,7 @@ import type { DaemonMonitor } from './daemon-monitor.js';
 import { DaemonClient } from './daemon-client.js';
 import { runAsLearner } from '../as-learner/run-as-learner.js';
 import { learnerSpawn } from '../limits/learner-cgroup.js';
-import { openFolderNoFollow } from './no-follow-folder.js';
+import { openFolderNoFollow } from '../files/no-follow-folder.js';
 import { preloadImages } from './preload.js';
 import { ReadyWaiters } from './ready-waiters.js';
 

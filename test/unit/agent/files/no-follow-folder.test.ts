@@ -2,7 +2,7 @@ import { chmod, lstat, mkdir, mkdtemp, realpath, rm, stat, symlink } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openFolderNoFollow } from '../../../../agent/supervisor/no-follow-folder.js';
+import { openFolderNoFollow } from '../../../../agent/files/no-follow-folder.js';
 
 describe('openFolderNoFollow', () => {
   let root: string;

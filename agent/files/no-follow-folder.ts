@@ -19,7 +19,15 @@ export async function openFolderNoFollow(path: string, options: OpenFolderOption
   if (!path.startsWith('/')) throw new Error(`${path} is not an absolute path`);
   const names = path.split('/').filter((name) => name !== '' && name !== '.');
   if (names.includes('..')) throw new Error(`${path} must not contain ..`);
-  let dir = await open('/', DIR_FLAGS);
+  return walkFoldersNoFollow(await open('/', DIR_FLAGS), names, options);
+}
+
+/**
+ * Walks from the open folder `start` down `names` (each one plain name), the same way: through each parent's
+ * descriptor with O_NOFOLLOW, making missing folders when `createMode` is given. `start` is closed either way.
+ */
+export async function walkFoldersNoFollow(start: FileHandle, names: readonly string[], options: OpenFolderOptions = {}): Promise<FileHandle> {
+  let dir = start;
   try {
     for (const [index, name] of names.entries()) {
       const child = `/proc/self/fd/${dir.fd}/${name}`;
