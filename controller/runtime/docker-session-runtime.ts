@@ -4,16 +4,18 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../shared/errors.js';
-import { daemonMessage, daemonStatus as statusOf, isDaemonUnreachable, toUnavailableError } from '../../core/docker/docker-errors.js';
+import { daemonMessage, daemonStatus as statusOf } from '../../core/docker/docker-errors.js';
 import { readLogStream } from '../../core/docker/log-demux.js';
 import { SESSION_PATHS } from '../../core/session-layout.js';
 import { Label, MANAGED_BY } from './labels.js';
 import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
-import { dateOf, ICC_OPTION, isolatesContainers, ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
+import { ICC_OPTION, isolatesContainers, ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
 import type { KeptWorkspace, OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
 import { watchContainerStarts } from './container-starts.js';
 import { HostGuard } from './host-guard.js';
+import { KeptWorkspaces, type WorkspaceMount } from './kept-workspaces.js';
+import { toRuntimeError } from './runtime-errors.js';
 import { SessionDisks } from './session-disks.js';
 import { checkRemappedHost, findRemappedRoot, handOverAgentDir, handOverCgroups, type EngineInfo, type RemappedRoot } from './userns.js';
 
@@ -23,16 +25,8 @@ const VOLUME_REMOVE_ATTEMPTS = 20;
 const SESSION_HOSTNAME = 'session';
 
 type VolumeRole = 'workspace' | 'docker';
-// A workspace to copy from or into: a folder on a session's own filesystem, or a Docker volume.
-interface WorkspaceMount {
-  Type: 'bind' | 'volume';
-  Source: string;
-}
 // How a session's filesystem appears among its volumes (a Docker volume name never holds a colon).
 const DISK_VOLUME_PREFIX = 'disk:';
-const KEPT_ROLE = 'kept-workspace';
-// Root in a throwaway container that sees only the two volumes: enough rights to copy any learner file as it is.
-const COPY_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID'];
 const STOP_TIMEOUT_SECONDS = 5;
 
 /** Sessions as Docker containers on the host engine, one bridge network for all, two volumes each. */
@@ -44,7 +38,16 @@ export class DockerSessionRuntime implements SessionRuntime {
     private readonly hostGuard: HostGuard | null = config.hostGuard ? new HostGuard() : null,
     // One folder per instance: a controller's reaper must never see another's disks.
     private readonly disks: SessionDisks | null = config.diskLimitBytes > 0 ? new SessionDisks(join(config.diskDir, config.instance), config.diskLimitBytes) : null,
-  ) {}
+  ) {
+    this.#kept = new KeptWorkspaces({
+      docker,
+      config,
+      removeVolume: (name) => this.removeVolume(name),
+      tailLogs: (name, lines) => this.tailLogs(name, lines),
+    });
+  }
+
+  readonly #kept: KeptWorkspaces;
 
   async ping(): Promise<boolean> {
     const timeout = sleep(PING_TIMEOUT_MS).then(() => false);
@@ -63,7 +66,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     if (remappedRoot) await this.handOverAgentDir(spec.agentDir);
     const storage = await this.#createStorage(spec, remappedRoot);
     if (spec.restoreWorkspaceFrom) {
-      await this.#copyWorkspace({ Type: 'volume', Source: spec.restoreWorkspaceFrom }, { Type: storage.type, Source: storage.workspace });
+      await this.#kept.copy({ Type: 'volume', Source: spec.restoreWorkspaceFrom }, { Type: storage.type, Source: storage.workspace });
     }
     const options: Docker.ContainerCreateOptions = {
       name: spec.containerName,
@@ -294,65 +297,17 @@ export class DockerSessionRuntime implements SessionRuntime {
     } catch (error) {
       if (statusOf(error) !== 404 && statusOf(error) !== 304) throw toRuntimeError(error, 'stop the session container');
     }
-    const kept: KeptWorkspace = { volume: this.#keptName(sessionId), sessionId, until };
-    await this.removeVolume(kept.volume);
-    try {
-      await this.docker.createVolume({
-        Name: kept.volume,
-        // No session or pool id label: the orphan sweep never takes it; its expiry label decides.
-        Labels: {
-          [Label.managedBy]: MANAGED_BY,
-          [Label.instance]: this.config.instance,
-          [Label.volumeRole]: KEPT_ROLE,
-          [Label.keptSessionId]: sessionId,
-          [Label.keptUntil]: until.toISOString(),
-        },
-      });
-    } catch (error) {
-      throw toRuntimeError(error, `create volume ${kept.volume}`);
-    }
-    try {
-      await this.#copyWorkspace(workspace, { Type: 'volume', Source: kept.volume });
-    } catch (error) {
-      await this.removeVolume(kept.volume).catch(() => {});
-      throw error;
-    }
+    const kept = await this.#kept.keep(workspace, sessionId, until);
     this.log.info({ sessionId, volume: kept.volume, until }, 'kept workspace');
     return kept;
   }
 
-  async findKeptWorkspace(sessionId: string): Promise<KeptWorkspace | null> {
-    try {
-      return this.#keptOf(await this.docker.getVolume(this.#keptName(sessionId)).inspect());
-    } catch (error) {
-      if (statusOf(error) === 404) return null;
-      throw toRuntimeError(error, 'inspect a kept workspace');
-    }
+  findKeptWorkspace(sessionId: string): Promise<KeptWorkspace | null> {
+    return this.#kept.find(sessionId);
   }
 
-  async listKeptWorkspaces(): Promise<KeptWorkspace[]> {
-    try {
-      const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), `${Label.volumeRole}=${KEPT_ROLE}`] } });
-      return (Volumes ?? []).flatMap((v) => {
-        const kept = this.#keptOf(v);
-        return kept ? [kept] : [];
-      });
-    } catch (error) {
-      throw toRuntimeError(error, 'list kept workspaces');
-    }
-  }
-
-  // A name no session or pool member can have (a `.`), one per session id.
-  #keptName(sessionId: string): string {
-    return `${this.config.namePrefix}kept.${sessionId}`;
-  }
-
-  #keptOf(volume: { Name: string; Labels?: Record<string, string> | null }): KeptWorkspace | null {
-    const labels = volume.Labels ?? {};
-    if (labels[Label.managedBy] !== MANAGED_BY || labels[Label.instance] !== this.config.instance || labels[Label.volumeRole] !== KEPT_ROLE) return null;
-    const sessionId = labels[Label.keptSessionId];
-    const until = dateOf(labels[Label.keptUntil]);
-    return sessionId && until ? { volume: volume.Name, sessionId, until } : null;
+  listKeptWorkspaces(): Promise<KeptWorkspace[]> {
+    return this.#kept.list();
   }
 
   // Where a session's workspace lives: a folder on its own filesystem, or its workspace volume.
@@ -363,42 +318,6 @@ export class DockerSessionRuntime implements SessionRuntime {
     const [key, id] = ownerLabel(owner);
     const [volume] = (await this.#listVolumes([`${key}=${id}`, `${Label.volumeRole}=workspace`])).filter((v) => v.name.endsWith('-workspace'));
     return volume ? { Type: 'volume', Source: volume.name } : null;
-  }
-
-  // Copies one workspace's content into another, links as links, owners and modes as they are, in a container
-  // that has no network and sees nothing but the two (the source read-only).
-  async #copyWorkspace(from: WorkspaceMount, to: WorkspaceMount): Promise<void> {
-    let container: Docker.Container | undefined;
-    try {
-      container = await this.docker.createContainer({
-        Image: this.config.sessionImage,
-        Entrypoint: ['cp'],
-        Cmd: ['-a', '--', '/from/.', '/to/'],
-        User: '0:0',
-        Labels: { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance },
-        NetworkDisabled: true,
-        HostConfig: {
-          NetworkMode: 'none',
-          CapDrop: ['ALL'],
-          CapAdd: COPY_CAPS,
-          SecurityOpt: ['no-new-privileges'],
-          Mounts: [
-            { ...from, Target: '/from', ReadOnly: true },
-            { ...to, Target: '/to' },
-          ],
-        },
-      });
-      await container.start();
-      const { StatusCode } = (await container.wait()) as { StatusCode: number };
-      if (StatusCode !== 0) {
-        const logs = await this.tailLogs(container.id, 5);
-        throw new AppError('DOCKER_ERROR', `could not copy workspace ${from.Source} to ${to.Source}: ${logs.join(' ') || `exit ${StatusCode}`}`);
-      }
-    } catch (error) {
-      throw toRuntimeError(error, `copy workspace ${from.Source} to ${to.Source}`);
-    } finally {
-      await container?.remove({ force: true }).catch(() => {});
-    }
   }
 
   async tailLogs(containerName: string, lines: number): Promise<string[]> {
@@ -572,10 +491,4 @@ function ownerOfDiskKey(key: string): SessionOwner | null {
   const match = /^(pool|session)-(.+)$/.exec(key);
   if (!match) return null;
   return match[1] === 'pool' ? { kind: 'pool', poolId: match[2]! } : { kind: 'session', sessionId: match[2]! };
-}
-
-function toRuntimeError(error: unknown, action: string, code: 'DOCKER_ERROR' | 'SESSION_START_FAILED' = 'DOCKER_ERROR'): AppError {
-  if (error instanceof AppError) return error;
-  if (isDaemonUnreachable(error)) return toUnavailableError(error, action);
-  return new AppError(code, `could not ${action}: ${daemonMessage(error)}`, undefined, { cause: error });
 }
