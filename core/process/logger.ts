@@ -34,7 +34,11 @@ interface LoggedRequest {
   socket?: { remotePort?: number };
 }
 
-/** The process's pino logger (to stdout by default): no bearer token and no ticket in a URL ever reaches the log. */
+/**
+ * The process's pino logger (to stdout by default): no bearer token and no ticket in a URL ever reaches the log.
+ * Stdout is written synchronously, as Node writes a pipe on Linux: pino's asynchronous writer retries a busy pipe
+ * later, and its flush at exit then puts the last lines (the reason for closing) out of order.
+ */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options: LoggerOptions = {
     level,
@@ -49,5 +53,5 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       }),
     },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
 }
