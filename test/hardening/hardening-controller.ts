@@ -9,7 +9,8 @@ import { TEST_DOCKER_ENV } from '../helpers/test-engine.js';
  * `rthard-` and a `/tmp/rthard-<pid>-<n>` sockets folder, so a crashed run is swept away by the next one and
  * nothing else is ever touched.
  */
-const NAMES: RunNames = { instancePrefix: 'hardening-', namePrefix: 'rthard-' };
+// Two checkouts testing on one engine set RUNNER_TEST_NAME_PREFIX apart, so fixed session ids never collide.
+const NAMES: RunNames = { instancePrefix: 'hardening-', namePrefix: process.env.RUNNER_TEST_NAME_PREFIX ?? 'rthard-' };
 const TOKEN = `hardening-token-${process.pid}-0123456789abcdef`;
 
 export interface HardeningControllerOptions {

@@ -69,7 +69,8 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
     SOCKETS_DIR: socketsDir,
     RUNNER_INSTANCE: `e2e-${tag}`,
     SESSION_NETWORK: `rte2e-${tag}`,
-    SESSION_NAME_PREFIX: 'rte2e-',
+    // Two checkouts testing on one engine set RUNNER_TEST_NAME_PREFIX apart, so fixed session ids never collide.
+    SESSION_NAME_PREFIX: process.env.RUNNER_TEST_NAME_PREFIX ?? 'rte2e-',
     PORT: '0',
     LOG_LEVEL: 'silent',
     SESSION_IMAGE: TEST_SESSION_IMAGE,
