@@ -147,7 +147,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerApiDocsPage(app);
   await app.register(healthRoutes, { runtime, sessions });
   await app.register(metricsRoutes, { metrics });
-  await app.register(consoleRoutes, { assetsDir: deps.consoleAssetsDir ?? consoleAssetsDir() });
+  const previewFrames = config.previewDomain ? `${config.previewHttps ? 'https' : 'http'}://*.${config.previewDomain}:*` : undefined;
+  await app.register(consoleRoutes, { assetsDir: deps.consoleAssetsDir ?? consoleAssetsDir(), previewFrames });
   await app.register(sessionsRoutes, { sessions, templatesDir: config.templatesDir });
   if (config.containrlabCompat) await app.register(containrlabRoutes, { sessions, config });
   const resolveAgent = (sessionId: string) => sessions.resolveAgent(sessionId);

@@ -14,25 +14,34 @@ const TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.txt': 'text/plain; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
 };
 
-// The page talks only to its own origin (fetch and WebSocket); previews render in a sandboxed srcdoc frame.
-const SECURITY_HEADERS = {
-  'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; " +
-    "connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-cache',
-};
+/**
+ * The page talks only to its own origin (fetch and WebSocket). A preview is framed from its own origin below
+ * PREVIEW_DOMAIN (`previewFrames`, a CSP source) when previews are on; otherwise it renders in a sandboxed srcdoc frame.
+ */
+function securityHeaders(previewFrames?: string): Record<string, string> {
+  return {
+    'content-security-policy':
+      "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; " +
+      `connect-src 'self'; frame-src 'self'${previewFrames ? ` ${previewFrames}` : ''}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-cache',
+  };
+}
 
 /** Serves the operator console built by scripts/build-console.sh, read once at start-up. */
-export const consoleRoutes: FastifyPluginAsync<{ assetsDir: string }> = async (fastify, { assetsDir }) => {
+export const consoleRoutes: FastifyPluginAsync<{ assetsDir: string; previewFrames?: string }> = async (fastify, { assetsDir, previewFrames }) => {
+  const headers = securityHeaders(previewFrames);
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const files = new Map<string, Buffer>();
   for (const name of await readdir(assetsDir).catch(() => [] as string[])) {
     if (TYPES[extname(name)]) files.set(name, await readFile(join(assetsDir, name)));
   }
+  // The page's settings: only whether previews open on origins of their own (no secret, like the page itself).
+  if (files.size > 0) files.set('settings.json', Buffer.from(JSON.stringify({ previews: previewFrames !== undefined })));
 
   const send = (name: string) => {
     const content = files.get(name);
@@ -45,10 +54,10 @@ export const consoleRoutes: FastifyPluginAsync<{ assetsDir: string }> = async (f
 
   app.get(CONSOLE_PATH, async (_request, reply) => {
     const { content, type } = send('index.html');
-    return reply.headers(SECURITY_HEADERS).type(type).send(content);
+    return reply.headers(headers).type(type).send(content);
   });
   app.get(`${CONSOLE_PATH}/:file`, { schema: { params: z.object({ file: z.string().max(128) }) } }, async (request, reply) => {
     const { content, type } = send(request.params.file);
-    return reply.headers(SECURITY_HEADERS).type(type).send(content);
+    return reply.headers(headers).type(type).send(content);
   });
 };

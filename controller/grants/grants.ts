@@ -66,7 +66,7 @@ export class Grants {
         break;
       }
       case 'preview': {
-        if (!this.options.previewDomain) throw invalid('previews are off: the runner has no PREVIEW_DOMAIN');
+        if (!this.options.previewDomain) throw new AppError('PREVIEWS_OFF', 'previews are off: the runner has no PREVIEW_DOMAIN');
         claims.port = checkPort(request.port);
         const next = request.path ?? '/';
         if (!isLocalPath(next)) throw invalid('path of a preview grant is the page to open: a path starting with one /');

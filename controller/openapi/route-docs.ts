@@ -32,7 +32,7 @@ const GRANT_ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /sessions/:id/grants': {
     tag: 'grants',
     summary: 'Mint a browser grant: a terminal ticket, an app preview origin or a file link',
-    errors: ['UNAUTHORIZED', 'VALIDATION', 'INVALID_JSON', 'GRANT_UNKNOWN_CAPABILITY', 'GRANT_PORT_OUT_OF_RANGE', 'PREVIEW_NOT_FOUND', ...SESSION_ERRORS],
+    errors: ['UNAUTHORIZED', 'VALIDATION', 'INVALID_JSON', 'GRANT_UNKNOWN_CAPABILITY', 'GRANT_PORT_OUT_OF_RANGE', 'PREVIEWS_OFF', 'PREVIEW_NOT_FOUND', ...SESSION_ERRORS],
   },
   'DELETE /sessions/:id/grants': { tag: 'grants', summary: "Revoke every grant of the session", errors: ['VALIDATION', ...SESSION_ERRORS] },
   'GET /sessions/:id/download': {

@@ -36,6 +36,17 @@ describe('the console', () => {
     expect((await ctl.app.inject({ url: '/sessions' })).statusCode).toBe(401);
   });
 
+  it('says whether previews open on origins of their own, and lets only those origins be framed', async () => {
+    ctl = await createTestController({ RUNNER_API_TOKEN: CONTROLLER_TEST_TOKEN });
+    expect((await ctl.app.inject({ url: '/console/settings.json' })).json()).toEqual({ previews: false });
+    expect((await ctl.app.inject({ url: '/console' })).headers['content-security-policy']).toContain("frame-src 'self';");
+    await ctl.close();
+
+    ctl = await createTestController({ RUNNER_API_TOKEN: CONTROLLER_TEST_TOKEN, PREVIEW_DOMAIN: 'preview.test', PREVIEW_HTTPS: 'true' });
+    expect((await ctl.app.inject({ url: '/console/settings.json' })).json()).toEqual({ previews: true });
+    expect((await ctl.app.inject({ url: '/console' })).headers['content-security-policy']).toContain("frame-src 'self' https://*.preview.test:*;");
+  });
+
   it('says how to build it when it is not built', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'console-'));
     const app = createServer();

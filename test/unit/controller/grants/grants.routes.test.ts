@@ -100,6 +100,20 @@ describe('browser grants', () => {
       expect([unknown.statusCode, unknown.json().code]).toEqual([404, 'SESSION_NOT_FOUND']);
     });
 
+    it('answers 409 PREVIEWS_OFF for a preview when the runner has no PREVIEW_DOMAIN, and still mints the others', async () => {
+      const { PREVIEW_DOMAIN: _off, ...env } = ENV;
+      const plain = await createTestController(env);
+      try {
+        expect((await plain.app.inject({ method: 'POST', url: '/sessions', headers: AUTH, payload: { session_id: 's1' } })).statusCode).toBe(201);
+        const grant = (payload: Record<string, unknown>) => plain.app.inject({ method: 'POST', url: '/sessions/s1/grants', headers: AUTH, payload });
+        const preview = await grant({ capability: 'preview', port: 3000 });
+        expect([preview.statusCode, preview.json().code]).toEqual([409, 'PREVIEWS_OFF']);
+        expect((await grant({ capability: 'terminal' })).statusCode).toBe(201);
+      } finally {
+        await plain.close();
+      }
+    });
+
     it('answers hostile bodies with a 4xx and a code, never a 500', async () => {
       const bodies: unknown[] = [
         null, [], 'terminal', 42, {}, { capability: null }, { capability: ['terminal'] }, { capability: 'terminal', port: 'x' },
