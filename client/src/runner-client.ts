@@ -1,7 +1,7 @@
 import { ControllerRoute, sessionPath } from '../../shared/routes.js';
 import { SessionClient } from './session-client.js';
 import { Transport, type TransportOptions } from './transport.js';
-import type { ControllerHealth, CreateSessionInput, DeleteSessionResponse, SessionInfo, SessionList } from './types.js';
+import type { ControllerHealth, CreateSessionInput, DeleteSessionOptions, DeleteSessionResponse, SessionInfo, SessionList } from './types.js';
 
 export type RunnerClientOptions = TransportOptions;
 
@@ -35,9 +35,13 @@ export class RunnerClient {
     return this.transport.json('POST', `${sessionPath(id)}/extend`, { ttl_seconds: ttlSeconds });
   }
 
-  /** Removes the session, its container and volumes; idempotent (`found` says whether it existed). */
-  deleteSession(id: string): Promise<DeleteSessionResponse> {
-    return this.transport.json('DELETE', sessionPath(id));
+  /**
+   * Removes the session, its container and volumes; idempotent (`found` says whether it existed). With
+   * `keep_workspace: true` the workspace is kept (until `workspace_kept_until`) for a new session of the same id.
+   */
+  deleteSession(id: string, options: DeleteSessionOptions = {}): Promise<DeleteSessionResponse> {
+    const query = options.keep_workspace === undefined ? '' : `?${new URLSearchParams({ keep_workspace: String(options.keep_workspace) })}`;
+    return this.transport.json('DELETE', `${sessionPath(id)}${query}`);
   }
 
   session(id: string): SessionClient {

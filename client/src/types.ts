@@ -3,7 +3,7 @@ import type { BuildFrame, BuildRequest, BuildResult, ContainerList, ContainerSum
 import type { ExecFrame, ExecRequest, ExecResult } from '../../shared/schemas/exec.js';
 import type { DeleteFileResult, FileContent, FileEntry, FileList, MkdirResult, MoveRequest, MoveResult, WriteFileResult } from '../../shared/schemas/files.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
-import type { ControllerHealth, CreateSessionRequest, DeleteSessionResponse, SessionInfo, SessionList } from '../../shared/schemas/session.js';
+import type { ControllerHealth, CreateSessionRequest, DeleteSessionQuery, DeleteSessionResponse, SessionInfo, SessionList } from '../../shared/schemas/session.js';
 import type { TerminalInfo, TerminalList } from '../../shared/schemas/terminal.js';
 import type { WatchFrame } from '../../shared/schemas/watch.js';
 import type { GrantRequest, GrantResponse, RevokeGrantsResponse } from '../../shared/schemas/grants.js';
@@ -18,6 +18,8 @@ export type RunInput = z.input<typeof RunRequest>;
 export type StopInput = z.input<typeof StopRequest>;
 export type MoveInput = z.input<typeof MoveRequest>;
 export type GrantInput = z.input<typeof GrantRequest>;
+/** `{ keep_workspace: true }` keeps the workspace for a new session of the same id. */
+export type DeleteSessionOptions = Partial<z.output<typeof DeleteSessionQuery>>;
 
 export type {
   AgentHealth,

@@ -103,6 +103,7 @@ describe.sequential('no confused deputy: root never acts for the learner on what
       `printf 'FROM runner-busybox:latest\\nCOPY . /ctx\\nRUN find /ctx -type f -exec cat {} +\\n' >/workspace/ctx/Dockerfile`,
     ].join(' && ');
     expect((await exec(A, setUp)).exit_code).toBe(0);
+    // Raw: under the swap race a build may be refused, and whatever it answers is searched for the token.
     const build = (tag: string) =>
       ctl.request('POST', `/sessions/${A}/build`, { body: { context_path: '/workspace/ctx', dockerfile_path: 'Dockerfile', image_tag: tag, no_cache: true }, timeoutMs: 300_000 });
 

@@ -80,6 +80,7 @@ describe.sequential('Ctrl-C of npm start', () => {
   });
 
   it('stops the controller and leaves the engine and the session running', async () => {
+    // Raw: the probes count no answer at all (status 0) while `npm start` comes and goes.
     const request = (method: string, path: string, body?: unknown) => rawRequest(port, method, path, { token: names.token, body, timeoutMs: 300_000 });
     await waitUntil('npm start serves the API', async () => ((await request('GET', '/health')).status === 200 ? true : undefined), 300_000, 500);
     expect((await request('POST', '/sessions', { session_id: ID })).status).toBe(201);

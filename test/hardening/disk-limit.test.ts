@@ -6,6 +6,7 @@ import { buildImages } from '../helpers/controller-e2e.js';
 import { mountsUnder, removeSessionDisks } from '../helpers/session-disks.js';
 import { dockerExec } from '../helpers/docker-exec.js';
 import { waitUntil } from '../helpers/wait-until.js';
+import { runnerError } from '../helpers/runner-error.js';
 import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
@@ -59,23 +60,23 @@ describe.sequential('disk limit per session', () => {
     const inner = await ctl.exec(ID, 'dd if=/dev/zero of=/home/learner/.local/share/docker/more bs=1M count=8 2>&1', { timeoutSeconds: 60 });
     expect(inner.logs.join('')).toMatch(/No space left on device/);
 
-    const put = await ctl.request('PUT', `/sessions/${ID}/files/workspace/more.txt`, { body: { content: 'x'.repeat(4 * 1024 * 1024) } });
-    expect(put.status).toBe(507);
-    expect(put.body).toMatchObject({ code: 'NO_SPACE' });
+    const put = await runnerError(ctl.client.session(ID).writeFile('/workspace/more.txt', 'x'.repeat(4 * 1024 * 1024)));
+    expect(put).toMatchObject({ status: 507, code: 'NO_SPACE' });
     // Twice the limit was asked for; the host lost at most the limit (and other work on the host moves it a little).
     expect(before - (await hostFreeBytes())).toBeLessThan(LIMIT_MB * 1024 * 1024 * 1.2);
   });
 
   it('works again once files are removed, inner containers included', async () => {
     await ctl.exec(ID, 'rm -f /workspace/big /home/learner/.local/share/docker/more');
-    expect((await ctl.request('PUT', `/sessions/${ID}/files/workspace/after.txt`, { body: { content: 'room again' } })).status).toBe(201);
+    expect(await ctl.client.session(ID).writeFile('/workspace/after.txt', 'room again')).toEqual({ path: '/workspace/after.txt', size: 10 });
+    expect(ctl.lastResponse().status).toBe(201);
     const inner = await ctl.exec(ID, ['docker', 'run', '--rm', 'runner-busybox:latest', 'echo', 'inner ok'], { timeoutSeconds: 180 });
     expect(inner.logs.join('')).toContain('inner ok');
   });
 
   it('keeps the limit over a controller restart, and mounts a lost filesystem again before starting a stopped session', async () => {
     await ctl.restart('SIGKILL');
-    expect((await ctl.request('GET', `/sessions/${ID}/files/workspace/after.txt`)).body).toMatchObject({ content: 'room again' });
+    expect(await ctl.client.session(ID).readFile('/workspace/after.txt')).toMatchObject({ content: 'room again' });
 
     // A host reboot, as far as the session sees it: the container stops and the mount is gone.
     await ctl.stop('SIGKILL');
@@ -87,7 +88,7 @@ describe.sequential('disk limit per session', () => {
       const log = (await ctl.logTail(400)).split('\n').filter((line) => !line.includes('/health') && !line.includes('AGENT_UNAVAILABLE'));
       throw new Error(`${error.message}\n${log.join('\n')}`);
     });
-    expect((await ctl.request('GET', `/sessions/${ID}/files/workspace/after.txt`)).body).toMatchObject({ content: 'room again' });
+    expect(await ctl.client.session(ID).readFile('/workspace/after.txt')).toMatchObject({ content: 'room again' });
     const df = await dockerExec(ctl.docker, ctl.containerName(ID), ['df', '-B1M', '--output=size', '/workspace']);
     expect(Number(df.output.trim().split('\n')[1])).toBeLessThanOrEqual(LIMIT_MB);
   });
@@ -96,18 +97,18 @@ describe.sequential('disk limit per session', () => {
     const KEPT = `${ID}-kept`;
     await ctl.createSession(KEPT);
     await ctl.exec(KEPT, 'echo kept-work >/workspace/notes.txt');
-    const deleted = await ctl.request('DELETE', `/sessions/${KEPT}?keep_workspace=true`);
-    expect(deleted.body).toMatchObject({ found: true, workspace_kept_until: expect.any(String) });
+    const deleted = await ctl.client.deleteSession(KEPT, { keep_workspace: true });
+    expect(deleted).toMatchObject({ found: true, workspace_kept_until: expect.any(String) });
     await ctl.createSession(KEPT);
     expect((await ctl.exec(KEPT, 'cat /workspace/notes.txt; stat -c %u /workspace/notes.txt')).logs).toEqual(['kept-work', '1000']);
     const df = await dockerExec(ctl.docker, ctl.containerName(KEPT), ['df', '-B1M', '--output=size', '/workspace']);
     expect(Number(df.output.trim().split('\n')[1])).toBeLessThanOrEqual(LIMIT_MB);
-    expect((await ctl.deleteSession(KEPT)).status).toBe(200);
+    expect(await ctl.deleteSession(KEPT)).toMatchObject({ session_id: KEPT, found: true });
     await expect(access(`${diskDir}/${ctl.instance}/session-${KEPT}.img`)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('frees the filesystem when the session is deleted', async () => {
-    expect((await ctl.deleteSession(ID)).status).toBe(200);
+    expect(await ctl.deleteSession(ID)).toMatchObject({ session_id: ID, found: true });
     expect(await mountsUnder(diskDir)).toEqual([]);
     await expect(access(`${diskDir}/${ctl.instance}/session-${ID}.img`)).rejects.toMatchObject({ code: 'ENOENT' });
   });

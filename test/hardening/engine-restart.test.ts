@@ -6,7 +6,9 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TEST_SESSION_IMAGE } from '../helpers/session-image.js';
 import { buildImages } from '../helpers/controller-e2e.js';
+import { RunnerError } from '../../client/src/index.js';
 import { isAlive } from '../helpers/docker-sweep.js';
+import { runnerError } from '../helpers/runner-error.js';
 import { testDocker } from '../helpers/test-engine.js';
 import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
@@ -137,26 +139,27 @@ describe.sequential('a Docker engine restart', () => {
   it('brings sessions back after the engine restarts, or ends them cleanly and says so', async () => {
     const id = 'engine';
     await ctl.createSession(id);
-    expect((await ctl.request('PUT', `/sessions/${id}/files/workspace/keep.txt`, { body: { content: 'kept' } })).status).toBe(201);
+    const lab = ctl.client.session(id);
+    await lab.writeFile('/workspace/keep.txt', 'kept');
+    expect(ctl.lastResponse().status).toBe(201);
 
     await engine.stop();
-    // While the engine is away every answer says so, none hangs.
+    // While the engine is away every answer says so, none hangs. /health raw: its 503 body is health, not an error.
     expect((await ctl.request('GET', '/health')).body).toMatchObject({ status: 'unhealthy', docker_available: false });
-    const get = await ctl.request('GET', `/sessions/${id}`);
-    expect({ status: get.status, code: get.body?.code }).toEqual({ status: 503, code: 'DOCKER_UNAVAILABLE' });
-    const exec = await ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['true'] } });
-    expect({ status: exec.status, code: exec.body?.code }).toEqual({ status: 502, code: 'AGENT_UNAVAILABLE' });
+    expect(await runnerError(ctl.client.getSession(id))).toMatchObject({ status: 503, code: 'DOCKER_UNAVAILABLE' });
+    expect(await runnerError(lab.exec({ command: ['true'] }))).toMatchObject({ status: 502, code: 'AGENT_UNAVAILABLE' });
 
     await engine.start();
     expect(ctl.alive).toBe(true);
     const started = performance.now();
     const outcome = await vi.waitFor(
       async () => {
-        const again = await ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['cat', '/workspace/keep.txt'] } });
-        if (again.status === 200) return { back: true, stdout: again.body.stdout as string };
-        const info = await ctl.request('GET', `/sessions/${id}`);
-        if (info.status === 404) return { back: false, stdout: '' };
-        throw new Error(`the session is neither back nor reported gone: it stays ${info.status} ${info.text}`);
+        const again = await lab.exec({ command: ['cat', '/workspace/keep.txt'] }).catch((error: Error) => error);
+        if (!(again instanceof Error)) return { back: true, stdout: again.stdout };
+        const info = await ctl.client.getSession(id).catch((error: unknown) => error);
+        if (info instanceof RunnerError && info.status === 404) return { back: false, stdout: '' };
+        const state = info instanceof RunnerError ? `${info.status} ${info.code} ${info.message}` : JSON.stringify(info);
+        throw new Error(`the session is neither back nor reported gone: it stays ${state}`);
       },
       { timeout: 60_000, interval: 250 },
     );

@@ -3,9 +3,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { ImageList } from '../../shared/schemas/docker.js';
 import { buildImages } from '../helpers/controller-e2e.js';
 import { dockerExec } from '../helpers/docker-exec.js';
+import { runnerError } from '../helpers/runner-error.js';
 import { testEngineRemappedRoot } from '../helpers/test-engine.js';
 import { TerminalClient } from '../helpers/ws-client.js';
 import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
@@ -96,7 +96,7 @@ describe.sequential('faults', () => {
       }
     }
     if (!ctl.alive) await ctl.start();
-    for (const id of made.splice(0)) await ctl.deleteSession(id);
+    for (const id of made.splice(0)) await ctl.deleteSession(id).catch(() => {});
   });
 
   afterAll(async () => ctl.destroy());
@@ -104,7 +104,8 @@ describe.sequential('faults', () => {
   it('brings a session back within seconds after kill -9 of its agent: workspace intact, terminal reconnects', async () => {
     const id = 'agent-kill';
     await createSession(id);
-    expect((await ctl.request('PUT', `/sessions/${id}/files/workspace/keep.txt`, { body: { content: 'kept' } })).status).toBe(201);
+    await ctl.client.session(id).writeFile('/workspace/keep.txt', 'kept');
+    expect(ctl.lastResponse().status).toBe(201);
     const before = await TerminalClient.open(ctl, id, 'shell');
     before.type('echo before-""kill');
     await before.waitFor('before-kill');
@@ -119,9 +120,8 @@ describe.sequential('faults', () => {
     const info = await ctl.docker.getContainer(ctl.containerName(id)).inspect();
     // tini exits with its child, so the container ends and Docker's restart policy starts it again.
     expect(info.RestartCount).toBe(1);
-    expect((await ctl.request('GET', `/sessions/${id}`)).body).toMatchObject({ status: 'running' });
-    const file = await ctl.request('GET', `/sessions/${id}/files/workspace/keep.txt`);
-    expect(file.body).toMatchObject({ content: 'kept' });
+    expect(await ctl.client.getSession(id)).toMatchObject({ status: 'running' });
+    expect(await ctl.client.session(id).readFile('/workspace/keep.txt')).toMatchObject({ content: 'kept' });
     // The shell died with the old container: the same terminal id opens a fresh one.
     const after = await TerminalClient.open(ctl, id, 'shell');
     try {
@@ -148,9 +148,9 @@ describe.sequential('faults', () => {
     const id = 'dockerd-kill';
     await createSession(id);
     const dockerfile = 'FROM runner-busybox:latest\nRUN echo built >/built\n';
-    expect((await ctl.request('PUT', `/sessions/${id}/files/workspace/app/Dockerfile`, { body: { content: dockerfile } })).status).toBe(201);
-    const build = await ctl.request('POST', `/sessions/${id}/build`, { body: { context_path: '/workspace/app', image_tag: 'hard-built:1' }, timeoutMs: 300_000 });
-    expect(build.status, build.text.slice(0, 500)).toBe(200);
+    await ctl.client.session(id).writeFile('/workspace/app/Dockerfile', dockerfile);
+    expect(ctl.lastResponse().status).toBe(201);
+    expect(await ctl.client.session(id).build({ context_path: '/workspace/app', image_tag: 'hard-built:1' })).toMatchObject({ image_tag: 'hard-built:1' });
 
     // The learner owns the rootless daemon and can kill it.
     await ctl.exec(id, ['pkill', '-KILL', '-x', 'dockerd']);
@@ -164,7 +164,7 @@ describe.sequential('faults', () => {
     );
     const seconds = (performance.now() - started) / 1000;
     figure(`inner dockerd kill -9: ready again after ${seconds.toFixed(1)} s`);
-    const images = (await ctl.request('GET', `/sessions/${id}/images`)).body as ImageList;
+    const images = await ctl.client.session(id).images();
     const tags = images.images.flatMap((image) => image.tags);
     expect(tags).toEqual(expect.arrayContaining(['runner-busybox:latest', 'hard-built:1']));
     const built = await ctl.exec(id, ['docker', 'run', '--rm', 'hard-built:1', 'cat', '/built']);
@@ -179,6 +179,7 @@ describe.sequential('faults', () => {
     await terminal.waitFor('mark-one');
     const shellPid = (await ctl.exec(id, 'cat /tmp/shell-pid')).stdout;
 
+    // Raw while the controller stops: what happens to the connection itself is the point.
     const inflight = ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['sh', '-c', 'sleep 3; echo finished'] } });
     const stream = ctl.request('POST', `/sessions/${id}/exec/stream`, { body: { command: ['sh', '-c', 'sleep 3; echo streamed'] } });
     await vi.waitFor(async () => expect((await ctl.exec(id, 'ps -eo args | grep -c "^sleep 3$"')).stdout.trim(), 'both commands run').toBe('2'), { timeout: 90_000, interval: 250 });
@@ -192,7 +193,7 @@ describe.sequential('faults', () => {
     expect(streamed.text).toContain('"type":"exit"');
 
     await ctl.start();
-    expect((await ctl.request('GET', `/sessions/${id}`)).body).toMatchObject({ status: 'running' });
+    expect(await ctl.client.getSession(id)).toMatchObject({ status: 'running' });
     const again = await TerminalClient.open(ctl, id, 'shell');
     try {
       // The same shell: its scrollback comes back, and it is the same process.
@@ -212,6 +213,7 @@ describe.sequential('faults', () => {
     await terminal.waitFor('mark-two');
     const shellPid = (await ctl.exec(id, 'cat /tmp/shell-pid')).stdout.trim();
 
+    // Raw while the controller is killed: what happens to the connection itself is the point.
     const inflight = ctl.request('POST', `/sessions/${id}/exec`, { body: { command: ['sleep', '3131'] } });
     await vi.waitFor(async () => expect((await ctl.exec(id, 'ps -eo args | grep -c "^sleep 3131$"')).stdout.trim(), 'the command runs').toBe('1'), { timeout: 90_000, interval: 250 });
     await ctl.stop('SIGKILL');
@@ -222,7 +224,7 @@ describe.sequential('faults', () => {
     expect((await terminal.closed).code).toBe(1006);
 
     await ctl.start();
-    expect((await ctl.request('GET', `/sessions/${id}`)).body).toMatchObject({ status: 'running' });
+    expect(await ctl.client.getSession(id)).toMatchObject({ status: 'running' });
     // The agent saw its client go and ended the command.
     await vi.waitFor(async () => expect((await ctl.exec(id, 'ps -eo args | grep -c "^sleep 3131$"')).stdout.trim(), 'the orphaned command is gone').toBe('0'), { timeout: 30_000, interval: 250 });
     const again = await TerminalClient.open(ctl, id, 'shell');
@@ -248,11 +250,10 @@ describe.sequential('faults', () => {
     const fill = await ctl.exec(id, 'dd if=/dev/zero of=/workspace/fill bs=1M count=64');
     expect(fill.exit_code).not.toBe(0);
     expect(fill.stderr).toContain('No space left on device');
-    const write = await ctl.request('PUT', `/sessions/${id}/files/workspace/more.bin`, { body: Buffer.alloc(1024 * 1024), headers: { 'content-type': 'application/octet-stream' } });
-    expect({ status: write.status, code: write.body?.code }).toEqual({ status: 507, code: 'NO_SPACE' });
+    const lab = ctl.client.session(id);
+    expect(await runnerError(lab.writeFile('/workspace/more.bin', new Uint8Array(1024 * 1024)))).toMatchObject({ status: 507, code: 'NO_SPACE' });
     // The failed write left no temporary file behind.
-    const listing = await ctl.request('GET', `/sessions/${id}/files?path=/workspace`);
-    expect(listing.body.entries.map((e: { name: string }) => e.name)).toEqual(['fill']);
+    expect((await lab.listFiles('/workspace')).entries.map((e) => e.name)).toEqual(['fill']);
 
     expect((await ctl.agentHealth(id)).health?.status).toBe('healthy');
     expect((await ctl.exec(id, 'echo still fine')).stdout).toBe('still fine\n');
@@ -263,8 +264,9 @@ describe.sequential('faults', () => {
     } finally {
       terminal.close();
     }
-    expect((await ctl.request('DELETE', `/sessions/${id}/files/workspace/fill`)).status).toBe(200);
-    expect((await ctl.request('PUT', `/sessions/${id}/files/workspace/more.bin`, { body: Buffer.alloc(1024 * 1024), headers: { 'content-type': 'application/octet-stream' } })).status).toBe(201);
+    expect(await lab.deleteFile('/workspace/fill')).toEqual({ path: '/workspace/fill' });
+    expect(await lab.writeFile('/workspace/more.bin', new Uint8Array(1024 * 1024))).toEqual({ path: '/workspace/more.bin', size: 1024 * 1024 });
+    expect(ctl.lastResponse().status).toBe(201);
   });
 
   it('runs learner processes (exec, terminal, inner dockerd) in groups of their own below the learner cgroup', async () => {
@@ -321,8 +323,8 @@ with open('/workspace/escape.log', 'w') as log:
     print('done', file=log)
 time.sleep(600)
 `;
-    const put = await ctl.request('PUT', `/sessions/${id}/files/workspace/escape.py`, { body: Buffer.from(escaper), headers: { 'content-type': 'application/octet-stream' } });
-    expect(put.status).toBe(201);
+    await ctl.client.session(id).writeFile('/workspace/escape.py', new TextEncoder().encode(escaper));
+    expect(ctl.lastResponse().status).toBe(201);
     const timedOut = await ctl.exec(id, 'python3 escape.py; until grep -qx done escape.log 2>/dev/null; do sleep 0.1; done; sleep 300', { timeoutSeconds: 10 });
     expect(timedOut.timed_out).toBe(true);
     const attempts = (await ctl.exec(id, ['cat', 'escape.log'])).stdout.trim().split('\n');
@@ -373,7 +375,7 @@ time.sleep(600)
     expect(watched.failed).toEqual([]);
     // Contained: another session and the controller carried on.
     expect((await ctl.exec('bystander', 'echo unaffected')).stdout).toBe('unaffected\n');
-    expect((await ctl.request('GET', '/health')).status).toBe(200);
+    expect(await ctl.client.health()).toMatchObject({ status: 'healthy' });
     // Killed with its group, the bomb leaves the session usable: commands run, the inner daemon is (back) up.
     const started = performance.now();
     await vi.waitFor(
@@ -385,7 +387,7 @@ time.sleep(600)
     await vi.waitFor(async () => expect((await ctl.agentHealth(id)).health?.daemon.ready, 'the inner daemon is ready').toBe(true), { timeout: 60_000, interval: 250 });
     figure(`fork bomb: session running commands again ${seconds.toFixed(1)} s after the exec timed out`);
     const deleted = await ctl.deleteSession(id);
-    expect(deleted.body).toMatchObject({ found: true });
+    expect(deleted).toMatchObject({ found: true });
     expect((await ctl.leftovers()).containers).toEqual([ctl.containerName('bystander')]);
   });
 
@@ -422,7 +424,7 @@ time.sleep(600)
     const started = performance.now();
     const deleted = await ctl.deleteSession(id);
     figure(`delete with a SIGTERM-ignoring process: ${((performance.now() - started) / 1000).toFixed(1)} s`);
-    expect(deleted.body).toMatchObject({ found: true });
+    expect(deleted).toMatchObject({ found: true });
     expect(await hostPids()).toEqual([]);
     expect(await ctl.leftovers()).toMatchObject({ containers: [], volumes: [], folders: [] });
   });

@@ -397,6 +397,7 @@ describe.sequential('hostile input through the controller', () => {
     const whole = await ctl.exec(ID, flood);
     expect(whole).toMatchObject({ exit_code: 0, truncated: true });
     expect(whole.stdout.length).toBeLessThanOrEqual(1024 * 1024);
+    // Raw: the size of the whole streamed body is the point.
     const stream = await ctl.request('POST', `${S}/exec/stream`, { body: { command: ['sh', '-c', flood] }, timeoutMs: 300_000 });
     expect(stream.status).toBe(200);
     const last = JSON.parse(stream.text.trim().split('\n').at(-1)!);

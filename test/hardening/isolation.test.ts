@@ -88,10 +88,9 @@ describe.sequential('isolation of sessions', () => {
       expect(result.exit_code, attempt).not.toBe(0);
       expect(result.stdout, attempt).not.toContain(token);
     }
-    const search = await ctl.request('POST', `/sessions/${A}/exec`, { body: { command: ['python3', '-c', FIND_TOKEN], stdin: token, timeout_seconds: 240 }, timeoutMs: 300_000 });
-    expect(search.status).toBe(200);
-    expect(search.body.exit_code, search.body.stderr).toBe(0);
-    expect(search.body.stdout.trim()).toBe('');
+    const search = await ctl.client.session(A).exec({ command: ['python3', '-c', FIND_TOKEN], stdin: token, timeout_seconds: 240 });
+    expect(search.exit_code, search.stderr).toBe(0);
+    expect(search.stdout.trim()).toBe('');
     const env = await exec(A, 'env');
     expect(env.stdout).not.toContain(token);
     expect(env.stdout).not.toMatch(/^AGENT_/m);
@@ -162,7 +161,7 @@ describe.sequential('isolation of sessions', () => {
     }
     // The controller saw the attempts and refused them itself (no firewall rule did it).
     expect(await ctl.logTail(100_000)).toContain('refused a connection from the sessions network');
-    expect((await ctl.request('GET', '/health')).status).toBe(200);
+    expect(await ctl.client.health()).toMatchObject({ status: 'healthy' });
   });
 
   it("keeps inner containers away from the agent's socket and token", async () => {

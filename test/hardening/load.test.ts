@@ -67,6 +67,7 @@ describe.sequential('load', () => {
   });
 
   it(`creates and deletes ${SESSIONS} sessions at once for ${ROUNDS} rounds: no 5xx, nothing leaked`, async () => {
+    // Raw requests: a census of every answer under load, none at all (status 0) included, which the client would throw.
     const statuses = new Map<string, number>();
     const failures: string[] = [];
     const count = (what: string, status: number, text: string): void => {

@@ -40,6 +40,11 @@ export interface E2EController {
   ): Promise<{ status: number; body: ReturnType<JSON['parse']> }>;
   /** The typed client a backend uses, with the controller's token: for well-formed calls (`request` sends anything). */
   readonly client: RunnerClient;
+  /**
+   * The status and headers of the client's last answer: the client gives bodies, and 201 against 200 or a
+   * content-type are part of the API too.
+   */
+  lastResponse(): { status: number; headers: Headers };
   /** `Authorization` for the controller's token (empty without one), for clients other than `request`. */
   authHeaders(): Record<string, string>;
   /** A session's agent as the controller reaches it (its unix socket and own token), to compare with direct access. */
@@ -91,6 +96,12 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
     return app;
   };
   let app = await start();
+  let lastResponse = { status: 0, headers: new Headers() };
+  const recordingFetch: typeof fetch = async (input, init) => {
+    const response = await fetch(input, init);
+    lastResponse = { status: response.status, headers: response.headers };
+    return response;
+  };
   const ownLabel = `${Label.instance}=${config.instance}`;
   const controller: E2EController = {
     get url() {
@@ -104,8 +115,9 @@ export async function startE2EController(env: Record<string, string> = {}): Prom
     },
     docker,
     get client() {
-      return new RunnerClient({ baseUrl: controller.url, token: config.apiToken });
+      return new RunnerClient({ baseUrl: controller.url, token: config.apiToken, fetch: recordingFetch });
     },
+    lastResponse: () => lastResponse,
     async request(method, path, body, headers = {}) {
       const res = await fetch(`${controller.url}${path}`, {
         method,

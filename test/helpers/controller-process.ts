@@ -3,6 +3,8 @@ import { once } from 'node:events';
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { RunnerClient, type DeleteSessionResponse } from '../../client/src/index.js';
 import { parseControllerConfig, type ControllerConfig } from '../../controller/config.js';
 import { Label } from '../../controller/runtime/labels.js';
 import type { ExecResult } from '../../shared/schemas/exec.js';
@@ -16,6 +18,11 @@ import { waitUntil } from './wait-until.js';
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const LONG_REQUEST_MS = 600_000;
+
+// The client's requests each on a fresh connection, as rawRequest's: the suites kill and restart the controller on
+// the same port, and a kept-alive socket of the dead one must never be reused. Long deadlines: the suites load it.
+const freshConnections = new Agent({ pipelining: 0, headersTimeout: LONG_REQUEST_MS, bodyTimeout: LONG_REQUEST_MS });
 
 export interface ControllerProcessOptions {
   /**
@@ -44,6 +51,12 @@ export class ControllerProcess {
   readonly #nodeArgs: string[];
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
+  #lastResponse = { status: 0, headers: new Headers() };
+  readonly #fetch = (async (input: string, init?: RequestInit) => {
+    const response = await undiciFetch(input, { ...(init as object), dispatcher: freshConnections });
+    this.#lastResponse = { status: response.status, headers: response.headers as unknown as Headers };
+    return response;
+  }) as unknown as typeof fetch;
 
   constructor(options: ControllerProcessOptions) {
     this.#env = options.env;
@@ -131,32 +144,40 @@ export class ControllerProcess {
     await this.start(env);
   }
 
+  /** The typed client a backend uses, with the controller's token: for the suites' ordinary calls. */
+  get client(): RunnerClient {
+    return new RunnerClient({ baseUrl: this.url, token: this.token || undefined, fetch: this.#fetch });
+  }
+
+  /** The status and headers of the client's last answer: the client gives bodies, and 201 against 200 is the API's too. */
+  lastResponse(): { status: number; headers: Headers } {
+    return this.#lastResponse;
+  }
+
+  /** Any request, byte for byte (rawRequest): for what the client never sends, hostile paths, bodies and tokens. */
   request(method: string, path: string, options: RequestOptions = {}): Promise<HttpAnswer> {
     return rawRequest(this.port, method, path, { ...options, token: this.token });
   }
 
-  /** Creates a session and fails unless it is 201. */
+  /** Creates a session; fails (a RunnerError) unless it was created. */
   async createSession(id: string, ttlSeconds?: number): Promise<void> {
-    const created = await this.request('POST', '/sessions', { body: { session_id: id, ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) }, timeoutMs: 300_000 });
-    if (created.status !== 201) throw new Error(`creating session ${id}: ${created.status} ${created.text.slice(0, 2000)}`);
+    await this.client.createSession({ session_id: id, ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) });
   }
 
-  async deleteSession(id: string): Promise<HttpAnswer> {
-    return this.request('DELETE', `/sessions/${id}`, { timeoutMs: 120_000 });
+  deleteSession(id: string): Promise<DeleteSessionResponse> {
+    return this.client.deleteSession(id);
   }
 
   /** Runs a command as the learner through the controller; a shell line runs under `sh -c`. */
-  async exec(id: string, command: string | string[], options: { timeoutSeconds?: number; workdir?: string } = {}): Promise<ExecResult> {
+  exec(id: string, command: string | string[], options: { timeoutSeconds?: number; workdir?: string } = {}): Promise<ExecResult> {
     const argv = typeof command === 'string' ? ['sh', '-c', command] : command;
-    const res = await this.request('POST', `/sessions/${id}/exec`, {
-      body: { command: argv, ...(options.timeoutSeconds ? { timeout_seconds: options.timeoutSeconds } : {}), ...(options.workdir ? { workdir: options.workdir } : {}) },
-      timeoutMs: 600_000,
-    });
-    if (res.status !== 200) throw new Error(`exec ${argv.join(' ')} in ${id}: ${res.status} ${res.error ?? res.text.slice(0, 1000)}`);
-    return res.body as ExecResult;
+    return this.client.session(id).exec({ command: argv, timeout_seconds: options.timeoutSeconds, workdir: options.workdir });
   }
 
-  /** The agent's own health, through the controller, and how long it took to answer. */
+  /**
+   * The agent's own health, through the controller, and how long it took to answer. Raw: a probe with its own
+   * deadline, whose answer may be none at all (status 0) or any error status.
+   */
   async agentHealth(id: string, timeoutMs = 10_000): Promise<{ status: number; health: AgentHealth | null; ms: number }> {
     const started = performance.now();
     const res = await this.request('GET', `/sessions/${id}/health`, { timeoutMs });

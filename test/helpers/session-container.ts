@@ -57,7 +57,10 @@ export class SessionContainer {
     return join(this.dir, 'agent.sock');
   }
 
-  /** A request to the agent over its unix socket, with the bearer token; JSON in, JSON (or text) out. */
+  /**
+   * A request to the agent over its unix socket, with the bearer token; JSON in, JSON (or text) out. Not the typed
+   * client: that addresses a controller's `/sessions/{id}` routes, and these tests have the agent alone.
+   */
   async call<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, timeoutMs = 120_000): Promise<AgentResponse<T>> {
     const res = await request(`http://session${path}`, {
       method,

@@ -71,8 +71,20 @@ describe.sequential('the typed client against a real session', () => {
     });
   });
 
+  it('deletes the session keeping its workspace, which a new session of that id gets back', async () => {
+    await lab.writeFile('/workspace/kept.txt', 'still mine');
+    const deleted = await runner.deleteSession(SESSION, { keep_workspace: true });
+    expect(deleted).toMatchObject({ session_id: SESSION, found: true, workspace_kept_until: expect.any(String) });
+    expect(Date.parse(deleted.workspace_kept_until!)).toBeGreaterThan(Date.now());
+    await expect(runner.getSession(SESSION)).rejects.toMatchObject({ code: 'SESSION_NOT_FOUND' });
+    await runner.createSession({ session_id: SESSION });
+    expect(await lab.readText('/workspace/kept.txt')).toBe('still mine');
+  });
+
   it('deletes the session', async () => {
-    expect(await runner.deleteSession(SESSION)).toMatchObject({ found: true });
+    const deleted = await runner.deleteSession(SESSION);
+    expect(deleted).toMatchObject({ found: true });
+    expect(deleted.workspace_kept_until).toBeUndefined();
     await expect(runner.getSession(SESSION)).rejects.toMatchObject({ code: 'SESSION_NOT_FOUND' });
   });
 });

@@ -25,6 +25,7 @@ describe.sequential('ContainrLab flat API (CONTAINRLAB_COMPAT=true)', () => {
   let controller: E2EController;
   let labs: string;
   const id = newId();
+  // Raw: the ContainrLab flat API is another API than the one the client speaks.
   const post = (path: string, body: unknown) => controller.request('POST', path, body);
 
   beforeAll(async () => {

@@ -41,44 +41,45 @@ describe.skipIf(!remappedRoot).sequential("a session's root on a remapped engine
 
   it('cannot write the host-wide core_pattern, although it has SYS_ADMIN and an unmasked /proc', async () => {
     // The first session claims the warm member; the pool then starts another, and this one starts cold.
+    // /metrics is Prometheus text for a scraper, not part of the client: read raw.
     await vi.waitFor(async () => expect(String((await ctl.request('GET', '/metrics')).body)).toMatch(/^runner_warm_pool_ready 1$/m), { timeout: 120_000, interval: 200 });
-    const claimed = await ctl.request('POST', '/sessions', { session_id: 'remap-warm' });
-    expect(claimed.status, JSON.stringify(claimed.body)).toBe(201);
+    const claimed = await ctl.client.createSession({ session_id: 'remap-warm' });
+    expect(ctl.lastResponse().status).toBe(201);
     // Served by the warm member (a failed claim would have started it cold): its token was replaced.
-    expect((await ctl.docker.getContainer(claimed.body.container_name).inspect()).Config.Labels[Label.poolId]).toMatch(/^[0-9a-f]{12}$/);
-    const created = await ctl.request('POST', '/sessions', { session_id: 'remap-cold' });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect((await ctl.docker.getContainer(claimed.container_name).inspect()).Config.Labels[Label.poolId]).toMatch(/^[0-9a-f]{12}$/);
+    const created = await ctl.client.createSession({ session_id: 'remap-cold' });
+    expect(ctl.lastResponse().status).toBe(201);
 
-    const written = await execAsRoot(ctl.docker, created.body.container_name, ['sh', '-c', 'cat /proc/sys/kernel/core_pattern >/proc/sys/kernel/core_pattern']);
+    const written = await execAsRoot(ctl.docker, created.container_name, ['sh', '-c', 'cat /proc/sys/kernel/core_pattern >/proc/sys/kernel/core_pattern']);
     expect(written.exitCode).not.toBe(0);
     expect(written.output).toMatch(/Permission denied|Operation not permitted/);
     // The same root still owns its own session: the hardening costs it nothing inside.
-    expect(await execAsRoot(ctl.docker, created.body.container_name, ['sh', '-c', 'touch /etc/written-by-root && id -u'])).toEqual({ exitCode: 0, output: '0\n' });
+    expect(await execAsRoot(ctl.docker, created.container_name, ['sh', '-c', 'touch /etc/written-by-root && id -u'])).toEqual({ exitCode: 0, output: '0\n' });
   });
 
   it("gives the session's root its agent folder and token, also the token a warm claim replaced", async () => {
     await expectOwnedBySessionRoot('remap-cold');
     await expectOwnedBySessionRoot('remap-warm');
     for (const id of ['remap-cold', 'remap-warm']) {
-      const hello = await ctl.request('POST', `/sessions/${id}/exec`, { command: ['sh', '-c', 'echo hello from $(id -u)'] });
-      expect(hello.body).toMatchObject({ exit_code: 0, logs: ['hello from 1000'] });
+      const hello = await ctl.client.session(id).exec({ command: ['sh', '-c', 'echo hello from $(id -u)'] });
+      expect(hello).toMatchObject({ exit_code: 0, logs: ['hello from 1000'] });
     }
   });
 
   it("keeps the learner's processes in their own cgroup and runs inner containers", async () => {
-    const cgroup = await ctl.request('POST', '/sessions/remap-cold/exec', { command: ['cat', '/proc/self/cgroup'] });
-    expect(cgroup.body.logs.join('\n')).toMatch(/:pids:\/learner\b/);
-    const inner = await ctl.request('POST', '/sessions/remap-cold/exec', { command: ['docker', 'run', '--rm', 'runner-busybox:latest', 'echo', 'inner ok'] });
-    expect(inner.body).toMatchObject({ exit_code: 0, logs: ['inner ok'] });
+    const cgroup = await ctl.client.session('remap-cold').exec({ command: ['cat', '/proc/self/cgroup'] });
+    expect(cgroup.logs.join('\n')).toMatch(/:pids:\/learner\b/);
+    const inner = await ctl.client.session('remap-cold').exec({ command: ['docker', 'run', '--rm', 'runner-busybox:latest', 'echo', 'inner ok'] });
+    expect(inner).toMatchObject({ exit_code: 0, logs: ['inner ok'] });
   });
 
   it('hands the cgroup folders over again when the engine restarts a session whose agent died', async () => {
-    const name = (await ctl.request('GET', '/sessions/remap-cold')).body.container_name;
+    const name = (await ctl.client.getSession('remap-cold')).container_name;
     const killed = await execAsRoot(ctl.docker, name, ['sh', '-c', 'for p in $(cat /proc/1/task/1/children); do grep -q agent/main.js /proc/$p/cmdline && kill -9 $p && echo killed; done']);
     expect(killed.output).toBe('killed\n');
     await vi.waitFor(async () => expect((await ctl.docker.getContainer(name).inspect()).RestartCount).toBe(1), { timeout: 30_000, interval: 200 });
-    await vi.waitFor(async () => expect((await ctl.request('POST', '/sessions/remap-cold/exec', { command: ['true'] })).status).toBe(200), { timeout: 60_000, interval: 250 });
-    const cgroup = await ctl.request('POST', '/sessions/remap-cold/exec', { command: ['cat', '/proc/self/cgroup'] });
-    expect(cgroup.body.logs.join('\n')).toMatch(/:pids:\/learner\b/);
+    await vi.waitFor(async () => expect((await ctl.client.session('remap-cold').exec({ command: ['true'] })).exit_code).toBe(0), { timeout: 60_000, interval: 250 });
+    const cgroup = await ctl.client.session('remap-cold').exec({ command: ['cat', '/proc/self/cgroup'] });
+    expect(cgroup.logs.join('\n')).toMatch(/:pids:\/learner\b/);
   });
 });

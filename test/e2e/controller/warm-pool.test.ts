@@ -37,6 +37,7 @@ describe.sequential('warm pool on real Docker (WARM_POOL_SIZE=2)', () => {
     return new Map(list.map((c) => [c.Id, (c.Names[0] ?? '').replace(/^\//, '')]));
   };
   const unclaimed = async (): Promise<string[]> => [...(await poolContainers()).values()].filter((name) => name.includes('warm.'));
+  // /metrics is Prometheus text for a scraper, not part of the client: read raw.
   const poolReady = async (): Promise<number> => {
     const { body } = await ctl.request('GET', '/metrics');
     return Number(/^runner_warm_pool_ready (\d+)$/m.exec(String(body))?.[1] ?? Number.NaN);
@@ -61,12 +62,12 @@ describe.sequential('warm pool on real Docker (WARM_POOL_SIZE=2)', () => {
     }
     const requestedAt = Date.now();
 
-    const created = await ctl.request('POST', '/sessions', { session_id: 'warm-a', ttl_seconds: 600 });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    expect(created.body).toMatchObject({ session_id: 'warm-a', container_name: 'rte2e-warm-a', status: 'running' });
-    expect(Date.parse(created.body.expires_at) - Date.parse(created.body.created_at)).toBe(600 * 1000);
+    const created = await ctl.client.createSession({ session_id: 'warm-a', ttl_seconds: 600 });
+    expect(ctl.lastResponse().status).toBe(201);
+    expect(created).toMatchObject({ session_id: 'warm-a', container_name: `${ctl.config.namePrefix}warm-a`, status: 'running' });
+    expect(Date.parse(created.expires_at) - Date.parse(created.created_at)).toBe(600 * 1000);
 
-    const info = await ctl.docker.getContainer('rte2e-warm-a').inspect();
+    const info = await ctl.docker.getContainer(`${ctl.config.namePrefix}warm-a`).inspect();
     expect(before.has(info.Id)).toBe(true);
     expect(Date.parse(info.State.StartedAt)).toBeLessThan(requestedAt);
     expect(info.RestartCount).toBe(0);
@@ -74,10 +75,10 @@ describe.sequential('warm pool on real Docker (WARM_POOL_SIZE=2)', () => {
     const oldToken = tokens.get(info.Config.Labels[Label.poolId]!)!;
     expect(oldToken).toMatch(/^[0-9a-f]{64}$/);
 
-    const hello = await ctl.request('POST', '/sessions/warm-a/exec', { command: ['sh', '-c', 'echo hello from $(id -u)'] });
-    expect(hello.body).toMatchObject({ exit_code: 0, logs: ['hello from 1000'] });
-    expect((await ctl.request('GET', '/sessions/warm-a')).body).toMatchObject({ status: 'running', container_name: 'rte2e-warm-a' });
-    expect((await ctl.request('GET', '/sessions')).body.sessions.map((s: { session_id: string }) => s.session_id)).toEqual(['warm-a']);
+    const hello = await ctl.client.session('warm-a').exec({ command: ['sh', '-c', 'echo hello from $(id -u)'] });
+    expect(hello).toMatchObject({ exit_code: 0, logs: ['hello from 1000'] });
+    expect(await ctl.client.getSession('warm-a')).toMatchObject({ status: 'running', container_name: `${ctl.config.namePrefix}warm-a` });
+    expect((await ctl.client.listSessions()).map((s) => s.session_id)).toEqual(['warm-a']);
 
     const agent = await ctl.agent('warm-a');
     expect(agent.token).not.toBe(oldToken);
@@ -94,29 +95,26 @@ describe.sequential('warm pool on real Docker (WARM_POOL_SIZE=2)', () => {
     await waitPoolFull();
     const members = await unclaimed();
     await ctl.restart();
-    expect((await ctl.request('GET', '/sessions/warm-a')).body).toMatchObject({ status: 'running', container_name: 'rte2e-warm-a' });
+    expect(await ctl.client.getSession('warm-a')).toMatchObject({ status: 'running', container_name: `${ctl.config.namePrefix}warm-a` });
     // Inside, a claimed session looks like a cold one: the same hostname for all.
-    const exec = await ctl.request('POST', '/sessions/warm-a/exec', { command: ['hostname'] });
-    expect(exec.body).toMatchObject({ exit_code: 0, stdout: 'session\n' });
+    expect(await ctl.client.session('warm-a').exec({ command: ['hostname'] })).toMatchObject({ exit_code: 0, stdout: 'session\n' });
     await waitPoolFull();
     expect((await unclaimed()).sort()).toEqual(members.sort());
-    expect((await ctl.request('GET', '/health')).body.active_sessions).toBe(1);
+    expect((await ctl.client.health()).active_sessions).toBe(1);
   });
 
   it('comes back when Docker restarts the claimed container (its mount follows the moved folder)', async () => {
-    await ctl.docker.getContainer('rte2e-warm-a').restart({ t: 1 });
+    await ctl.docker.getContainer(`${ctl.config.namePrefix}warm-a`).restart({ t: 1 });
     await vi.waitFor(
       async () => {
-        const exec = await ctl.request('POST', '/sessions/warm-a/exec', { command: ['true'] });
-        expect(exec.body.exit_code).toBe(0);
+        expect((await ctl.client.session('warm-a').exec({ command: ['true'] })).exit_code).toBe(0);
       },
       { timeout: 60_000, interval: 250 },
     );
   });
 
   it('deletes a claimed session with everything it had, and a controller without a pool removes the members', async () => {
-    const deleted = await ctl.request('DELETE', '/sessions/warm-a');
-    expect(deleted.body).toEqual({ session_id: 'warm-a', status: 'deleted', found: true });
+    expect(await ctl.client.deleteSession('warm-a')).toEqual({ session_id: 'warm-a', status: 'deleted', found: true });
     await waitPoolFull();
     const left = await ctl.leftovers();
     // Only the pool's own members remain: two containers, their four volumes and two folders.
@@ -135,10 +133,10 @@ describe.sequential('warm pool on real Docker (WARM_POOL_SIZE=2)', () => {
     for (let i = 1; i <= WARM_ROUNDS; i++) {
       await waitPoolFull();
       const startedAt = performance.now();
-      const res = await ctl.request('POST', '/sessions', { session_id: `warm-${i}` });
+      await ctl.client.createSession({ session_id: `warm-${i}` });
       warm.push(performance.now() - startedAt);
-      expect(res.status).toBe(201);
-      await ctl.request('DELETE', `/sessions/warm-${i}`);
+      expect(ctl.lastResponse().status).toBe(201);
+      await ctl.client.deleteSession(`warm-${i}`);
     }
     const claims = /^runner_warm_pool_claims_total (\d+)$/m.exec(String((await ctl.request('GET', '/metrics')).body))?.[1];
     expect(Number(claims)).toBe(WARM_ROUNDS);
@@ -147,10 +145,10 @@ describe.sequential('warm pool on real Docker (WARM_POOL_SIZE=2)', () => {
     const cold: number[] = [];
     for (let i = 1; i <= COLD_ROUNDS; i++) {
       const startedAt = performance.now();
-      const res = await ctl.request('POST', '/sessions', { session_id: `cold-${i}` });
+      await ctl.client.createSession({ session_id: `cold-${i}` });
       cold.push(performance.now() - startedAt);
-      expect(res.status).toBe(201);
-      await ctl.request('DELETE', `/sessions/cold-${i}`);
+      expect(ctl.lastResponse().status).toBe(201);
+      await ctl.client.deleteSession(`cold-${i}`);
     }
     const fmt = (values: number[]) => values.map((v) => v.toFixed(0)).join(' ');
     console.log(

@@ -8,7 +8,9 @@ import { build } from 'esbuild';
 import puppeteer, { type Browser, type Frame, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
+import type { GrantInput } from '../../../client/src/index.js';
 import { buildImages, startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
+import { runnerError } from '../../helpers/runner-error.js';
 
 // Functions below run in the browser; this test is compiled without the DOM's types.
 declare const window: any;
@@ -86,10 +88,11 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
   let userDataDir: string;
   let downloads: string;
 
-  const grant = async (session: string, body: Record<string, unknown>) => {
-    const res = await ctl.request('POST', `/sessions/${session}/grants`, body);
-    expect(res.status, JSON.stringify(res.body)).toBe(201);
-    return res.body as { url: string; capability: string; expires_at: string };
+  // The platform's backend mints grants with the client; what the browser then does with them is raw on purpose.
+  const grant = async (session: string, request: GrantInput) => {
+    const granted = await ctl.client.session(session).createGrant(request);
+    expect(ctl.lastResponse().status).toBe(201);
+    return granted;
   };
   const previewFrame = async (): Promise<Frame> => {
     const handle = await page.$('#preview');
@@ -106,19 +109,23 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
       PREVIEW_HTTPS: 'false',
       RUNNER_ALLOWED_ORIGINS: platformOrigin,
     });
-    for (const id of [A, B]) expect((await ctl.request('POST', '/sessions', { session_id: id })).status).toBe(201);
+    for (const id of [A, B]) {
+      await ctl.client.createSession({ session_id: id });
+      expect(ctl.lastResponse().status).toBe(201);
+    }
 
     // The learner's app, built and run inside session A's own Docker.
+    const lab = ctl.client.session(A);
     for (const name of ['Dockerfile', 'serve.sh', 'app.js']) {
-      const content = await readFile(join(LAB_APP, name), 'utf8');
-      expect((await ctl.request('PUT', `/sessions/${A}/files/workspace/lab/${name}`, { content })).status).toBe(201);
+      await lab.writeFile(`/workspace/lab/${name}`, await readFile(join(LAB_APP, name), 'utf8'));
+      expect(ctl.lastResponse().status).toBe(201);
     }
-    const built = await ctl.request('POST', `/sessions/${A}/build`, { context_path: '/workspace/lab', image_tag: 'lab-app:1' });
-    expect(built.status, JSON.stringify(built.body)).toBe(200);
-    const ran = await ctl.request('POST', `/sessions/${A}/run`, { image: 'lab-app:1', name: 'lab', ports: [`${APP_PORT}:${APP_PORT}`] });
-    expect(ran.status, JSON.stringify(ran.body)).toBe(200);
+    await lab.build({ context_path: '/workspace/lab', image_tag: 'lab-app:1' });
+    expect((await lab.run({ image: 'lab-app:1', name: 'lab', ports: [`${APP_PORT}:${APP_PORT}`] })).container_name).toBe('lab');
+    // The ports route proxies the learner's app (its text, not the API's JSON): raw.
     await vi.waitFor(async () => expect((await ctl.request('GET', `/sessions/${A}/ports/${APP_PORT}/new`)).body).toBe('redirected ok'), WAIT);
-    expect((await ctl.request('PUT', `/sessions/${A}/files/workspace/out/report.txt`, { content: 'the learner wrote this\n' })).status).toBe(201);
+    await lab.writeFile('/workspace/out/report.txt', 'the learner wrote this\n');
+    expect(ctl.lastResponse().status).toBe(201);
 
     await mkdir(ARTIFACTS, { recursive: true });
     userDataDir = await mkdtemp(join(tmpdir(), 'grants-chromium-'));
@@ -278,8 +285,8 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
     await vi.waitFor(async () => expect(await readdir(downloads)).toContain('report.txt'), WAIT);
     expect(await readFile(join(downloads, 'report.txt'), 'utf8')).toBe('the learner wrote this\n');
 
-    const outside = await ctl.request('POST', `/sessions/${A}/grants`, { capability: 'file', path: '/workspace/../etc/shadow' });
-    expect(outside).toMatchObject({ status: 403, body: { code: 'PATH_OUTSIDE_WORKSPACE' } });
+    const outside = await runnerError(ctl.client.session(A).createGrant({ capability: 'file', path: '/workspace/../etc/shadow' }));
+    expect(outside).toMatchObject({ status: 403, code: 'PATH_OUTSIDE_WORKSPACE' });
   });
 
   it('revokes: the open terminal and the preview’s socket close, and every earlier grant is refused', async () => {
@@ -288,7 +295,8 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
     const frame = await previewFrame();
     expect(await frame.evaluate(() => window.appSocket.readyState)).toBe(1);
 
-    expect(await ctl.request('DELETE', `/sessions/${A}/grants`)).toEqual({ status: 200, body: { session_id: A, revoked: true } });
+    expect(await ctl.client.session(A).revokeGrants()).toEqual({ session_id: A, revoked: true });
+    expect(ctl.lastResponse().status).toBe(200);
 
     await vi.waitFor(async () => expect(await page.evaluate(() => window.termClosed)).toMatchObject({ code: 4401 }), WAIT);
     await vi.waitFor(async () => expect(await frame.evaluate(() => window.appSocket.readyState)).toBe(3), WAIT);
@@ -311,9 +319,11 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
     const open = new WebSocket((await grant(B, { capability: 'terminal' })).url, { headers: { origin: platformOrigin } });
     await once(open, 'open');
     const closed = once(open, 'close');
-    expect((await ctl.request('DELETE', `/sessions/${B}`)).status).toBe(200);
+    expect(await ctl.client.deleteSession(B)).toMatchObject({ session_id: B, found: true });
+    expect(ctl.lastResponse().status).toBe(200);
     expect((await closed)[0]).toBe(4401);
-    expect((await ctl.request('POST', '/sessions', { session_id: B })).status).toBe(201);
+    await ctl.client.createSession({ session_id: B });
+    expect(ctl.lastResponse().status).toBe(201);
     const file = await fetch(fileLink.url);
     expect(file.status).toBe(401);
     expect(await file.json()).toMatchObject({ code: 'GRANT_REVOKED' });
