@@ -4,7 +4,7 @@
  * cached figure expired (a cgroup read per session) and with the cache warm. Then a cold read of 200 sessions'
  * cgroups (each of the N read 200/N times, none cached), and one walk of a session's volumes.
  *
- *   RUNNER_TEST_NAME_PREFIX=rtusage- npx tsx scripts/usage-cost.ts [N=10] [rounds=15]
+ *   RUNNER_TEST_NAME_PREFIX=rtusage- npx tsx scripts/usage-cost.ts [N=10] [rounds=30]
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildApp } from '../controller/app.js';
@@ -15,7 +15,7 @@ import { testDocker } from '../test/helpers/test-engine.js';
 import pino from 'pino';
 
 const N = Number(process.argv[2] ?? 10);
-const ROUNDS = Number(process.argv[3] ?? 15);
+const ROUNDS = Number(process.argv[3] ?? 30);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => `${x.toFixed(2)} ms`;
 
@@ -47,11 +47,14 @@ try {
   const cold: number[] = [];
   const warm: number[] = [];
   const none: number[] = [];
+  // The order turns every round (a cached request always follows an expired one): none goes first, in the middle, last.
+  const orders = [['none', 'cold', 'warm'], ['cold', 'none', 'warm'], ['cold', 'warm', 'none']] as const;
   for (let round = 0; round < ROUNDS; round += 1) {
     await sleep(1_100); // past USAGE_TTL_SECONDS: every session's figures are read again
-    cold.push(await time(ctl.app));
-    warm.push(await time(ctl.app));
-    none.push(await time(without));
+    for (const kind of orders[round % orders.length]!) {
+      if (kind === 'none') none.push(await time(without));
+      else (kind === 'cold' ? cold : warm).push(await time(ctl.app));
+    }
   }
   console.info(`GET /sessions, ${N} sessions, median of ${ROUNDS} interleaved rounds:`);
   console.info(`  without usage ${ms(median(none))} | usage, cache expired ${ms(median(cold))} (${(median(cold) / median(none)).toFixed(2)}x) | usage, cached ${ms(median(warm))} (${(median(warm) / median(none)).toFixed(2)}x)`);
