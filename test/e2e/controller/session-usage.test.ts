@@ -134,3 +134,33 @@ describe.sequential('usage per session (its own filesystem)', () => {
     await waitForUsage(ctl, id, (u) => (u.disk_bytes ?? 0) >= (before.disk_bytes ?? 0) + 50 * MIB, 'disk of the 50 MiB file');
   });
 });
+
+describe.sequential('usage per session (claimed from the warm pool)', () => {
+  let ctl: E2EController;
+  const id = 'usage-warm';
+
+  beforeAll(async () => {
+    ctl = await startE2EController({ ...FAST_USAGE, WARM_POOL_SIZE: '1' });
+    await vi.waitFor(async () => {
+      const { body } = await ctl.request('GET', '/metrics');
+      if (!/^runner_warm_pool_ready 1$/m.test(String(body))) throw new Error('no ready pool member yet');
+    }, { timeout: 120_000, interval: 250 });
+    await ctl.client.createSession({ session_id: id });
+  }, 300_000);
+
+  afterAll(async () => {
+    await ctl?.destroy();
+  }, 120_000);
+
+  it('reports the usage of the renamed pool container under the session, and none for the pool members', async () => {
+    const { body } = await ctl.request('GET', '/metrics');
+    expect(String(body)).toMatch(/^runner_warm_pool_claims_total 1$/m);
+    const usage = await waitForUsage(ctl, id, (u) => u.disk_bytes !== null, 'the first walk of the volumes');
+    expect(usage.memory_bytes).toBeGreaterThan(10 * MIB);
+    expect(usage.pids).toBeGreaterThanOrEqual(3);
+    const series = String((await ctl.request('GET', '/metrics')).body)
+      .split('\n')
+      .filter((line) => line.startsWith('runner_session_memory_bytes{'));
+    expect(series.map((line) => line.split(' ')[0])).toEqual([`runner_session_memory_bytes{session_id="${id}"}`]);
+  });
+});
