@@ -63,7 +63,8 @@ describe.sequential('usage per session (two Docker volumes)', () => {
   it('sees memory grow while a process holds 100 MiB, and its processes counted', async () => {
     const before = await usageOf(ctl, id);
     const stream = ctl.client.session(id).execStream({
-      command: ['bash', '-c', 'x=$(head -c 100M /dev/zero | tr "\\0" a); echo ready; sleep 120'],
+      // Something after the sleep keeps bash (and its 100 MiB) alive: a last command would replace it by exec.
+      command: ['bash', '-c', 'x=$(head -c 100M /dev/zero | tr "\\0" a); echo ready; sleep 120; echo "${#x}"'],
       timeout_seconds: 150,
     });
     try {
