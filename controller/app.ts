@@ -30,6 +30,7 @@ import { soleLeader, type Leadership } from './sessions/leadership.js';
 import { SessionStore } from './sessions/session-store.js';
 import type { StateStore } from './sessions/state-store.js';
 import { sessionsRoutes } from './sessions/sessions.routes.js';
+import { UsageCache } from './sessions/usage-cache.js';
 import { containrlabRoutes } from './containrlab/containrlab.routes.js';
 
 export interface AppDeps {
@@ -76,11 +77,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     now: deps.now,
   });
 
+  const usage = new UsageCache({
+    runtime,
+    ttlMs: config.usageTtlSeconds * 1000,
+    diskWalkMs: config.usageDiskWalkSeconds * 1000,
+    log: app.log,
+    now: deps.now,
+  });
   // The gauges read their counts only when scraped, after `sessions` exists.
   const metrics: ControllerMetrics = new ControllerMetrics({
     activeSessions: () => sessions.count(),
     pool: () => sessions.poolCounts(),
     starts: () => sessions.startCounts(),
+    ...(usage.measures ? { sessionUsage: () => usage.all(sessions.readySessions()) } : {}),
   });
   const sessions: SessionManager = new SessionManager({
     config,
@@ -91,7 +100,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics,
     log: app.log,
     now: deps.now,
-    onRemoved: (sessionId) => grants.closeOpened(sessionId),
+    onRemoved: (sessionId) => {
+      grants.closeOpened(sessionId);
+      usage.forget(sessionId);
+    },
   });
 
   // Sessions must never reach the API, whatever address it listens on: refused before any HTTP is read.
@@ -149,7 +161,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(metricsRoutes, { metrics });
   const previewFrames = config.previewDomain ? `${config.previewHttps ? 'https' : 'http'}://*.${config.previewDomain}:*` : undefined;
   await app.register(consoleRoutes, { assetsDir: deps.consoleAssetsDir ?? consoleAssetsDir(), previewFrames });
-  await app.register(sessionsRoutes, { sessions, templatesDir: config.templatesDir });
+  await app.register(sessionsRoutes, { sessions, usage, templatesDir: config.templatesDir });
   if (config.containrlabCompat) await app.register(containrlabRoutes, { sessions, config });
   const resolveAgent = (sessionId: string) => sessions.resolveAgent(sessionId);
   await app.register(grantsRoutes, { grants, resolveAgent, admission, publicUrl: config.publicUrl });

@@ -36,6 +36,9 @@ const ControllerEnv = z
     MAX_SESSIONS: positiveInt.default(20),
     WARM_POOL_SIZE: z.coerce.number().int().nonnegative().default(0),
     CLEANUP_INTERVAL_SECONDS: positiveInt.default(300),
+    USAGE_TTL_SECONDS: positiveInt.default(5),
+    // A walk reads every file's metadata in the two volumes: rare, one at a time, only for sessions someone asks about.
+    USAGE_DISK_WALK_SECONDS: positiveInt.default(60),
     SESSION_START_TIMEOUT_SECONDS: positiveInt.default(60),
     // A start costs seconds of CPU (agent, inner daemon): more at once only makes every one of them slower.
     MAX_CONCURRENT_STARTS: positiveInt.max(64).default(3),
@@ -114,6 +117,10 @@ export interface ControllerConfig {
   /** Sessions started ahead, unassigned, for POST /sessions to claim; 0 turns the warm pool off. */
   warmPoolSize: number;
   cleanupIntervalSeconds: number;
+  /** How long a session's usage figures are served from cache before its cgroup is read again. */
+  usageTtlSeconds: number;
+  /** How old a walk of a session's volumes (no session filesystem) may get before another one starts. */
+  usageDiskWalkSeconds: number;
   /** How long one start may take, counted from when it begins (not from when its create was queued). */
   sessionStartTimeoutSeconds: number;
   /** Session starts (cold creates and warm pool top-ups) that run at once; the others wait their turn. */
@@ -187,6 +194,8 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     maxSessions: e.MAX_SESSIONS,
     warmPoolSize: e.WARM_POOL_SIZE,
     cleanupIntervalSeconds: e.CLEANUP_INTERVAL_SECONDS,
+    usageTtlSeconds: e.USAGE_TTL_SECONDS,
+    usageDiskWalkSeconds: e.USAGE_DISK_WALK_SECONDS,
     sessionStartTimeoutSeconds: e.SESSION_START_TIMEOUT_SECONDS,
     maxConcurrentStarts: e.MAX_CONCURRENT_STARTS,
     memoryBytes: e.CONTAINER_MEMORY_LIMIT,

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ControllerRoute } from '../shared/routes.js';
+import type { SessionUsage } from '../shared/schemas/session.js';
 
 /** How many warm pool sessions there are, and how many of them are ready. */
 export interface PoolCounts {
@@ -14,12 +15,29 @@ export interface StartCounts {
   queued: number;
 }
 
+/** One session's usage, as a scrape reports it. */
+export interface SessionUsageRow {
+  sessionId: string;
+  usage: SessionUsage | null;
+}
+
 /** What the gauges read when scraped. */
 export interface GaugeSources {
   activeSessions(): number;
   pool(): PoolCounts;
   starts(): StartCounts;
+  /** The usage of every running session (at most MAX_SESSIONS of them); none when the runtime does not measure it. */
+  sessionUsage?(): Promise<SessionUsageRow[]>;
 }
+
+// Each figure of a session's usage and the gauge that reports it, labelled by session id.
+const USAGE_GAUGES = [
+  ['memory_bytes', 'runner_session_memory_bytes', 'Memory a session uses now, as docker stats counts it (cgroup usage less inactive file cache)'],
+  ['memory_limit_bytes', 'runner_session_memory_limit_bytes', "A session's memory limit"],
+  ['cpu_seconds', 'runner_session_cpu_seconds', "CPU time a session's processes used since it started (all cores)"],
+  ['pids', 'runner_session_pids', 'Processes and threads in a session now'],
+  ['disk_bytes', 'runner_session_disk_bytes', "Bytes on disk of a session's workspace and inner daemon data (statfs, or the last background walk)"],
+] as const;
 
 /** The controller's Prometheus metrics, in a registry of its own so that several apps (tests) never collide. */
 export class ControllerMetrics {
@@ -68,7 +86,29 @@ export class ControllerMetrics {
     this.#gauge('runner_warm_pool_ready', 'Warm pool sessions ready to be claimed', () => read.pool().ready);
     this.#gauge('runner_session_starts_running', 'Session starts running now (at most MAX_CONCURRENT_STARTS)', () => read.starts().running);
     this.#gauge('runner_session_starts_queued', 'Session starts waiting for a start slot', () => read.starts().queued);
+    if (read.sessionUsage) this.#usageGauges(read.sessionUsage);
     collectDefaultMetrics({ register: this.registry, prefix: 'runner_controller_' });
+  }
+
+  // Set anew at every scrape from the usage cache (its five reads share one per session): a removed session's
+  // series are gone from the next scrape on.
+  #usageGauges(sessionUsage: () => Promise<SessionUsageRow[]>): void {
+    for (const [field, name, help] of USAGE_GAUGES) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['session_id'],
+        registers: [this.registry],
+        async collect() {
+          const current = await sessionUsage();
+          this.reset();
+          for (const { sessionId, usage } of current) {
+            const value = usage?.[field];
+            if (typeof value === 'number') this.set({ session_id: sessionId }, value);
+          }
+        },
+      });
+    }
   }
 
   observeProxy(kind: 'http' | 'ws', seconds: number, statusCode: number): void {

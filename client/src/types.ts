@@ -3,7 +3,7 @@ import type { BuildFrame, BuildRequest, BuildResult, ContainerList, ContainerSum
 import type { ExecFrame, ExecRequest, ExecResult } from '../../shared/schemas/exec.js';
 import type { DeleteFileResult, FileContent, FileEntry, FileList, MkdirResult, MoveRequest, MoveResult, WriteFileResult } from '../../shared/schemas/files.js';
 import type { AgentHealth } from '../../shared/schemas/health.js';
-import type { ControllerHealth, CreateSessionRequest, DeleteSessionQuery, DeleteSessionResponse, SessionInfo, SessionList } from '../../shared/schemas/session.js';
+import type { ControllerHealth, CreateSessionRequest, DeleteSessionQuery, DeleteSessionResponse, SessionInfo, SessionList, SessionUsage } from '../../shared/schemas/session.js';
 import type { TerminalInfo, TerminalList } from '../../shared/schemas/terminal.js';
 import type { WatchFrame } from '../../shared/schemas/watch.js';
 import type { GrantRequest, GrantResponse, RevokeGrantsResponse } from '../../shared/schemas/grants.js';
@@ -47,6 +47,7 @@ export type {
   RunResult,
   SessionInfo,
   SessionList,
+  SessionUsage,
   StopResult,
   TerminalInfo,
   TerminalList,

@@ -88,8 +88,8 @@ export const CONTROLLER_ROUTE_DOCS: Record<string, RouteDoc> = {
     summary: 'Create a session',
     errors: ['UNAUTHORIZED', 'VALIDATION', 'INVALID_JSON', 'SESSION_EXISTS', 'TOO_MANY_SESSIONS', 'SESSION_START_FAILED', 'DOCKER_UNAVAILABLE', 'INTERNAL'],
   },
-  'GET /sessions': { tag: 'sessions', summary: 'List sessions', errors: ['UNAUTHORIZED', 'DOCKER_UNAVAILABLE', 'INTERNAL'] },
-  'GET /sessions/:id': { tag: 'sessions', summary: 'Get a session', errors: ['VALIDATION', ...SESSION_ERRORS] },
+  'GET /sessions': { tag: 'sessions', summary: 'List sessions, each with its usage', errors: ['UNAUTHORIZED', 'DOCKER_UNAVAILABLE', 'INTERNAL'] },
+  'GET /sessions/:id': { tag: 'sessions', summary: 'Get a session with its usage (memory, CPU, processes, disk)', errors: ['VALIDATION', ...SESSION_ERRORS] },
   'DELETE /sessions/:id': {
     tag: 'sessions',
     summary: 'Delete a session: its container and volumes (idempotent)',

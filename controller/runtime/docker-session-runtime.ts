@@ -11,12 +11,13 @@ import { Label, MANAGED_BY } from './labels.js';
 import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
 import { ICC_OPTION, isolatesContainers, ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
-import type { KeptWorkspace, OwnedRuntimeSession, RuntimeSession, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
+import type { KeptWorkspace, OwnedRuntimeSession, RuntimeSession, RuntimeUsage, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
 import { watchContainerStarts } from './container-starts.js';
 import { HostGuard } from './host-guard.js';
 import { KeptWorkspaces, type WorkspaceMount } from './kept-workspaces.js';
 import { toRuntimeError } from './runtime-errors.js';
 import { SessionDisks } from './session-disks.js';
+import { DockerSessionUsage } from './docker-session-usage.js';
 import { checkRemappedHost, findRemappedRoot, handOverAgentDir, handOverCgroups, type EngineInfo, type RemappedRoot } from './userns.js';
 
 const PING_TIMEOUT_MS = 2_000;
@@ -45,9 +46,22 @@ export class DockerSessionRuntime implements SessionRuntime {
       removeVolume: (name) => this.removeVolume(name),
       tailLogs: (name, lines) => this.tailLogs(name, lines),
     });
+    this.#usage = new DockerSessionUsage(docker, async (labels) => {
+      const owner = ownerOf(labels);
+      return owner && disks ? disks.usedBytes(diskKey(owner)) : null;
+    });
   }
 
   readonly #kept: KeptWorkspaces;
+  readonly #usage: DockerSessionUsage;
+
+  readUsage(containerName: string): Promise<RuntimeUsage | null> {
+    return this.#usage.read(containerName);
+  }
+
+  walkDiskUsage(containerName: string): Promise<number | null> {
+    return this.#usage.walkVolumes(containerName);
+  }
 
   async ping(): Promise<boolean> {
     const timeout = sleep(PING_TIMEOUT_MS).then(() => false);
@@ -205,6 +219,7 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   async removeSession(owner: SessionOwner, containerName: string): Promise<void> {
+    this.#usage.forget(containerName);
     const container = this.docker.getContainer(containerName);
     try {
       const info = await container.inspect();

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chown, mkdir, open, readdir, readFile, rm, rmdir, statfs } from 'node:fs/promises';
+import { chown, mkdir, open, readdir, readFile, rm, rmdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -84,10 +84,20 @@ export class SessionDisks {
     return names.filter((name) => name.endsWith(IMAGE_SUFFIX)).map((name) => name.slice(0, -IMAGE_SUFFIX.length));
   }
 
-  /** Bytes in use on `key`'s filesystem, or null when it is not mounted. */
+  /**
+   * Bytes in use on `key`'s filesystem, or null when it is not mounted. Asked for every session every few seconds
+   * (usage), so mounted is told by the mount point's device differing from its folder's, not by reading the
+   * kernel's whole mount table; both are root's folders, never the learner's.
+   */
   async usedBytes(key: string): Promise<number | null> {
     const mountPoint = this.#mountPoint(key);
-    if (!(await isMountPoint(mountPoint))) return null;
+    try {
+      const [mounted, folder] = await Promise.all([stat(mountPoint), stat(join(this.dir, checkKey(key)))]);
+      if (mounted.dev === folder.dev) return null;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
     const stats = await statfs(mountPoint);
     return (stats.blocks - stats.bfree) * stats.bsize;
   }

@@ -46,6 +46,16 @@ export interface RuntimeVolume {
   owner: SessionOwner;
 }
 
+/** What a running session uses now, as a runtime reads it cheaply; null where it cannot tell. */
+export interface RuntimeUsage {
+  memoryBytes: number | null;
+  memoryLimitBytes: number | null;
+  cpuSeconds: number | null;
+  pids: number | null;
+  /** Workspace and inner daemon data, when a cheap look tells (a session filesystem); absent when it takes a walk. */
+  diskBytes?: number | null;
+}
+
 /**
  * The controller's only way to reach the container engine (testcontainers' ContainerClient habit): one Docker
  * implementation, and room for another engine. Every method throws AppError (DOCKER_UNAVAILABLE, DOCKER_ERROR,
@@ -95,6 +105,13 @@ export interface SessionRuntime {
    * runtime whose sessions cannot reach the controller's host leaves it out.
    */
   watchSessionSubnets?(listener: (subnets: string[]) => void): Promise<void>;
+  /**
+   * What the session under that name uses now, read cheaply (a few files): null when it is not running. Optional: a
+   * runtime that cannot measure its sessions leaves it out, and sessions then report no usage.
+   */
+  readUsage?(containerName: string): Promise<RuntimeUsage | null>;
+  /** The session's disk bytes by walking its storage: slow, so the controller calls it in the background only. */
+  walkDiskUsage?(containerName: string): Promise<number | null>;
   /** Lets go of what the runtime holds open (a watch); sessions keep running. */
   close?(): void;
 }

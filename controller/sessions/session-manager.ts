@@ -72,6 +72,11 @@ export class SessionManager {
     return this.#table.size;
   }
 
+  /** Sessions that are ready and not past their time, from memory (what /metrics reports usage of). */
+  readySessions(): { sessionId: string; containerName: string }[] {
+    return this.#table.records().filter((r) => r.ready && !this.#table.isExpired(r)).map((r) => ({ sessionId: r.id, containerName: r.containerName }));
+  }
+
   /** The warm pool's members and how many are ready (for metrics). */
   poolCounts(): PoolCounts {
     return this.#pool.counts();

@@ -11,10 +11,19 @@ import {
   SessionParams,
 } from '../../shared/schemas/session.js';
 import type { SessionManager } from './session-manager.js';
+import type { UsageCache } from './usage-cache.js';
 import { resolveTemplate } from './workspace-template.js';
 
-export const sessionsRoutes: FastifyPluginAsync<{ sessions: SessionManager; templatesDir?: string }> = async (fastify, { sessions, templatesDir }) => {
+export const sessionsRoutes: FastifyPluginAsync<{ sessions: SessionManager; usage: UsageCache; templatesDir?: string }> = async (
+  fastify,
+  { sessions, usage, templatesDir },
+) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
+  // A look-up shows what a running session uses now (from a cache of a few seconds); any other state uses nothing.
+  const withUsage = async (info: SessionInfo): Promise<SessionInfo> => ({
+    ...info,
+    usage: info.status === 'running' ? await usage.of({ sessionId: info.session_id, containerName: info.container_name }) : null,
+  });
 
   app.post(ControllerRoute.sessions, { schema: { body: CreateSessionRequest, response: { 201: SessionInfo } } }, async (request, reply) => {
     const template = request.body.workspace?.template;
@@ -23,10 +32,12 @@ export const sessionsRoutes: FastifyPluginAsync<{ sessions: SessionManager; temp
     return reply.status(201).send(session);
   });
 
-  app.get(ControllerRoute.sessions, { schema: { response: { 200: SessionList } } }, async () => ({ sessions: await sessions.list() }));
+  app.get(ControllerRoute.sessions, { schema: { response: { 200: SessionList } } }, async () => ({
+    sessions: await Promise.all((await sessions.list()).map(withUsage)),
+  }));
 
   app.get(ControllerRoute.session, { schema: { params: SessionParams, response: { 200: SessionInfo } } }, async (request) =>
-    sessions.get(request.params.id),
+    withUsage(await sessions.get(request.params.id)),
   );
 
   app.delete(

@@ -40,6 +40,30 @@ export type ExtendSessionRequest = z.infer<typeof ExtendSessionRequest>;
 export const SessionStatus = z.enum(['creating', 'running', 'restarting', 'stopped']);
 export type SessionStatus = z.infer<typeof SessionStatus>;
 
+/**
+ * What a running session uses now, read from its cgroup and its volumes and cached for a few seconds (one read per
+ * session per `USAGE_TTL_SECONDS` at most). A figure the runtime cannot tell is null.
+ */
+export const SessionUsage = z.object({
+  /** Memory in use as `docker stats` counts it: the cgroup's usage less its inactive file cache. */
+  memory_bytes: z.number().int().nonnegative().nullable(),
+  /** The session's memory limit (`CONTAINER_MEMORY_LIMIT`); null when there is none. */
+  memory_limit_bytes: z.number().int().nonnegative().nullable(),
+  /** CPU time the session's processes used since it started, all cores together. */
+  cpu_seconds: z.number().nonnegative().nullable(),
+  /** Processes and threads in the session now (its pids cgroup, counted against `CONTAINER_PIDS_LIMIT`). */
+  pids: z.number().int().nonnegative().nullable(),
+  /**
+   * Bytes on disk of the workspace and the inner daemon's data together. With a session filesystem
+   * (`SESSION_DISK_LIMIT`) a statfs of it; without, a walk of the two volumes in the background every
+   * `USAGE_DISK_WALK_SECONDS`, so null until the first walk finished.
+   */
+  disk_bytes: z.number().int().nonnegative().nullable(),
+  /** When the cgroup figures were read (ISO 8601, UTC). */
+  measured_at: z.string(),
+});
+export type SessionUsage = z.infer<typeof SessionUsage>;
+
 /** A session as `POST /sessions` (201), `GET /sessions/{id}` and `POST /sessions/{id}/extend` answer it. */
 export const SessionInfo = z.object({
   session_id: SessionId,
@@ -49,6 +73,11 @@ export const SessionInfo = z.object({
   created_at: z.string(),
   /** ISO 8601, UTC; the session and its data are removed after this. */
   expires_at: z.string(),
+  /**
+   * On `GET /sessions/{id}` and `GET /sessions`: what the session uses, or null when it is not running or the
+   * runtime does not measure it (Kubernetes).
+   */
+  usage: SessionUsage.nullable().optional(),
 });
 export type SessionInfo = z.infer<typeof SessionInfo>;
 

@@ -1,16 +1,41 @@
-import type { SessionInfo } from '../../../client/src/index.js';
+import type { SessionInfo, SessionUsage } from '../../../client/src/index.js';
 import type { ConsoleContext, View } from './context.js';
 import { field, fill, formatTimeLeft, h } from './dom.js';
 
 const POLL_MS = 5000;
 const EXTEND_SECONDS = 30 * 60;
 
-/** Usage figures, shown when the runner reports them on a session. */
-interface Usage {
-  memory_bytes?: number;
-  cpu_percent?: number;
+const MIB = 2 ** 20;
+
+/** The memory cell: in use, and of what limit. */
+function memoryText(usage: SessionUsage | null | undefined): string {
+  if (usage?.memory_bytes == null) return '—';
+  const used = (usage.memory_bytes / MIB).toFixed(0);
+  return usage.memory_limit_bytes == null ? `${used} MiB` : `${used} / ${(usage.memory_limit_bytes / MIB).toFixed(0)} MiB`;
 }
-const usageOf = (session: SessionInfo): Usage | undefined => (session as SessionInfo & { usage?: Usage }).usage;
+
+/** One CPU reading of a session, and the share of a core it used since the one before. */
+interface CpuSample {
+  seconds: number;
+  at: number;
+  percent?: number;
+}
+
+/** The CPU cell: the share of one core between the last two readings, or the CPU time until there are two. */
+function cpuText(sample: CpuSample | undefined): string {
+  if (!sample) return '—';
+  return sample.percent === undefined ? `${sample.seconds.toFixed(1)} s` : `${sample.percent.toFixed(0)} %`;
+}
+
+// A new reading (the runner caches them for a few seconds) gives the share of a core since the last one.
+function nextCpuSample(previous: CpuSample | undefined, usage: SessionUsage | null | undefined): CpuSample | undefined {
+  if (usage?.cpu_seconds == null) return undefined;
+  const at = Date.parse(usage.measured_at);
+  if (previous && at === previous.at) return previous;
+  const elapsed = previous ? (at - previous.at) / 1000 : 0;
+  const percent = previous && elapsed > 0 ? Math.max(0, ((usage.cpu_seconds - previous.seconds) / elapsed) * 100) : undefined;
+  return { seconds: usage.cpu_seconds, at, ...(percent === undefined ? {} : { percent }) };
+}
 
 /** The sessions table: live countdowns, create, extend, delete; refreshed by polling. */
 export function showSessions(ctx: ConsoleContext): View {
@@ -44,13 +69,12 @@ export function showSessions(ctx: ConsoleContext): View {
 
   const row = (session: SessionInfo): HTMLTableRowElement => {
     const id = session.session_id;
-    const usage = usageOf(session);
     const timeLeft = h('td', { class: 'time-left', 'data-expires': session.expires_at }, formatTimeLeft(session.expires_at));
     const cells = [
       h('td', {}, h('a', { href: `#/sessions/${encodeURIComponent(id)}` }, id)),
       h('td', {}, h('span', { class: `status status-${session.status}` }, session.status)),
       timeLeft,
-      ...(showUsage ? [h('td', {}, usage?.memory_bytes === undefined ? '—' : `${(usage.memory_bytes / 2 ** 20).toFixed(0)} MiB`), h('td', {}, usage?.cpu_percent === undefined ? '—' : `${usage.cpu_percent.toFixed(0)} %`)] : []),
+      ...(showUsage ? [h('td', { class: 'memory' }, memoryText(session.usage)), h('td', { class: 'cpu' }, cpuText(cpuSamples.get(id)))] : []),
       h('td', {}, new Date(session.created_at).toLocaleString()),
       h(
         'td',
@@ -68,8 +92,16 @@ export function showSessions(ctx: ConsoleContext): View {
   };
 
   let showUsage = false;
+  const cpuSamples = new Map<string, CpuSample>();
   const render = () => {
-    showUsage = sessions.some((session) => usageOf(session) !== undefined);
+    showUsage = sessions.some((session) => session.usage != null);
+    const seen = new Set(sessions.map((session) => session.session_id));
+    for (const id of cpuSamples.keys()) if (!seen.has(id)) cpuSamples.delete(id);
+    for (const session of sessions) {
+      const sample = nextCpuSample(cpuSamples.get(session.session_id), session.usage);
+      if (sample) cpuSamples.set(session.session_id, sample);
+      else cpuSamples.delete(session.session_id);
+    }
     for (const header of usageHeaders) header.hidden = !showUsage;
     fill(body, ...sessions.map(row));
     empty.hidden = sessions.length > 0;
