@@ -14,6 +14,7 @@ import { ICC_OPTION, isolatesContainers, ownerLabel, ownerOf, sessionOfContainer
 import type { KeptWorkspace, OwnedRuntimeSession, RuntimeSession, RuntimeUsage, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
 import { watchContainerStarts } from './container-starts.js';
 import { HostGuard } from './host-guard.js';
+import { capSessionInotify } from './host-limits.js';
 import { KeptWorkspaces, type WorkspaceMount } from './kept-workspaces.js';
 import { toRuntimeError } from './runtime-errors.js';
 import { SessionDisks } from './session-disks.js';
@@ -210,11 +211,21 @@ export class DockerSessionRuntime implements SessionRuntime {
   // Without its cgroup folders the agent runs the learner's processes in its own cgroup: the session works, unprotected.
   async #handOverCgroups(info: Docker.ContainerInspectInfo | null, root: RemappedRoot): Promise<void> {
     if (!info?.State.Running) return;
+    await this.#capInotify(info);
     try {
       const folders = await handOverCgroups({ id: info.Id, pid: info.State.Pid }, root);
       this.log.debug({ containerName: info.Name, folders }, "handed the session's cgroup folders to its root");
     } catch (error) {
       this.log.warn({ err: error, containerName: info.Name }, "could not hand the session's cgroup folders to its root: a fork bomb can stall its agent");
+    }
+  }
+
+  // Its own namespace's share of the host's inotify limits (host-limits.ts), set at every start of its container.
+  async #capInotify(info: Docker.ContainerInspectInfo): Promise<void> {
+    try {
+      await capSessionInotify(info.State.Pid);
+    } catch (error) {
+      this.log.warn({ err: error, containerName: info.Name }, "could not set the session's inotify quota: its learner can use up the watches of every session");
     }
   }
 

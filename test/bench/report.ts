@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Summary } from './stats.js';
 
-export type Unit = 'ms' | 'MiB' | 'MiB/s' | 'ops/s' | 'count';
+export type Unit = 'ms' | 'MiB' | 'MiB/s' | 'ops/s' | 'count' | 'millicores';
 
 /** One line of the table: a figure next to its baseline from the same run, and whether it meets the issue's target. */
 export interface Row {
@@ -58,6 +58,8 @@ function formatValue(value: number | null | undefined, unit: Unit): string {
       return `${value.toFixed(1)}/s`;
     case 'count':
       return String(Math.round(value));
+    case 'millicores':
+      return `${value.toFixed(2)} millicores`;
   }
 }
 

@@ -14,10 +14,12 @@ import { measureFleet } from './figures/fleet.js';
 import { measureImageBuild } from './figures/image-build.js';
 import { measureTerminalEcho } from './figures/terminal-echo.js';
 import { measureWarmCreate } from './figures/warm-create.js';
+import { runDensity } from './density/density.js';
 import { FULL, QUICK } from './profile.js';
 import { missingRow, renderTable, writeLatestPage, writeReport, type BenchReport, type Row, type Unit } from './report.js';
 
 const WARMUP_MAX_MS = 90_000;
+const DENSITY_DEFAULT = 200;
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
 const LATEST_PAGE = resolve(REPO, 'docs/benchmarks-latest.md');
 const USAGE = `usage: npm run bench [-- --quick] [-- --cpu-prof] [-- --out FILE] [-- --only TEXT]
@@ -26,7 +28,10 @@ const USAGE = `usage: npm run bench [-- --quick] [-- --cpu-prof] [-- --out FILE]
   --cpu-prof  the controller writes V8 CPU profiles to test/bench/results/profiles/ (read them with
               npx tsx test/bench/cpu-profile.ts FILE, or in Chrome DevTools)
   --out FILE  where the JSON goes (default test/bench/results/latest.json, quick.json with --quick)
-  --only TEXT only the figures whose name contains TEXT (comma-separated: any of them), e.g. --only "write + read,listing"`;
+  --only TEXT only the figures whose name contains TEXT (comma-separated: any of them), e.g. --only "write + read,listing"
+  --density [N] instead of the figures: N idle sessions (default ${DENSITY_DEFAULT}), each with a /watch stream open; their
+              memory, idle CPU, the controller's RSS, create time as the count grows, exec p50/p99 across them
+              (JSON: test/bench/results/density.json)`;
 
 interface Args {
   /** The arguments as given, for the command line the docs page names. */
@@ -36,9 +41,12 @@ interface Args {
   out: string;
   /** Lower-case parts of figure names to run; all figures when absent. */
   only?: string[];
+  /** `--density N`: the density run with N sessions instead of the figures. */
+  density?: number;
 }
 
-function parseArgs(argv: string[]): Args {
+function parseArgs(all: string[]): Args {
+  const { argv, density } = takeDensity(all);
   const flags = new Set(['--quick', '--cpu-prof']);
   const outAt = argv.indexOf('--out');
   const onlyAt = argv.indexOf('--only');
@@ -49,9 +57,24 @@ function parseArgs(argv: string[]): Args {
     process.exit(2);
   }
   const quick = argv.includes('--quick');
-  const out = outAt === -1 ? `test/bench/results/${quick ? 'quick' : 'latest'}.json` : argv[outAt + 1]!;
+  const out = argv[outAt + 1]!;
   const only = onlyAt === -1 ? undefined : argv[onlyAt + 1]!.toLowerCase().split(',');
-  return { argv, quick, cpuProf: argv.includes('--cpu-prof'), out: resolve(REPO, out), only };
+  const defaultOut = density === undefined ? `test/bench/results/${quick ? 'quick' : 'latest'}.json` : 'test/bench/results/density.json';
+  return { argv: all, quick, cpuProf: argv.includes('--cpu-prof'), out: resolve(REPO, outAt === -1 ? defaultOut : out), only, density };
+}
+
+/** `--density` with its optional count, taken out of the arguments; exits with the usage on a bad count. */
+function takeDensity(argv: string[]): { argv: string[]; density?: number } {
+  const at = argv.indexOf('--density');
+  if (at === -1) return { argv };
+  const next = argv[at + 1];
+  const hasCount = next !== undefined && /^\d+$/.test(next);
+  const density = hasCount ? Number(next) : DENSITY_DEFAULT;
+  if (density < 1 || argv.includes('--quick') || argv.includes('--only')) {
+    process.stderr.write(`${USAGE}\n`);
+    process.exit(2);
+  }
+  return { argv: argv.filter((_, i) => i !== at && !(hasCount && i === at + 1)), density };
 }
 
 const began = performance.now();
@@ -93,6 +116,7 @@ async function environment(): Promise<Record<string, unknown>> {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.density !== undefined) return density(args, args.density);
   const profile = args.quick ? QUICK : FULL;
   const startedAt = new Date();
   const env = await BenchEnv.create(args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${resolve(REPO, 'test/bench/results/profiles')}`] : []);
@@ -205,6 +229,29 @@ async function main(): Promise<number> {
     process.stdout.write(`docs: ${LATEST_PAGE}\n`);
   }
   return errors.length > 0 ? 1 : 0;
+}
+
+/** The density run (test/bench/density/): its table on stdout, its JSON beside the others. */
+async function density(args: Args, target: number): Promise<number> {
+  const startedAt = new Date();
+  const info = await environment();
+  const result = await runDensity({ target, log, prepare: () => runScript('bash', ['scripts/build-images.sh']) });
+  const header = `runner bench (density ${target}), ${startedAt.toISOString()}, ${info.cpus} CPUs, ${info.memory_mib} MiB, load average ${(info.loadavg_at_start as number[])[0]!.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end`;
+  process.stdout.write(`\n${header}\n\n${renderTable(result.rows)}\n`);
+  if (result.errors.length > 0) process.stdout.write(`\nerrors:\n${result.errors.map((e) => `  ${e.split('\n')[0]}`).join('\n')}\n`);
+  const report: BenchReport = {
+    profile: `density ${target}`,
+    started_at: startedAt.toISOString(),
+    finished_at: new Date().toISOString(),
+    environment: { ...info, loadavg_at_end: loadavg() },
+    rows: result.rows,
+    samples: {},
+    extras: result.extras,
+    errors: result.errors,
+  };
+  await writeReport(args.out, report);
+  process.stdout.write(`\nJSON: ${args.out}\n`);
+  return result.errors.length > 0 ? 1 : 0;
 }
 
 /** Every kind of request, through the controller and direct, untimed: the JIT of both servers gets to work first. */

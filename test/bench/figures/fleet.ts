@@ -100,7 +100,7 @@ export async function measureFleet(ctx: BenchContext, main: BenchSession, rssAtS
 }
 
 /** Memory of each container as `docker stats` reports it (usage without the page cache), in MiB. */
-async function idleMemoryMiB(names: string[]): Promise<number[]> {
+export async function idleMemoryMiB(names: string[]): Promise<number[]> {
   const out = await dockerCli(['stats', '--no-stream', '--format', '{{.Name}}\t{{.MemUsage}}', ...names]);
   return out
     .trim()
