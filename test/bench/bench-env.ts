@@ -73,6 +73,8 @@ export class BenchEnv {
       MAX_SESSIONS: '40',
       LOG_LEVEL: 'warn',
       ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+      // The image scripts/build-images.sh just built, when the caller names its own.
+      ...(process.env.SESSION_IMAGE ? { SESSION_IMAGE: process.env.SESSION_IMAGE } : {}),
       ...extra,
     };
   }

@@ -12,6 +12,7 @@ import { measureFileListing } from './figures/file-listing.js';
 import { measureFileTransfer } from './figures/file-transfer.js';
 import { measureFleet } from './figures/fleet.js';
 import { measureImageBuild } from './figures/image-build.js';
+import { measureStartCost } from './figures/start-cost.js';
 import { measureTerminalEcho } from './figures/terminal-echo.js';
 import { measureWarmCreate } from './figures/warm-create.js';
 import { runDensity } from './density/density.js';
@@ -168,6 +169,7 @@ async function main(): Promise<number> {
       coldP50 = cold.coldP50;
       return cold.rows;
     });
+    await figure('CPU time one session start costs', 'ms', () => measureStartCost(c));
 
     // After the cold creates (warmed up, no sessions left), so start-up garbage does not count.
     const rssAtStart = await controller.rssBytes();

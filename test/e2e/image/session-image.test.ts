@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import type WebSocket from 'ws';
-import { removeLeftovers, startSession, type SessionContainer } from '../../helpers/session-container.js';
+import { docker, removeLeftovers, startSession, type SessionContainer } from '../../helpers/session-container.js';
+import { TEST_SESSION_IMAGE } from '../../helpers/session-image.js';
 
 const PREFIX = 'rse2e-image';
 
@@ -52,6 +53,13 @@ describe.sequential('session image', () => {
   it('has the preloaded busybox in the inner daemon', async () => {
     const res = await session.exec(['docker', 'image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']);
     expect(res.stdout.split('\n')).toContain('runner-busybox:latest');
+  });
+
+  it("starts the agent from the V8 code cache made at build time, with the image's own command and flags", async () => {
+    const { Config } = await docker.getImage(TEST_SESSION_IMAGE).inspect();
+    // The same start as the session's, ended right after the bundle is loaded by a learner uid that is no number.
+    const start = await session.dockerExec(['env', 'NODE_DEBUG_NATIVE=COMPILE_CACHE', 'AGENT_LEARNER_UID=none', ...Config.Cmd!]);
+    expect(start.output).toContain('V8 code cache for ESM file:///opt/runner/agent/main.js was accepted');
   });
 
   it('reports rootless from docker info inside, as the learner', async () => {
