@@ -1,4 +1,4 @@
-import { realpath, stat } from 'node:fs/promises';
+import { realpathSync, statSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { posix } from 'node:path';
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
@@ -144,10 +144,13 @@ async function toRunOptions(config: AgentConfig, body: ExecRequest): Promise<Omi
 async function resolveWorkdir(workspace: string, workdir: string | undefined): Promise<string> {
   const requested = posix.resolve(PUBLIC_WORKSPACE, workdir ?? '.');
   const inWorkspace = requested === PUBLIC_WORKSPACE || requested.startsWith(`${PUBLIC_WORKSPACE}/`);
-  const path = inWorkspace ? (await resolveWorkspacePath(await realpath(workspace), requested)).real : requested;
+  // Synchronous: a lookup of one path takes microseconds, a round trip through the thread pool far longer, and the
+  // workspace itself (every exec's default folder) needs no more than these two.
+  const workspaceReal = realpathSync.native(workspace);
+  const path = requested === PUBLIC_WORKSPACE ? workspaceReal : inWorkspace ? (await resolveWorkspacePath(workspaceReal, requested)).real : requested;
   const shown = workdir ?? PUBLIC_WORKSPACE;
   try {
-    if (!(await stat(path)).isDirectory()) throw new AppError('NOT_A_DIRECTORY', `workdir ${shown} is not a directory`, { workdir: shown });
+    if (!statSync(path).isDirectory()) throw new AppError('NOT_A_DIRECTORY', `workdir ${shown} is not a directory`, { workdir: shown });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new AppError('FILE_NOT_FOUND', `workdir ${shown} does not exist`, { workdir: shown });
