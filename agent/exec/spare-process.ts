@@ -2,8 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AgentConfig } from '../config.js';
+import { learnerEnv } from '../learner-env.js';
 import { ExecCgroup } from '../limits/exec-cgroup.js';
-import { becomeLearner, joinCommands, learnerArguments, quote } from '../limits/learner-cgroup.js';
+import { becomeLearner, joinCommands, quote } from '../limits/learner-cgroup.js';
 import { signal } from './process-tree.js';
 import type { RunOptions } from './run-process.js';
 
@@ -36,11 +37,18 @@ export class SpareProcesses {
   #nextGroup: { group?: ExecCgroup } | undefined;
   #makingGroup: Promise<void> | undefined;
   #closed = false;
+  /**
+   * Every exec's environment starts as the learner's clean one (learner-env.ts): a spare gets it with its arguments,
+   * so that the line it reads, one byte per read() as a shell must, carries only what an exec adds or changes.
+   */
+  readonly #baseEnv: Record<string, string>;
 
   constructor(
     private readonly config: AgentConfig,
     private readonly log: FastifyBaseLogger,
-  ) {}
+  ) {
+    this.#baseEnv = learnerEnv(config);
+  }
 
   /**
    * The waiting spare, if there is one; the caller must listen for its exit before the next turn of the event loop,
@@ -58,7 +66,7 @@ export class SpareProcesses {
 
   /** Sends a taken spare its command, then starts the next spare: from here on this one is the exec's process. */
   launch(spare: Spare, options: RunOptions): ChildProcess {
-    commandInput(spare.child)?.end(commandLine(options));
+    commandInput(spare.child)?.end(commandLine(options, this.#baseEnv));
     this.#refill();
     return spare.child;
   }
@@ -117,7 +125,8 @@ export class SpareProcesses {
   #spawn(group: ExecCgroup | undefined): Spare {
     const { learner } = this.config;
     const script = `${joinCommands(group?.procs ?? learner.cgroupProcs)}\n${WAIT_AND_RUN}`;
-    const child = spawn('/bin/sh', ['-c', script, 'spare', ...becomeLearner({ uid: learner.uid, gid: learner.gid, noNewPrivs: true })], {
+    const base = Object.entries(this.#baseEnv).map(([name, value]) => `${name}=${value}`);
+    const child = spawn('/bin/sh', ['-c', script, 'spare', ...becomeLearner({ uid: learner.uid, gid: learner.gid, noNewPrivs: true }), ...base], {
       cwd: '/',
       env: {},
       detached: true, // its own process group, so a timeout can kill everything the command started
@@ -131,11 +140,13 @@ export class SpareProcesses {
 }
 
 /**
- * The line a spare evaluates: its folder, /dev/null as stdin when no stdin is given, and the variables and argv for
- * the learner's shell of learner-cgroup.ts, every value quoted as one shell word.
+ * The line a spare evaluates: its folder, /dev/null as stdin when no stdin is given, and, for the learner's shell of
+ * learner-cgroup.ts, the variables of `env` that differ from `baseEnv` (which the spare exports first; `env` has all of
+ * its names, as learnerEnv makes every exec's) and the argv, every value quoted as one shell word.
  */
-export function commandLine({ cwd, env, command, stdin }: Pick<RunOptions, 'cwd' | 'env' | 'command' | 'stdin'>): string {
-  const words = learnerArguments(command, env).map(lineWord).join(' ');
+export function commandLine({ cwd, env, command, stdin }: Pick<RunOptions, 'cwd' | 'env' | 'command' | 'stdin'>, baseEnv: Record<string, string> = {}): string {
+  const changed = Object.entries(env).filter(([name, value]) => baseEnv[name] !== value);
+  const words = [...changed.map(([name, value]) => `${name}=${value}`), '--', ...command].map(lineWord).join(' ');
   const noStdin = stdin === undefined ? 'exec </dev/null; ' : '';
   return `cd -P -- ${lineWord(cwd)} || exit 126; ${noStdin}set -- "$@" ${words}\n`;
 }

@@ -122,7 +122,7 @@ export function becomeLearner(options: Omit<LearnerSpawnOptions, 'join'>): strin
 }
 
 /** What follows `becomeLearner`: the variables to export, then the command. */
-export function learnerArguments(argv: readonly string[], env: Record<string, string>): string[] {
+function learnerArguments(argv: readonly string[], env: Record<string, string>): string[] {
   return [...Object.entries(env).map(([name, value]) => `${name}=${value}`), '--', ...argv];
 }
 
