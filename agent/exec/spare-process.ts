@@ -51,17 +51,15 @@ export class SpareProcesses {
   }
 
   /**
-   * The waiting spare, if there is one; the caller must listen for its exit before the next turn of the event loop,
-   * which may bring it. Without one the caller starts its command itself, and a spare is made for the next exec.
+   * The waiting spare, else one started now in the cgroup made ahead; the caller must listen for its exit before the
+   * next turn of the event loop, which may bring it. Undefined while no cgroup is ready (the first exec, a burst):
+   * the caller then starts its command itself, and a spare is made for the next exec.
    */
   take(): Spare | undefined {
-    const spare = this.#spare;
-    this.#spare = undefined;
-    if (spare && isWaiting(spare.child)) return spare;
-    // Died waiting (a pids limit kept it out of its cgroup, say), or none was made yet.
-    if (spare) void spare.group?.release();
+    const waiting = this.#claim();
+    if (waiting) return waiting;
     this.#refill();
-    return undefined;
+    return this.#claim();
   }
 
   /** Sends a taken spare its command, then starts the next spare: from here on this one is the exec's process. */
@@ -69,6 +67,15 @@ export class SpareProcesses {
     commandInput(spare.child)?.end(commandLine(options, this.#baseEnv));
     this.#refill();
     return spare.child;
+  }
+
+  #claim(): Spare | undefined {
+    const spare = this.#spare;
+    this.#spare = undefined;
+    if (spare && isWaiting(spare.child)) return spare;
+    // Died waiting (a pids limit kept it out of its cgroup, say).
+    if (spare) void spare.group?.release();
+    return undefined;
   }
 
   /** Kills the waiting spare and starts no more: the agent shuts down. */
