@@ -1,4 +1,4 @@
-import { realpath, stat } from 'node:fs/promises';
+import { realpathSync, statSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { posix } from 'node:path';
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
@@ -13,14 +13,17 @@ import { learnerEnv } from '../learner-env.js';
 import { ExecCgroup } from '../limits/exec-cgroup.js';
 import { signal } from './process-tree.js';
 import { runProcess, type RunOptions } from './run-process.js';
+import { SpareProcesses } from './spare-process.js';
 
 export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { config }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const running = new Set<AbortController>();
+  const spares = new SpareProcesses(config, app.log);
   let closing = false;
   // A shutting-down agent kills what it started, so open requests end instead of holding the close.
   app.addHook('preClose', async () => {
     closing = true;
+    spares.close();
     running.forEach((run) => run.abort());
   });
 
@@ -38,7 +41,7 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
     const options = await toRunOptions(config, request.body);
     const run = trackClient(reply.raw);
     try {
-      const result = await runExec(config, { ...options, signal: run.signal }, request.log);
+      const result = await runExec(config, spares, { ...options, signal: run.signal }, request.log);
       request.log.info({ program: options.command[0], exit_code: result.exit_code, timed_out: result.timed_out }, 'exec finished');
       // The server only closes connections that are idle when it starts closing; this one must not linger.
       if (closing) reply.header('connection', 'close');
@@ -63,7 +66,7 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
     };
     const heartbeat = setTimeout(() => send({ type: 'heartbeat' }), config.keepaliveSeconds * 1000);
     try {
-      const result = await runExec(config, { ...options, signal: run.signal, onOutput: (type, data) => send({ type, data }) }, request.log);
+      const result = await runExec(config, spares, { ...options, signal: run.signal, onOutput: (type, data) => send({ type, data }) }, request.log);
       const { exit_code, timed_out, truncated, elapsed_seconds } = result;
       send({ type: 'exit', exit_code, timed_out, truncated, elapsed_seconds });
       request.log.info({ program: options.command[0], exit_code, timed_out, client_gone: run.signal.aborted }, 'exec stream finished');
@@ -78,9 +81,20 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
 
 /**
  * Runs one exec in a cgroup of its own where the session has learner cgroups, so that a timeout kills every process
- * it started, also those that left its process tree; elsewhere the tree is walked (run-process.ts).
+ * it started, also those that left its process tree; elsewhere the tree is walked (run-process.ts). A spare process
+ * made in advance in that cgroup runs it (spare-process.ts); without one it is started here.
  */
-async function runExec(config: AgentConfig, options: RunOptions, log: FastifyBaseLogger): Promise<ExecResult> {
+async function runExec(config: AgentConfig, spares: SpareProcesses, options: RunOptions, log: FastifyBaseLogger): Promise<ExecResult> {
+  const spare = spares.take();
+  if (spare) {
+    const { group } = spare;
+    try {
+      return await runProcess({ ...options, killAll: group && killGroup(group) }, () => spares.launch(spare, options));
+    } finally {
+      // Not awaited: the answer need not wait for the folder to go (a group still busy goes at a later sweep).
+      void group?.release();
+    }
+  }
   const driver = config.learner.cgroups?.driver;
   if (!driver) return runProcess(options);
   let group: ExecCgroup;
@@ -92,18 +106,18 @@ async function runExec(config: AgentConfig, options: RunOptions, log: FastifyBas
     return runProcess({ ...options, cgroupProcs: config.learner.cgroupProcs });
   }
   try {
-    return await runProcess({
-      ...options,
-      cgroupProcs: group.procs,
-      killAll: async (pid) => {
-        // The process group first: it also holds a command killed before its first process joined the cgroup.
-        signal(-pid, 'SIGKILL');
-        await group.kill();
-      },
-    });
+    return await runProcess({ ...options, cgroupProcs: group.procs, killAll: killGroup(group) });
   } finally {
     await group.release();
   }
+}
+
+/** Kills the process group first: it also holds a command killed before its first process joined the cgroup. */
+function killGroup(group: ExecCgroup): (pid: number) => Promise<void> {
+  return async (pid) => {
+    signal(-pid, 'SIGKILL');
+    await group.kill();
+  };
 }
 
 async function toRunOptions(config: AgentConfig, body: ExecRequest): Promise<Omit<RunOptions, 'signal' | 'onOutput'>> {
@@ -130,10 +144,13 @@ async function toRunOptions(config: AgentConfig, body: ExecRequest): Promise<Omi
 async function resolveWorkdir(workspace: string, workdir: string | undefined): Promise<string> {
   const requested = posix.resolve(PUBLIC_WORKSPACE, workdir ?? '.');
   const inWorkspace = requested === PUBLIC_WORKSPACE || requested.startsWith(`${PUBLIC_WORKSPACE}/`);
-  const path = inWorkspace ? (await resolveWorkspacePath(await realpath(workspace), requested)).real : requested;
+  // Synchronous: a lookup of one path takes microseconds, a round trip through the thread pool far longer, and the
+  // workspace itself (every exec's default folder) needs no more than these two.
+  const workspaceReal = realpathSync.native(workspace);
+  const path = requested === PUBLIC_WORKSPACE ? workspaceReal : inWorkspace ? (await resolveWorkspacePath(workspaceReal, requested)).real : requested;
   const shown = workdir ?? PUBLIC_WORKSPACE;
   try {
-    if (!(await stat(path)).isDirectory()) throw new AppError('NOT_A_DIRECTORY', `workdir ${shown} is not a directory`, { workdir: shown });
+    if (!statSync(path).isDirectory()) throw new AppError('NOT_A_DIRECTORY', `workdir ${shown} is not a directory`, { workdir: shown });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new AppError('FILE_NOT_FOUND', `workdir ${shown} does not exist`, { workdir: shown });

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import type { ExecResult } from '../../shared/schemas/exec.js';
@@ -80,11 +80,12 @@ function utf8Prefix(bytes: Buffer, max: number): number {
 }
 
 /**
- * Runs a command as the learner, with no-new-privileges, in its own process group and collects its output. Resolves once the process
+ * Runs a command as the learner, with no-new-privileges, in its own process group and collects its output; `start`
+ * starts it (spare-process.ts hands it to a process made in advance). Resolves once the process
  * exited and its output was read (or `exitGraceMs` after the exit when a background child still holds the
  * output open: that child is left running). Never rejects: a program that cannot start gives 127 or 126.
  */
-export function runProcess(options: RunOptions): Promise<ExecResult> {
+export function runProcess(options: RunOptions, start: (options: RunOptions) => ChildProcess = spawnAsLearner): Promise<ExecResult> {
   const started = performance.now();
   const logs: string[] = [];
   const out = { stdout: new StreamCollector('stdout', logs, options.onOutput), stderr: new StreamCollector('stderr', logs, options.onOutput) };
@@ -94,14 +95,7 @@ export function runProcess(options: RunOptions): Promise<ExecResult> {
   let finished = false;
 
   return new Promise<ExecResult>((resolve) => {
-    // Joins the exec's cgroup as root, then becomes the learner with no-new-privileges (learner-cgroup.ts).
-    const { file, args, env } = learnerSpawn({ uid: options.uid, gid: options.gid, join: options.cgroupProcs, noNewPrivs: true }, options.command, options.env);
-    const child = spawn(file, args, {
-      cwd: options.cwd,
-      env,
-      detached: true, // its own process group, so a timeout can kill everything it started
-      stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
+    const child = start(options);
 
     let exitCode: number | null = null;
     let openStreams = 2;
@@ -168,5 +162,16 @@ export function runProcess(options: RunOptions): Promise<ExecResult> {
       graceTimer = setTimeout(() => finish(exitCode!), options.exitGraceMs ?? DEFAULT_EXIT_GRACE_MS);
       finishIfDone();
     });
+  });
+}
+
+/** Joins the exec's cgroup as root, then becomes the learner with no-new-privileges (learner-cgroup.ts). */
+function spawnAsLearner(options: RunOptions): ChildProcess {
+  const { file, args, env } = learnerSpawn({ uid: options.uid, gid: options.gid, join: options.cgroupProcs, noNewPrivs: true }, options.command, options.env);
+  return spawn(file, args, {
+    cwd: options.cwd,
+    env,
+    detached: true, // its own process group, so a timeout can kill everything it started
+    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
 }

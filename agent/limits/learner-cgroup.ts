@@ -102,19 +102,37 @@ export function findSetpriv(): string | undefined {
  * of run-process.ts. An agent that is not root runs the command as itself.
  */
 export function learnerSpawn(options: LearnerSpawnOptions, argv: readonly string[], env: Record<string, string>): LearnerSpawn {
+  const learner = [...becomeLearner(options), ...learnerArguments(argv, env)];
+  const joins = joinCommands(options.join);
+  if (!joins) return { file: learner[0]!, args: learner.slice(1), env: {} };
+  return { file: '/bin/sh', args: ['-c', `${joins}\nexec "$@"`, 'learner-cgroup', ...learner], env: {} };
+}
+
+/**
+ * The start of every learner command line: setpriv, then the shell that takes `learnerArguments` and runs them.
+ * Fixed for one uid and gid, so a process can be started with it before its command is known (spare-process.ts).
+ */
+export function becomeLearner(options: Omit<LearnerSpawnOptions, 'join'>): string[] {
   const setpriv = findSetpriv();
   if (!setpriv) throw new Error('learner processes need setpriv (util-linux) to drop privileges');
   const switchUser = options.uid !== process.getuid?.() || options.gid !== process.getgid?.();
   const drop = switchUser ? ['--reuid', String(options.uid), '--regid', String(options.gid), '--clear-groups'] : [];
   const privs = options.noNewPrivs ? ['--no-new-privs'] : [];
-  const assignments = Object.entries(env).map(([name, value]) => `${name}=${value}`);
-  const learner = [setpriv, ...drop, ...privs, '--', '/bin/sh', '-c', LEARNER_SCRIPT, 'learner', ...assignments, '--', ...argv];
-  const joins = (options.join ?? []).map((procsFile) => `echo "$$" >${quote(procsFile)} || exit 126`);
-  if (joins.length === 0) return { file: learner[0]!, args: learner.slice(1), env: {} };
-  return { file: '/bin/sh', args: ['-c', `${joins.join('\n')}\nexec "$@"`, 'learner-cgroup', ...learner], env: {} };
+  return [setpriv, ...drop, ...privs, '--', '/bin/sh', '-c', LEARNER_SCRIPT, 'learner'];
 }
 
-function quote(text: string): string {
+/** What follows `becomeLearner`: the variables to export, then the command. */
+function learnerArguments(argv: readonly string[], env: Record<string, string>): string[] {
+  return [...Object.entries(env).map(([name, value]) => `${name}=${value}`), '--', ...argv];
+}
+
+/** Shell lines, run as root, that write the shell's own pid to each cgroup.procs or exit 126; '' for none. */
+export function joinCommands(procsFiles: readonly string[] = []): string {
+  return procsFiles.map((procsFile) => `echo "$$" >${quote(procsFile)} || exit 126`).join('\n');
+}
+
+/** `text` as one shell word. */
+export function quote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 

@@ -1,0 +1,56 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ExecResult } from '../../../../shared/schemas/exec.js';
+import { createTestAgent, LEARNER_UID, type TestAgent } from '../../../helpers/test-agent.js';
+
+/** The real uid of each living child of this process (the agent under test) whose argv starts with `argv`. */
+function children(argv: string[]): { pid: number; uid: number }[] {
+  const wanted = `${argv.join('\0')}\0`;
+  return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
+    try {
+      if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').startsWith(wanted)) return [];
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)![1]) !== process.pid) return [];
+      return [{ pid: Number(entry), uid: Number(/^Uid:\s+(\d+)/m.exec(status)![1]) }];
+    } catch {
+      return []; // it exited while we looked
+    }
+  });
+}
+
+describe('execs started in a spare process made in advance', () => {
+  let agent: TestAgent;
+  afterEach(async () => agent?.close());
+
+  async function exec(body: object): Promise<ExecResult> {
+    const res = await agent.app.inject({ method: 'POST', url: '/exec', payload: body });
+    expect(res.statusCode).toBe(200);
+    return res.json();
+  }
+
+  it('hands the command its arguments and variables byte for byte, quotes, newlines and all', async () => {
+    agent = await createTestAgent();
+    const awkward = ["it's", 'two\nlines', '$HOME `id` $(id)', 'back\\slash', ' padded ', '', '"', "'\n'", '-n'];
+    for (let round = 0; round < 3; round++) {
+      const result = await exec({ command: ['printf', '%s|', ...awkward], env: { AWKWARD: awkward.join('\n') } });
+      expect(result).toMatchObject({ exit_code: 0, stdout: `${awkward.join('|')}|`, stderr: '' });
+      const printed = await exec({ command: ['printenv', 'AWKWARD'], env: { AWKWARD: awkward.join('\n') } });
+      expect(printed.stdout).toBe(`${awkward.join('\n')}\n`);
+    }
+  });
+
+  it("waits as root, outside the learner's reach, and dies with the agent", async () => {
+    agent = await createTestAgent();
+    // The first exec makes the spare for the second while it runs.
+    expect((await exec({ command: ['id', '-u'] })).stdout).toBe(`${LEARNER_UID}\n`);
+    await vi.waitFor(() => expect(spares()).toHaveLength(1));
+    expect(spares()[0]!.uid).toBe(0);
+    await agent.close();
+    await vi.waitFor(() => expect(spares()).toEqual([]));
+
+    function spares() {
+      // The spare is `/bin/sh -c <script> spare <setpriv> …` with this agent's setpriv arguments.
+      return children(['/bin/sh', '-c']).filter(({ pid }) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[3] === 'spare');
+    }
+  });
+});
