@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 const REPO = new URL('../../..', import.meta.url).pathname;
 const pages = ['README.md', ...readdirSync(join(REPO, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
 // Files the runner writes itself, named by the docs before they exist.
-const GENERATED = new Set(['test/bench/results/latest.json', 'test/bench/results/profiles']);
+const GENERATED = new Set(['test/bench/results/latest.json', 'test/bench/results/density.json', 'test/bench/results/profiles']);
 const REPO_PATH = /^(agent|controller|shared|core|client|image|scripts|test|docs|deploy)\/[\w./-]*$|^(Dockerfile\.\w+|package\.json)$/;
 
 /** Repository paths a page names: `inline code` that is a path, and relative link targets, outside fenced blocks. */
