@@ -305,6 +305,8 @@ describe.sequential('the session API through the controller on real Docker', () 
 
   describe.sequential('watch', () => {
     it('sees a file written through the files API, on the WebSocket and through the client (SSE)', async () => {
+      // The folder first: this case is about the file's event, not about a folder that appears with a file in it.
+      await lab.mkdir('/workspace/watched');
       const watch = await WsWatch.open(wsUrl(`${API}/watch/ws`), ctl.authHeaders());
       const abort = new AbortController();
       const seen: WatchFrame[] = [];
