@@ -75,12 +75,14 @@ describe('the typed client, through a controller to a real agent', () => {
   });
 
   it('ends a stream when the caller stops reading', async () => {
-    for await (const frame of session.execStream({ command: ['sh', '-c', 'echo first; sleep 30; echo never'] })) {
+    // A sleep no other test on the host runs: this agent's execs see every process of the machine.
+    const sleep = `sleep 30.${process.pid}`;
+    for await (const frame of session.execStream({ command: ['sh', '-c', `echo first; ${sleep}; echo never`] })) {
       expect(frame).toEqual({ type: 'stdout', data: 'first\n' });
       break;
     }
     // The agent kills the command once its client is gone: nothing of it is left running.
-    await vi.waitFor(async () => expect((await session.exec({ command: ['pgrep', '-f', 'sleep 30'] })).exit_code).toBe(1), { timeout: 10_000 });
+    await vi.waitFor(async () => expect((await session.exec({ command: ['pgrep', '-f', sleep] })).exit_code).toBe(1), { timeout: 10_000 });
   });
 
   it('watches the workspace as an async iterator', async () => {
