@@ -211,4 +211,16 @@ describe.sequential('the console in a real browser', () => {
     const { consoleErrors, failedRequests } = browser;
     expect({ consoleErrors, failedRequests }).toEqual({ consoleErrors: [], failedRequests: [] });
   });
+
+  // After the check above: what follows fails on purpose.
+  it('says why a terminal cannot reconnect when its session is gone, and stops trying', async () => {
+    const gone = `${SESSION}-gone`;
+    await client.createSession({ session_id: gone });
+    await page.goto(`${controller.url}/console#/sessions/${gone}`);
+    await waitForText('.terminal-state', 'connected');
+    await client.deleteSession(gone);
+    await waitForText('.terminal-state', 'no ticket (SESSION_NOT_FOUND)');
+    await waitForText('#banner', 'SESSION_NOT_FOUND');
+    await shoot('12-terminal-session-gone');
+  });
 });
