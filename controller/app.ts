@@ -17,8 +17,6 @@ import { healthRoutes } from './health/health.routes.js';
 import { SessionNetworkGuard } from './http/session-network-guard.js';
 import { ControllerMetrics, metricsRoutes } from './metrics.js';
 import { CONSOLE_ROUTES, consoleRoutes } from './console/console.routes.js';
-import { consoleWebSocketToken } from './console/console-websocket-auth.js';
-import { isBearerProtocol } from '../shared/websocket-auth.js';
 import { consoleAssetsDir } from './web-assets.js';
 import { API_DOCS_ROUTES, registerApiDocsPage, registerOpenApi } from './openapi/openapi.js';
 import { proxyRoutes } from './proxy/proxy.routes.js';
@@ -114,8 +112,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics.errors.inc({ code: toAppError(error).code });
   });
   await app.register(websocket, {
-    // A subprotocol carrying the console's token is never the one echoed back.
-    options: { maxPayload: 1024 * 1024, handleProtocols: (protocols) => [...protocols].find((protocol) => !isBearerProtocol(protocol)) ?? false },
+    options: { maxPayload: 1024 * 1024 },
     preClose(done) {
       for (const client of this.websocketServer.clients) client.close(GOING_AWAY, 'controller shutting down');
       this.websocketServer.close(() => done());
@@ -131,7 +128,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     token: config.apiToken,
     publicRoutes,
     admittedOtherwise: (request) => admission(request) !== undefined,
-    alternateToken: consoleWebSocketToken,
   });
 
   let stopExpiry: (() => void) | undefined;

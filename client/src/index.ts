@@ -2,5 +2,4 @@
 export { RunnerClient, type RunnerClientOptions } from './runner-client.js';
 export { SessionClient, type StreamOptions, type TerminalOptions } from './session-client.js';
 export { RunnerError } from './runner-error.js';
-export { WS_PROTOCOL } from '../../shared/websocket-auth.js';
 export type * from './types.js';

@@ -1,5 +1,4 @@
 import { AgentRoute, ControllerRoute, sessionPath } from '../../shared/routes.js';
-import { bearerProtocols } from '../../shared/websocket-auth.js';
 import type { Transport } from './transport.js';
 import { readEventData, readNdjson } from './streams.js';
 import type {
@@ -205,12 +204,16 @@ export class SessionClient {
   }
 
   /**
-   * A terminal in a browser: a WebSocket carrying the token as a subprotocol (accepted from the controller's own
-   * origin only, i.e. the console). Frames are raw terminal bytes both ways.
+   * A terminal in a browser, which cannot set `Authorization` on a WebSocket: mints a one-use terminal grant over
+   * HTTP (bound to `id` when given: the same id reaches the same shell) and opens the socket with its ticket, so the
+   * token never travels in the handshake. Call it again for every reconnect. Frames are raw terminal bytes both ways.
    */
-  openTerminalSocket(options: TerminalOptions = {}): WebSocket {
-    const token = this.#transport.token;
-    const socket = new WebSocket(this.terminalUrl(options), token ? bearerProtocols(token) : []);
+  async openTerminalSocket(options: TerminalOptions = {}): Promise<WebSocket> {
+    const grant = await this.createGrant({ capability: 'terminal', ...(options.id === undefined ? {} : { terminal_id: options.id }) });
+    // The ticket, on the address this client uses: the grant's URL names the runner as browsers reach it publicly.
+    const url = new URL(this.terminalUrl(options));
+    url.searchParams.set('ticket', new URL(grant.url).searchParams.get('ticket') ?? '');
+    const socket = new WebSocket(url);
     socket.binaryType = 'arraybuffer';
     return socket;
   }

@@ -57,7 +57,7 @@ export function registerGrantGate(app: FastifyInstance, grants: Grants, cookieNa
     const ticket = query.get('ticket');
     if (terminal && ticket !== null && request.method === 'GET' && isUpgrade(raw)) {
       const sessionId = sessionIdOf(terminal[1]!);
-      grants.checkOrigin(request.headers.origin);
+      grants.checkOrigin(request.headers.origin, request.headers.host);
       const claims = await grants.check(ticket, { sessionId, kind: 'terminal' });
       if (claims.tid !== undefined && query.get('id') !== claims.tid) throw new AppError('GRANT_WRONG_TERMINAL', 'the ticket is for another terminal');
       grants.consume(claims);

@@ -140,11 +140,13 @@ export class Grants {
     this.#used.set(claims.jti, claims.exp);
   }
 
-  /** A page's Origin may open a terminal: one of RUNNER_ALLOWED_ORIGINS exactly, or none (not a browser). */
-  checkOrigin(origin: string | undefined): void {
-    if (origin !== undefined && !this.options.allowedOrigins.includes(origin)) {
-      throw new AppError('GRANT_WRONG_ORIGIN', 'this page may not open a terminal of the runner');
-    }
+  /**
+   * A page's Origin may open a terminal: one of RUNNER_ALLOWED_ORIGINS exactly, the controller's own (its console:
+   * the page's host is the `Host` the upgrade was sent to), or none (not a browser).
+   */
+  checkOrigin(origin: string | undefined, host: string | undefined): void {
+    if (origin === undefined || this.options.allowedOrigins.includes(origin) || isOwnOrigin(origin, host)) return;
+    throw new AppError('GRANT_WRONG_ORIGIN', 'this page may not open a terminal of the runner');
   }
 
   /** The cookie value a preview sign-in sets: valid on this session's port's origin until revoked or expired. */
@@ -170,6 +172,14 @@ export class Grants {
     this.#nextSweep = now + 60_000;
     for (const [jti, exp] of this.#used) if (exp <= now) this.#used.delete(jti);
   }
+}
+
+// A browser sets both headers itself: a page of another site names its own host in Origin, never the runner's.
+// `null` (a sandboxed frame, a file) and anything but an http(s) origin are no page of the controller's.
+function isOwnOrigin(origin: string, host: string | undefined): boolean {
+  if (!host || !URL.canParse(origin)) return false;
+  const page = new URL(origin);
+  return (page.protocol === 'http:' || page.protocol === 'https:') && page.origin === origin && page.host === host.toLowerCase();
 }
 
 function newId(): string {

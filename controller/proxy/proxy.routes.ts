@@ -6,7 +6,6 @@ import { z } from 'zod';
 import { AppError } from '../../shared/errors.js';
 import { AgentRoute, ControllerRoute, sessionPath } from '../../shared/routes.js';
 import { SESSION_ROUTES, type SessionRouteSpec } from '../../shared/session-api.js';
-import { isBearerProtocol } from '../../shared/websocket-auth.js';
 import { SessionParams } from '../../shared/schemas/session.js';
 import { agentWebSocketUrl, hostPort, type AgentTarget, type ResolveAgent } from './agent-target.js';
 import { upstreamHeaders } from './headers.js';
@@ -214,9 +213,9 @@ function sessionRouteSchema(spec: SessionRouteSpec): FastifySchema {
   };
 }
 
-/** The subprotocol the client's server picks by default: the first one offered that carries no token. */
+/** The subprotocol the client's server picks by default: the first one offered. */
 function firstProtocol(header: string | undefined): string | undefined {
-  return header?.split(',').map((protocol) => protocol.trim()).find((protocol) => protocol !== '' && !isBearerProtocol(protocol));
+  return header?.split(',')[0]?.trim() || undefined;
 }
 
 function isLongAgentRoute(path: string): boolean {

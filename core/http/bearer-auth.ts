@@ -18,14 +18,12 @@ export interface BearerAuthOptions {
   publicRoutes?: readonly string[];
   /** Whether an earlier check already let the request in with a credential of its own (a browser grant). */
   admittedOtherwise?: (request: FastifyRequest) => boolean;
-  /** Where else a request may carry the token (the console's WebSocket subprotocol); compared like the header. */
-  alternateToken?: (request: FastifyRequest) => string | undefined;
 }
 
 /** Requires `Authorization: Bearer <token>` on every request but those to public routes, when a token is set. */
 export function registerBearerAuth(
   app: FastifyInstance,
-  { token, tokenFile, publicRoutes = [], admittedOtherwise, alternateToken }: BearerAuthOptions,
+  { token, tokenFile, publicRoutes = [], admittedOtherwise }: BearerAuthOptions,
 ): void {
   if (!token) return;
   let expected = Buffer.from(`Bearer ${token}`);
@@ -33,8 +31,7 @@ export function registerBearerAuth(
   app.addHook('onRequest', async (request) => {
     if (publicRoutes.includes(request.routeOptions.url ?? '')) return;
     if (admittedOtherwise?.(request)) return;
-    const alternate = alternateToken?.(request);
-    const given = Buffer.from(alternate !== undefined ? `Bearer ${alternate}` : (request.headers.authorization ?? ''));
+    const given = Buffer.from(request.headers.authorization ?? '');
     if (matches(given)) return;
     if (tokenFile) {
       // A file gone or too short (a session being removed) keeps the token the server has.

@@ -1,7 +1,7 @@
 import { AttachAddon } from '@xterm/addon-attach';
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
-import type { SessionClient } from '../../../client/src/index.js';
+import { RunnerError, type SessionClient } from '../../../client/src/index.js';
 import type { ConsoleContext } from './context.js';
 import { fill, h } from './dom.js';
 import type { Panel } from './session-view.js';
@@ -10,6 +10,8 @@ import type { Panel } from './session-view.js';
 const EXITED = 1000;
 const TOO_MANY_TERMINALS = 4429;
 const MAX_RETRY_MS = 10_000;
+// A ticket refused for these will be refused again: the session is gone, or the token is (which signs out).
+const FINAL_GRANT_ERRORS = new Set(['SESSION_NOT_FOUND', 'UNAUTHORIZED']);
 
 const storageKey = (sessionId: string) => `runner.console.terminals.${sessionId}`;
 const newTerminalId = () => `t-${crypto.getRandomValues(new Uint32Array(2)).reduce((text, n) => text + n.toString(36), '')}`;
@@ -32,6 +34,7 @@ class TerminalTab {
   constructor(
     readonly id: string,
     private readonly session: SessionClient,
+    private readonly ctx: ConsoleContext,
     private readonly onExit: (tab: TerminalTab) => void,
   ) {
     this.term.loadAddon(this.fit);
@@ -45,13 +48,27 @@ class TerminalTab {
     this.term.textarea?.setAttribute('aria-label', `Terminal ${this.id}`);
     this.#observer.observe(this.element);
     this.refit();
-    this.connect();
+    void this.connect();
   }
 
-  connect(): void {
+  /** Each (re)connect mints a one-use ticket for this terminal id with the token, then opens the socket with it. */
+  async connect(): Promise<void> {
     if (this.#closed) return;
     const { cols, rows } = this.term;
-    const socket = this.session.openTerminalSocket({ id: this.id, cols, rows });
+    let socket: WebSocket;
+    try {
+      socket = await this.session.openTerminalSocket({ id: this.id, cols, rows });
+    } catch (error) {
+      if (this.#closed) return;
+      if (error instanceof RunnerError && FINAL_GRANT_ERRORS.has(error.code)) {
+        this.state.textContent = `no ticket (${error.code})`;
+        this.ctx.showError(error);
+        return;
+      }
+      this.#retryLater(`no ticket (${error instanceof RunnerError ? error.code : 'runner unreachable'})`);
+      return;
+    }
+    if (this.#closed) return socket.close();
     this.#socket = socket;
     socket.addEventListener('open', () => {
       this.#retryMs = 500;
@@ -74,11 +91,15 @@ class TerminalTab {
         this.state.textContent = `refused: ${event.reason}`;
         this.onExit(this);
       } else {
-        this.state.textContent = `disconnected — reconnecting in ${Math.round(this.#retryMs / 1000) || 1} s`;
-        this.#retry = setTimeout(() => this.connect(), this.#retryMs);
-        this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
+        this.#retryLater('disconnected');
       }
     });
+  }
+
+  #retryLater(why: string): void {
+    this.state.textContent = `${why} — reconnecting in ${Math.round(this.#retryMs / 1000) || 1} s`;
+    this.#retry = setTimeout(() => void this.connect(), this.#retryMs);
+    this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
   }
 
   refit(): void {
@@ -133,7 +154,7 @@ export function createTerminalPanel(ctx: ConsoleContext, session: SessionClient)
     render();
   };
   const open = (id: string) => {
-    const tab = new TerminalTab(id, session, drop);
+    const tab = new TerminalTab(id, session, ctx, drop);
     tabs.push(tab);
     stage.append(tab.element);
     remember();

@@ -1,60 +1,42 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import puppeteer, { type Browser, type Frame, type Page } from 'puppeteer-core';
+import type { Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RunnerClient } from '../../../client/src/index.js';
+import { openBrowserPage, type BrowserPage } from '../../helpers/browser-page.js';
 import { startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
-const ARTIFACTS = join(ROOT, 'test-artifacts/console');
 const TOKEN = 'console-preview-token-0123456789abcdef';
 const SESSION = 'consolepreview';
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 // A page whose script says where it ran: it runs only if the preview is the app itself, on its own origin.
 const APP_PAGE = '<!doctype html><title>lab app</title><p id=out>no script ran</p><script>document.getElementById("out").textContent = "script ran on " + location.host</script>';
 
 describe.sequential('the console previews a port on its own origin when previews are on', () => {
   let controller: E2EController;
   let client: RunnerClient;
-  let browser: Browser;
+  let browser: BrowserPage;
   let page: Page;
-  let profile: string;
   let consoleUrl: string;
-  const consoleErrors: string[] = [];
-  const failedRequests: string[] = [];
 
   beforeAll(async () => {
     await promisify(execFile)('bash', ['scripts/build-console.sh'], { cwd: ROOT });
-    await mkdir(ARTIFACTS, { recursive: true });
     controller = await startE2EController({ RUNNER_API_TOKEN: TOKEN, PREVIEW_DOMAIN: 'preview.localhost', PREVIEW_HTTPS: 'false' });
     client = controller.client;
     // The console on `localhost`, its previews on `{port}-{session}.preview.localhost`: different origins.
     consoleUrl = `${controller.url.replace('127.0.0.1', 'localhost')}/console`;
     await client.createSession({ session_id: SESSION });
     await client.session(SESSION).run({ image: 'runner-busybox', name: 'web', command: ['sh', '-c', `echo '${APP_PAGE}' > /tmp/index.html; httpd -f -p 8080 -h /tmp`], ports: ['8080:8080'] });
-    profile = await mkdtemp(join(tmpdir(), 'console-preview-chromium-'));
-    browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`], headless: true });
-    page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 800 });
-    page.on('console', (message) => {
-      if (message.type() === 'error') consoleErrors.push(message.text());
+    browser = await openBrowserPage({
+      artifacts: 'console',
+      expectedFailure: (request) => request.failure()?.errorText === 'net::ERR_ABORTED' && request.url().endsWith('/watch'),
     });
-    page.on('pageerror', (error) => consoleErrors.push(String(error)));
-    page.on('requestfailed', (request) => {
-      if (request.failure()?.errorText === 'net::ERR_ABORTED' && request.url().endsWith('/watch')) return;
-      failedRequests.push(`${request.method()} ${request.url()} ${request.failure()?.errorText}`);
-    });
-    page.on('response', (response) => {
-      if (response.status() >= 400) failedRequests.push(`${response.request().method()} ${response.url()} ${response.status()}`);
-    });
+    page = browser.page;
   }, 300_000);
 
   afterAll(async () => {
     await browser?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
     await controller?.destroy();
   });
 
@@ -82,10 +64,11 @@ describe.sequential('the console previews a port on its own origin when previews
     expect(ranOn).toMatch(origin);
     // The frame's origin is not the console's: its script cannot read the console's page or its token.
     expect(await (await appFrame()).evaluate('(() => { try { return String(window.parent.sessionStorage.length); } catch { return "blocked"; } })()')).toBe('blocked');
-    await page.screenshot({ path: join(ARTIFACTS, '10-preview-own-origin.png') });
+    await browser.shoot('10-preview-own-origin');
   });
 
   it('logged no console error and no failed request', () => {
+    const { consoleErrors, failedRequests } = browser;
     expect({ consoleErrors, failedRequests }).toEqual({ consoleErrors: [], failedRequests: [] });
   });
 });

@@ -1,36 +1,30 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openBrowserPage, type BrowserPage } from '../../helpers/browser-page.js';
 import { startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
 const TOKEN = 'console-usage-token-0123456789abcdef';
 const SESSION = 'console-usage';
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe.sequential('the console’s sessions table with usage, in a real browser', () => {
   let controller: E2EController;
-  let browser: Browser;
+  let browser: BrowserPage;
   let page: Page;
-  let profile: string;
 
   beforeAll(async () => {
     await promisify(execFile)('bash', ['scripts/build-console.sh'], { cwd: ROOT });
     controller = await startE2EController({ RUNNER_API_TOKEN: TOKEN, USAGE_TTL_SECONDS: '1' });
     await controller.client.createSession({ session_id: SESSION });
-    profile = await mkdtemp(join(tmpdir(), 'console-usage-chromium-'));
-    browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`], headless: true });
-    page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 800 });
+    browser = await openBrowserPage({ artifacts: 'console' });
+    page = browser.page;
   }, 300_000);
 
   afterAll(async () => {
     await browser?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
     await controller?.destroy();
   });
 
@@ -44,5 +38,11 @@ describe.sequential('the console’s sessions table with usage, in a real browse
     await page.waitForFunction(`/^\\d+ %$/.test(document.querySelector('${row} .cpu')?.textContent ?? '')`, { timeout: 30_000 });
     const headers = await page.$$eval('table.sessions th', (cells) => cells.filter((c) => !c.hidden).map((c) => c.textContent));
     expect(headers).toEqual(['Session', 'Status', 'Time left', 'Memory', 'CPU', 'Created', 'Actions']);
+    await browser.shoot('11-sessions-usage');
   }, 90_000);
+
+  it('logged no console error and no failed request', () => {
+    const { consoleErrors, failedRequests } = browser;
+    expect({ consoleErrors, failedRequests }).toEqual({ consoleErrors: [], failedRequests: [] });
+  });
 });

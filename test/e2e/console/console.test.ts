@@ -1,34 +1,49 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import type { RunnerClient } from '../../../client/src/index.js';
+import { openBrowserPage, type BrowserPage } from '../../helpers/browser-page.js';
 import { startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
-const ARTIFACTS = join(ROOT, 'test-artifacts/console');
 const TOKEN = 'console-e2e-token-0123456789abcdef';
 const SESSION = 'console1';
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** Opens a terminal ticket's URL as a page of `origin` would (none: not a browser), and says how it went. */
+async function openTicket(url: string, origin?: string): Promise<{ opened: true } | { status: number; code: string }> {
+  const socket = new WebSocket(url, origin === undefined ? {} : { origin });
+  return new Promise((resolve, reject) => {
+    socket.once('open', () => {
+      socket.close();
+      resolve({ opened: true });
+    });
+    socket.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, code: (JSON.parse(body) as { code: string }).code }));
+    });
+    socket.once('error', reject);
+  });
+}
 
 describe.sequential('the console in a real browser', () => {
   let controller: E2EController;
   let client: RunnerClient;
-  let browser: Browser;
+  let browser: BrowserPage;
   let page: Page;
-  let profile: string;
-  const consoleErrors: string[] = [];
-  const failedRequests: string[] = [];
+  // What Chromium sent to open each WebSocket: its URL and handshake headers.
+  const webSockets = new Map<string, { url: string; headers: Record<string, string> }>();
 
   // Page-side checks are expressions evaluated in the browser (this project type-checks without the DOM library).
   const textOf = (selector: string) => `(document.querySelector(${JSON.stringify(selector)})?.innerText ?? document.querySelector(${JSON.stringify(selector)})?.textContent ?? '')`;
   const waitForText = (selector: string, pattern: string, timeout = 30_000) =>
     page.waitForFunction(`${textOf(selector)}.includes(${JSON.stringify(pattern)})`, { timeout });
   const TERMINAL = '.terminal-host:not([hidden]) .xterm-rows';
-  const shoot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: false });
+  const shoot = (name: string) => browser.shoot(name);
   const clickButton = async (label: string, role = 'button') => {
     const button = await page.waitForSelector(`::-p-aria([name="${label}"][role="${role}"])`, { visible: true });
     await button!.click();
@@ -37,31 +52,26 @@ describe.sequential('the console in a real browser', () => {
 
   beforeAll(async () => {
     await promisify(execFile)('bash', ['scripts/build-console.sh'], { cwd: ROOT });
-    await mkdir(ARTIFACTS, { recursive: true });
     controller = await startE2EController({ RUNNER_API_TOKEN: TOKEN });
     client = controller.client;
-    profile = await mkdtemp(join(tmpdir(), 'console-chromium-'));
-    browser = await puppeteer.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`], headless: true });
-    page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 800 });
-    page.on('console', (message) => {
-      if (message.type() === 'error') consoleErrors.push(message.text());
-    });
-    page.on('pageerror', (error) => consoleErrors.push(String(error)));
-    page.on('requestfailed', (request) => {
+    browser = await openBrowserPage({
+      artifacts: 'console',
       // Leaving a session page ends its live changes stream on purpose.
-      if (request.failure()?.errorText === 'net::ERR_ABORTED' && request.url().endsWith('/watch')) return;
-      failedRequests.push(`${request.method()} ${request.url()} ${request.failure()?.errorText}`);
+      expectedFailure: (request) => request.failure()?.errorText === 'net::ERR_ABORTED' && request.url().endsWith('/watch'),
     });
-    page.on('response', (response) => {
-      if (response.status() >= 400) failedRequests.push(`${response.request().method()} ${response.url()} ${response.status()}`);
-    });
+    page = browser.page;
     page.on('dialog', (dialog) => void dialog.accept());
+    const devtools = await page.createCDPSession();
+    devtools.on('Network.webSocketCreated', ({ requestId, url }) => webSockets.set(requestId, { url, headers: {} }));
+    devtools.on('Network.webSocketWillSendHandshakeRequest', ({ requestId, request }) => {
+      const socket = webSockets.get(requestId);
+      if (socket) socket.headers = request.headers;
+    });
+    await devtools.send('Network.enable');
   }, 300_000);
 
   afterAll(async () => {
     await browser?.close();
-    await rm(profile, { recursive: true, force: true });
     await controller?.destroy();
   });
 
@@ -112,6 +122,22 @@ describe.sequential('the console in a real browser', () => {
     await shoot('04-terminal-after-reload');
   });
 
+  it('opened each terminal socket with a ticket of its own for its terminal id, and never sent the token in one', async () => {
+    const terminalId = (JSON.parse(String(await page.evaluate(`sessionStorage.getItem('runner.console.terminals.${SESSION}')`))) as string[])[0];
+    const sockets = [...webSockets.values()].filter((socket) => socket.url.includes('/terminal/ws'));
+    // The first page and the reloaded one: one socket each at least.
+    expect(sockets.length).toBeGreaterThanOrEqual(2);
+    const tickets = sockets.map((socket) => new URL(socket.url).searchParams.get('ticket'));
+    expect(new Set(tickets).size).toBe(sockets.length);
+    for (const socket of sockets) {
+      const url = new URL(socket.url);
+      expect(url.searchParams.get('ticket')).toMatch(/^g1\./);
+      expect(url.searchParams.get('id')).toBe(terminalId);
+      expect(JSON.stringify(socket)).not.toContain(TOKEN);
+      expect(Object.keys(socket.headers).map((name) => name.toLowerCase())).not.toContain('sec-websocket-protocol');
+    }
+  });
+
   it('creates and edits a file that exec then reads, with the change shown live', async () => {
     await selectTab('Files');
     await page.type('::-p-aria([name="New name"])', 'notes.txt');
@@ -151,6 +177,28 @@ describe.sequential('the console in a real browser', () => {
     await page.setViewport({ width: 1280, height: 800 });
   });
 
+  it("takes a terminal ticket once, for its own terminal, from the controller's own origin or no browser, and not the token", async () => {
+    const lab = client.session(SESSION);
+    const own = new URL(controller.url).origin;
+    const mint = async (terminalId = 'probe') => (await lab.createGrant({ capability: 'terminal', terminal_id: terminalId })).url;
+    // Not listed in RUNNER_ALLOWED_ORIGINS: the console's own origin is accepted all the same, once.
+    const ticket = await mint();
+    expect(await openTicket(ticket, own)).toEqual({ opened: true });
+    expect(await openTicket(ticket, own)).toEqual({ status: 401, code: 'GRANT_USED' });
+    expect(await openTicket(await mint(), undefined)).toEqual({ opened: true });
+    expect(await openTicket(await mint(), 'http://evil.example')).toEqual({ status: 403, code: 'GRANT_WRONG_ORIGIN' });
+    expect(await openTicket(await mint(), 'null')).toEqual({ status: 403, code: 'GRANT_WRONG_ORIGIN' });
+    expect(await openTicket((await mint()).replace('id=probe', 'id=other'), own)).toEqual({ status: 403, code: 'GRANT_WRONG_TERMINAL' });
+    // The token where the console used to carry it, a WebSocket subprotocol, opens nothing now.
+    const carrier = `runner.bearer.${Buffer.from(TOKEN).toString('base64url')}`;
+    const viaProtocol = new WebSocket(`${own.replace('http', 'ws')}/sessions/${SESSION}/terminal/ws?id=probe`, ['runner.v1', carrier], { origin: own });
+    viaProtocol.on('error', () => {});
+    const [request, response] = (await once(viaProtocol, 'unexpected-response')) as [{ destroy(): void }, { statusCode: number }];
+    request.destroy();
+    expect(response.statusCode).toBe(401);
+    await lab.killTerminal('probe');
+  });
+
   it('deletes the session', async () => {
     await clickButton('Delete session');
     await page.waitForSelector('::-p-aria([name="Session id"])');
@@ -160,6 +208,19 @@ describe.sequential('the console in a real browser', () => {
   });
 
   it('logged no console error and no failed request', () => {
+    const { consoleErrors, failedRequests } = browser;
     expect({ consoleErrors, failedRequests }).toEqual({ consoleErrors: [], failedRequests: [] });
+  });
+
+  // After the check above: what follows fails on purpose.
+  it('says why a terminal cannot reconnect when its session is gone, and stops trying', async () => {
+    const gone = `${SESSION}-gone`;
+    await client.createSession({ session_id: gone });
+    await page.goto(`${controller.url}/console#/sessions/${gone}`);
+    await waitForText('.terminal-state', 'connected');
+    await client.deleteSession(gone);
+    await waitForText('.terminal-state', 'no ticket (SESSION_NOT_FOUND)');
+    await waitForText('#banner', 'SESSION_NOT_FOUND');
+    await shoot('12-terminal-session-gone');
   });
 });

@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { RunnerClient, RunnerError, type SessionClient, type WatchFrame } from '../../../client/src/index.js';
 import { attachTerminal } from '../../../client/src/node.js';
-import { WS_PROTOCOL, bearerProtocols } from '../../../shared/websocket-auth.js';
 import { CONTROLLER_TEST_TOKEN } from '../../helpers/controller-fakes.js';
 import { createClientStack, type ClientStack } from '../../helpers/client-stack.js';
 import type { TestAgent } from '../../helpers/test-agent.js';
@@ -124,21 +123,52 @@ describe('the typed client, through a controller to a real agent', () => {
     await expect(attachTerminal(session, {}, {})).rejects.toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
   });
 
-  it("accepts the token as a WebSocket subprotocol only from the controller's own origin", async () => {
-    const url = session.terminalUrl();
+  it("opens a browser's terminal with a ticket it mints, from the controller's own origin, and reattaches with a new one", async () => {
     const host = new URL(stack.url).host;
-    const open = async (origin: string | undefined, protocols = bearerProtocols(CONTROLLER_TEST_TOKEN)) => {
-      const socket = new WebSocket(url, protocols, origin ? { origin } : {});
-      const [event] = await Promise.race([once(socket, 'open').then(() => ['open']), once(socket, 'unexpected-response').then(([, res]) => [res.statusCode])]);
-      const protocol = socket.protocol;
-      socket.terminate();
-      return { event, protocol };
-    };
-    expect(await open(`http://${host}`)).toEqual({ event: 'open', protocol: WS_PROTOCOL });
-    // Whatever the order offered, the protocol carrying the token is never the one echoed back.
-    expect(await open(`http://${host}`, [...bearerProtocols(CONTROLLER_TEST_TOKEN)].reverse())).toEqual({ event: 'open', protocol: WS_PROTOCOL });
-    expect(await open('http://evil.example')).toEqual({ event: 401, protocol: '' });
-    expect(await open(undefined)).toEqual({ event: 401, protocol: '' });
+    const opened: string[] = [];
+    // A browser's WebSocket on a page of the controller's own origin (the console): it sets Origin, never Authorization.
+    class PageWebSocket extends WebSocket {
+      constructor(url: URL) {
+        super(url, { headers: { origin: `http://${host}` } });
+        this.once('upgrade', () => opened.push(String(url)));
+      }
+    }
+    vi.stubGlobal('WebSocket', PageWebSocket);
+    try {
+      const first = (await session.openTerminalSocket({ id: 'page1', cols: 90, rows: 20 })) as unknown as WebSocket;
+      let output = '';
+      first.on('message', (data: ArrayBuffer) => (output += Buffer.from(data).toString('utf8')));
+      await once(first, 'open');
+      first.send('echo page-$((40 + 2))\n');
+      await vi.waitFor(() => expect(output).toContain('page-42'), { timeout: 10_000 });
+      first.close();
+      await once(first, 'close');
+
+      const again = (await session.openTerminalSocket({ id: 'page1' })) as unknown as WebSocket;
+      let replay = '';
+      again.on('message', (data: ArrayBuffer) => (replay += Buffer.from(data).toString('utf8')));
+      await vi.waitFor(() => expect(replay).toContain('page-42'), { timeout: 10_000 });
+      again.close();
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    // Each socket had its own ticket in the URL, bound to the terminal; the token travelled in none.
+    expect(opened.map((url) => new URL(url).searchParams.get('id'))).toEqual(['page1', 'page1']);
+    const tickets = opened.map((url) => new URL(url).searchParams.get('ticket'));
+    expect(tickets[0]).toMatch(/^g1\./);
+    expect(tickets[1]).not.toBe(tickets[0]);
+    expect(opened.join(' ')).not.toContain(CONTROLLER_TEST_TOKEN);
+    await session.killTerminal('page1');
+  });
+
+  it('no longer takes the token as a WebSocket subprotocol, even from its own origin', async () => {
+    const host = new URL(stack.url).host;
+    const carrier = `runner.bearer.${Buffer.from(CONTROLLER_TEST_TOKEN).toString('base64url')}`;
+    const socket = new WebSocket(session.terminalUrl(), ['runner.v1', carrier], { origin: `http://${host}` });
+    socket.on('error', () => {});
+    const [request, response] = (await once(socket, 'unexpected-response')) as [{ destroy(): void }, { statusCode: number }];
+    request.destroy();
+    expect(response.statusCode).toBe(401);
   });
 
   it('mints a file link a browser opens without the token, and revokes it', async () => {

@@ -245,6 +245,34 @@ describe('browser grants', () => {
       expect([again.statusCode, again.json().code]).toEqual([401, 'GRANT_USED']);
     });
 
+    it("lets the controller's own page (its console) open a ticket without being listed, and no look-alike", async () => {
+      const fromPage = async (origin: string | undefined, host = 'runner.test:8443') => {
+        const { url } = await mint('s1', { capability: 'terminal' });
+        const res = await ctl.app.inject({ url: local(url), headers: { ...UPGRADE, host, ...(origin === undefined ? {} : { origin }) } });
+        return res.json().code as string;
+      };
+      // Admitted: as far as the agent (none runs here).
+      expect(await fromPage('https://runner.test:8443')).toBe('AGENT_UNAVAILABLE');
+      expect(await fromPage('http://runner.test:8443')).toBe('AGENT_UNAVAILABLE');
+      expect(await fromPage('https://runner.test', 'RUNNER.test')).toBe('AGENT_UNAVAILABLE');
+      // Not a browser: the ticket alone is the credential, as for a backend.
+      expect(await fromPage(undefined)).toBe('AGENT_UNAVAILABLE');
+      for (const origin of [
+        'https://runner.test',
+        'https://runner.test:8443.evil.test',
+        'https://evil.test',
+        'https://3000-s1.preview.test',
+        'https://runner.test:8443/',
+        'https://user@runner.test:8443',
+        'ws://runner.test:8443',
+        'null',
+        '',
+      ]) {
+        expect(await fromPage(origin), origin).toBe('GRANT_WRONG_ORIGIN');
+      }
+      expect(await fromPage('https://evil.test', '')).toBe('GRANT_WRONG_ORIGIN');
+    });
+
     it('refuses an expired ticket, another terminal’s, and a ticket on a plain request', async () => {
       const bound = await mint('s1', { capability: 'terminal', terminal_id: 'main' });
       const other = await open(local(bound.url).replace('id=main', 'id=other'));
