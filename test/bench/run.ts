@@ -3,7 +3,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import pLimit from 'p-limit';
-import { ControllerApi } from './agent-api.js';
+import { execOk } from './agent-api.js';
 import { BenchEnv, dockerCli } from './bench-env.js';
 import { BenchContext, type BenchSession } from './context.js';
 import { measureColdCreate } from './figures/cold-create.js';
@@ -159,8 +159,7 @@ async function main(): Promise<number> {
     await runScript('bash', ['scripts/build-images.sh']);
     info = await environment();
     const controller = await env.startController();
-    const api = new ControllerApi(controller.url);
-    ctx = new BenchContext(profile, env, api, log);
+    ctx = new BenchContext(profile, env, controller.url, log);
     const c = ctx;
 
     let coldP50: number | null = null;
@@ -199,7 +198,7 @@ async function main(): Promise<number> {
     errors.push((error as Error).stack ?? String(error));
     log(`run aborted: ${(error as Error).message}`);
   } finally {
-    await ctx?.api.close().catch(() => {});
+    await ctx?.close().catch(() => {});
     // The controller's own log (warnings and errors) outlives the run, for whoever reads a MISS or an ERROR.
     await mkdir(dirname(args.out), { recursive: true });
     await copyFile(env.controllerLog, resolve(dirname(args.out), 'controller.log')).catch(() => {});
@@ -263,18 +262,18 @@ async function warmUp(ctx: BenchContext, session: BenchSession): Promise<void> {
   const deadline = performance.now() + WARMUP_MAX_MS;
   for (let i = 0; i < ctx.profile.warmupRounds && performance.now() < deadline; i++) {
     for (const api of [session.viaController, session.direct]) {
-      await api.exec(['true']);
-      await api.list('/workspace');
+      await execOk(api, ['true']);
+      await api.listFiles('/workspace');
       await api.writeFile('/workspace/bench-warmup/small.bin', small);
-      await api.readFile('/workspace/bench-warmup/small.bin');
+      await api.readBytes('/workspace/bench-warmup/small.bin');
     }
   }
 }
 
 async function deleteAllSessions(ctx: BenchContext): Promise<void> {
-  const { sessions } = await ctx.api.listSessions();
+  const sessions = await ctx.runner.listSessions();
   const limit = pLimit(4);
-  await Promise.all(sessions.map((s) => limit(() => ctx.api.deleteSession(s.session_id))));
+  await Promise.all(sessions.map((s) => limit(() => ctx.runner.deleteSession(s.session_id))));
 }
 
 process.exitCode = await main();

@@ -18,8 +18,10 @@ function metric(text: string, name: string): number {
 }
 
 async function scrape(ctx: BenchContext): Promise<string> {
-  const answer = await ctx.api.http.send('GET', '/metrics', {});
-  return answer.body.toString('utf8');
+  // Not a call of the typed client: /metrics is for Prometheus.
+  const answer = await fetch(`${ctx.runner.transport.baseUrl}/metrics`, { headers: ctx.runner.transport.authHeaders() });
+  if (!answer.ok) throw new Error(`GET /metrics: ${answer.status}`);
+  return answer.text();
 }
 
 /** Waits until the pool holds `size` ready sessions (the `runner_warm_pool_ready` gauge); false on timeout. */
@@ -49,8 +51,8 @@ export async function measureWarmCreate(ctx: BenchContext, coldP50: number | nul
   const deadline = performance.now() + STAGE_MAX_MS;
   for (let i = 1; i <= ctx.profile.warmRounds && performance.now() < deadline; i++) {
     const id = `warm-${i}`;
-    times.push(await timed(() => ctx.api.createSession(id)));
-    await ctx.api.deleteSession(id);
+    times.push(await timed(() => ctx.runner.createSession({ session_id: id })));
+    await ctx.runner.deleteSession(id);
     full = (await waitPoolFull(ctx, size, REFILL_TIMEOUT_MS)) && full;
   }
   const after = await scrape(ctx);
