@@ -23,9 +23,9 @@ export async function execOk(api: AgentCalls, command: string[]): Promise<ExecRe
  * baselines, so that "via controller" and "direct" differ by the proxy and not by the client library. Node's global
  * fetch costs more per request than a pool's `request` (docs/benchmarks.md has the A/B).
  */
-export function benchClient(url: string): { runner: RunnerClient; close: () => Promise<void> } {
+export function benchClient(url: string, token?: string): { runner: RunnerClient; close: () => Promise<void> } {
   const pool = new Pool(url);
-  return { runner: new RunnerClient({ baseUrl: url, fetch: poolFetch(pool) }), close: () => pool.close() };
+  return { runner: new RunnerClient({ baseUrl: url, token, fetch: poolFetch(pool) }), close: () => pool.close() };
 }
 
 /** `fetch` as the client calls it (a URL string, method, plain headers, a string or bytes body), over `pool`. */
