@@ -2,6 +2,7 @@ import { copyFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 import { RunnerError, type RunnerClient } from '../../../client/src/index.js';
+import { Label } from '../../../controller/runtime/labels.js';
 import { benchClient } from '../agent-api.js';
 import { BenchEnv } from '../bench-env.js';
 import { metric, scrape, waitPoolFull } from '../figures/warm-create.js';
@@ -17,8 +18,6 @@ const POOL_FILL_TIMEOUT_MS = 900_000;
 const SETTLE_MS = 20_000;
 const COLD_TARGET_MS = 20_000;
 const WARM_TARGET_MS = 1_000;
-// Pool members are named `<prefix>warm.<pool id>`; a claimed session keeps its member's container.
-const POOL_MEMBER = /warm\./;
 
 export interface ClassroomOptions {
   log: (message: string) => void;
@@ -91,7 +90,7 @@ export async function runClassroom(options: ClassroomOptions): Promise<Classroom
     const warm = await wave(runner, 'warm');
     const after = await scrape(runner);
     const delta = (name: string) => metric(after, name) - metric(before, name);
-    const claims = { claims: delta('runner_warm_pool_claims_total'), misses: delta('runner_warm_pool_misses_total') };
+    const claims = { claims: delta('runner_warm_pool_claims_total'), misses: delta('runner_warm_pool_misses_total'), fromPool: await fromPool(env, warm) };
     await removeAll(runner);
     rows.push(...warmRows(warmAlone, warm, claims, fillMs));
     extras.warm = { alone: warmAlone, fill_ms: fillMs, ...claims, ...warm };
@@ -144,6 +143,12 @@ async function wave(runner: RunnerClient, prefix: string): Promise<Wave> {
   return result;
 }
 
+/** How many of the wave's sessions run in a container the pool started: its pool-id label stays after a claim. */
+async function fromPool(env: BenchEnv, w: Wave): Promise<number> {
+  const labels = await Promise.all(w.containers.map(async (name) => (await env.docker.getContainer(name).inspect()).Config.Labels ?? {}));
+  return labels.filter((l) => l[Label.poolId] !== undefined).length;
+}
+
 async function removeAll(runner: RunnerClient): Promise<void> {
   const limit = pLimit(4);
   await Promise.all((await runner.listSessions()).map((s) => limit(() => runner.deleteSession(s.session_id))));
@@ -170,11 +175,11 @@ function coldRows(aloneTimes: number[], cold: Wave): Row[] {
   ];
 }
 
-function warmRows(aloneTimes: number[], warm: Wave, claims: { claims: number; misses: number }, fillMs: number): Row[] {
+function warmRows(aloneTimes: number[], warm: Wave, claims: { claims: number; misses: number; fromPool: number }, fillMs: number): Row[] {
   const a = summarize(aloneTimes);
   const s = summarize(warm.times);
   const label = `${CLASS} concurrent creates, WARM_POOL_SIZE=${CLASS} full`;
-  const fromPool = warm.containers.filter((name) => POOL_MEMBER.test(name)).length;
+  const { fromPool } = claims;
   const within = (v: number) => v <= WARM_TARGET_MS;
   if (s.n === 0) return [missingRow(label, 'ms', `none succeeded${failureNote(warm)}`)];
   return [
