@@ -52,6 +52,15 @@ describe("the bench's HTTP: the typed client on an undici pool, and the agent di
     expect(viaController.entries.map((e) => e.name)).toEqual(['a.txt']);
   });
 
+  it('streams an answer as it comes', async () => {
+    const frames = [];
+    for await (const frame of bench.runner.session(SESSION).watch()) {
+      frames.push(frame);
+      break;
+    }
+    expect(frames).toMatchObject([{ type: 'ready' }]);
+  });
+
   it('deletes the session', async () => {
     expect(await bench.runner.deleteSession(SESSION)).toMatchObject({ found: true });
     expect(await bench.runner.listSessions()).toEqual([]);
