@@ -1,22 +1,36 @@
 import type Docker from 'dockerode';
+import type { RunnerClient, SessionClient } from '../../client/src/index.js';
 import { SessionStore } from '../../controller/sessions/session-store.js';
-import { AgentApi, ControllerApi } from './agent-api.js';
+import { AgentApi, benchClient } from './agent-api.js';
 import type { BenchEnv } from './bench-env.js';
 import type { Profile } from './profile.js';
 import { summarize, type Summary } from './stats.js';
 
-/** What every figure gets: the run's profile, resources, the running controller's API and the sample store. */
+/** What every figure gets: the run's profile, resources, the typed client of the running controller and the sample store. */
 export class BenchContext {
   readonly samples: Record<string, Record<string, Summary>> = {};
   /** Other measurements worth keeping in the JSON (memory by process, raw per-session figures). */
   readonly extras: Record<string, unknown> = {};
+  #client: ReturnType<typeof benchClient>;
 
   constructor(
     readonly profile: Profile,
     readonly env: BenchEnv,
-    public api: ControllerApi,
+    controllerUrl: string,
     readonly log: (message: string) => void,
-  ) {}
+  ) {
+    this.#client = benchClient(controllerUrl);
+  }
+
+  /** The controller's API, as a backend drives it. */
+  get runner(): RunnerClient {
+    return this.#client.runner;
+  }
+
+  /** Closes the client's connections. */
+  close(): Promise<void> {
+    return this.#client.close();
+  }
 
   /** Keeps each method's summary for the JSON report and returns them. */
   record<K extends string>(figure: string, timings: Record<K, number[]>): Record<K, Summary> {
@@ -45,14 +59,14 @@ export class BenchContext {
 
   /** Stops the controller (its sessions keep running) and starts it again with `extra` in its environment. */
   async restartController(extra: Record<string, string> = {}): Promise<void> {
-    await this.api.close();
+    await this.close();
     const controller = await this.env.startController(extra);
-    this.api = new ControllerApi(controller.url);
+    this.#client = benchClient(controller.url);
   }
 
   /** Creates a session through the controller and opens both ways to its agent. */
   async openSession(sessionId: string): Promise<BenchSession> {
-    const { container_name: containerName } = await this.api.createSession(sessionId);
+    const { container_name: containerName } = await this.runner.createSession({ session_id: sessionId });
     const store = new SessionStore(this.env.socketsDir, this.env.instance);
     const token = await store.readToken({ kind: 'session', sessionId });
     if (!token) throw new Error(`no agent token for session ${sessionId}`);
@@ -60,7 +74,7 @@ export class BenchContext {
       id: sessionId,
       containerName,
       container: this.env.docker.getContainer(containerName),
-      viaController: this.api.agent(sessionId),
+      viaController: this.runner.session(sessionId),
       direct: AgentApi.direct(store.agentSocketPath({ kind: 'session', sessionId }), token),
       agentSocket: store.agentSocketPath({ kind: 'session', sessionId }),
       token,
@@ -73,7 +87,9 @@ export interface BenchSession {
   id: string;
   containerName: string;
   container: Docker.Container;
-  viaController: AgentApi;
+  /** Through the controller, with the typed client. */
+  viaController: SessionClient;
+  /** Direct to the agent's socket (the client addresses the controller only). */
   direct: AgentApi;
   agentSocket: string;
   token: string;

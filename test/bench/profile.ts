@@ -20,6 +20,8 @@ export interface Profile {
   loadMs: number;
   warmPoolSize: number;
   warmRounds: number;
+  /** Pairs of `GET /sessions`, usage expired then cached, over the fleet. */
+  usageRounds: number;
 }
 
 export const FULL: Profile = {
@@ -38,6 +40,7 @@ export const FULL: Profile = {
   loadMs: 30_000,
   warmPoolSize: 3,
   warmRounds: 8,
+  usageRounds: 20,
 };
 
 export const QUICK: Profile = {
@@ -55,4 +58,5 @@ export const QUICK: Profile = {
   loadMs: 8_000,
   warmPoolSize: 2,
   warmRounds: 2,
+  usageRounds: 5,
 };

@@ -3,7 +3,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import pLimit from 'p-limit';
-import { ControllerApi } from './agent-api.js';
+import { execOk } from './agent-api.js';
 import { BenchEnv, dockerCli } from './bench-env.js';
 import { BenchContext, type BenchSession } from './context.js';
 import { measureColdCreate } from './figures/cold-create.js';
@@ -14,12 +14,16 @@ import { measureFleet } from './figures/fleet.js';
 import { measureImageBuild } from './figures/image-build.js';
 import { measureStartCost } from './figures/start-cost.js';
 import { measureTerminalEcho } from './figures/terminal-echo.js';
+import { measureUsageCost } from './figures/usage-cost.js';
 import { measureWarmCreate } from './figures/warm-create.js';
+import { runClassroom } from './classroom/classroom.js';
 import { runDensity } from './density/density.js';
 import { FULL, QUICK } from './profile.js';
 import { missingRow, renderTable, writeLatestPage, writeReport, type BenchReport, type Row, type Unit } from './report.js';
 
 const WARMUP_MAX_MS = 90_000;
+// The usage figure waits out the cache once per round: 1 s instead of the default 5 keeps it short.
+const MAIN_CONTROLLER_ENV = { USAGE_TTL_SECONDS: '1' };
 const DENSITY_DEFAULT = 200;
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
 const LATEST_PAGE = resolve(REPO, 'docs/benchmarks-latest.md');
@@ -32,7 +36,9 @@ const USAGE = `usage: npm run bench [-- --quick] [-- --cpu-prof] [-- --out FILE]
   --only TEXT only the figures whose name contains TEXT (comma-separated: any of them), e.g. --only "write + read,listing"
   --density [N] instead of the figures: N idle sessions (default ${DENSITY_DEFAULT}), each with a /watch stream open; their
               memory, idle CPU, the controller's RSS, create time as the count grows, exec p50/p99 across them
-              (JSON: test/bench/results/density.json)`;
+              (JSON: test/bench/results/density.json)
+  --classroom instead of the figures: 30 concurrent cold creates (MAX_SESSIONS=30, other settings default), then 30
+              concurrent creates from a full WARM_POOL_SIZE=30 pool (JSON: test/bench/results/classroom.json)`;
 
 interface Args {
   /** The arguments as given, for the command line the docs page names. */
@@ -44,11 +50,18 @@ interface Args {
   only?: string[];
   /** `--density N`: the density run with N sessions instead of the figures. */
   density?: number;
+  /** `--classroom`: the classroom run instead of the figures. */
+  classroom: boolean;
 }
 
 function parseArgs(all: string[]): Args {
   const { argv, density } = takeDensity(all);
-  const flags = new Set(['--quick', '--cpu-prof']);
+  const classroom = argv.includes('--classroom');
+  if (classroom && (density !== undefined || argv.includes('--quick') || argv.includes('--only'))) {
+    process.stderr.write(`${USAGE}\n`);
+    process.exit(2);
+  }
+  const flags = new Set(['--quick', '--cpu-prof', '--classroom']);
   const outAt = argv.indexOf('--out');
   const onlyAt = argv.indexOf('--only');
   const isValue = (i: number) => (outAt !== -1 && i === outAt + 1) || (onlyAt !== -1 && i === onlyAt + 1);
@@ -60,8 +73,9 @@ function parseArgs(all: string[]): Args {
   const quick = argv.includes('--quick');
   const out = argv[outAt + 1]!;
   const only = onlyAt === -1 ? undefined : argv[onlyAt + 1]!.toLowerCase().split(',');
-  const defaultOut = density === undefined ? `test/bench/results/${quick ? 'quick' : 'latest'}.json` : 'test/bench/results/density.json';
-  return { argv: all, quick, cpuProf: argv.includes('--cpu-prof'), out: resolve(REPO, outAt === -1 ? defaultOut : out), only, density };
+  const mode = density !== undefined ? 'density' : classroom ? 'classroom' : quick ? 'quick' : 'latest';
+  const defaultOut = `test/bench/results/${mode}.json`;
+  return { argv: all, quick, cpuProf: argv.includes('--cpu-prof'), out: resolve(REPO, outAt === -1 ? defaultOut : out), only, density, classroom };
 }
 
 /** `--density` with its optional count, taken out of the arguments; exits with the usage on a bad count. */
@@ -117,7 +131,10 @@ async function environment(): Promise<Record<string, unknown>> {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  if (args.density !== undefined) return density(args, args.density);
+  const prepare = () => runScript('bash', ['scripts/build-images.sh']);
+  const target = args.density;
+  if (target !== undefined) return runMode(args, `density ${target}`, () => runDensity({ target, log, prepare }));
+  if (args.classroom) return runMode(args, 'classroom', () => runClassroom({ log, prepare }));
   const profile = args.quick ? QUICK : FULL;
   const startedAt = new Date();
   const env = await BenchEnv.create(args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${resolve(REPO, 'test/bench/results/profiles')}`] : []);
@@ -158,9 +175,8 @@ async function main(): Promise<number> {
     log('building images (scripts/build-images.sh; skips what is up to date)');
     await runScript('bash', ['scripts/build-images.sh']);
     info = await environment();
-    const controller = await env.startController();
-    const api = new ControllerApi(controller.url);
-    ctx = new BenchContext(profile, env, api, log);
+    const controller = await env.startController(MAIN_CONTROLLER_ENV);
+    ctx = new BenchContext(profile, env, controller.url, log);
     const c = ctx;
 
     let coldP50: number | null = null;
@@ -191,6 +207,7 @@ async function main(): Promise<number> {
       await figure('50 MiB write + read', 'MiB/s', () => measureFileTransfer(c, s, 50, profile.largeFileRounds));
       await figure('small image build', 'ms', () => measureImageBuild(c, s));
       await figure(`${profile.sessions} sessions: memory and exec load`, 'MiB', async () => (await measureFleet(c, s, rssAtStart)).rows);
+      await figure('GET /sessions: usage expired against cached', 'ms', () => measureUsageCost(c));
     }
     log('removing the sessions');
     await deleteAllSessions(c);
@@ -199,7 +216,7 @@ async function main(): Promise<number> {
     errors.push((error as Error).stack ?? String(error));
     log(`run aborted: ${(error as Error).message}`);
   } finally {
-    await ctx?.api.close().catch(() => {});
+    await ctx?.close().catch(() => {});
     // The controller's own log (warnings and errors) outlives the run, for whoever reads a MISS or an ERROR.
     await mkdir(dirname(args.out), { recursive: true });
     await copyFile(env.controllerLog, resolve(dirname(args.out), 'controller.log')).catch(() => {});
@@ -233,16 +250,16 @@ async function main(): Promise<number> {
   return errors.length > 0 ? 1 : 0;
 }
 
-/** The density run (test/bench/density/): its table on stdout, its JSON beside the others. */
-async function density(args: Args, target: number): Promise<number> {
+/** A run of its own instead of the figures (density, classroom): its table on stdout, its JSON beside the others. */
+async function runMode(args: Args, name: string, run: () => Promise<{ rows: Row[]; extras: Record<string, unknown>; errors: string[] }>): Promise<number> {
   const startedAt = new Date();
   const info = await environment();
-  const result = await runDensity({ target, log, prepare: () => runScript('bash', ['scripts/build-images.sh']) });
-  const header = `runner bench (density ${target}), ${startedAt.toISOString()}, ${info.cpus} CPUs, ${info.memory_mib} MiB, load average ${(info.loadavg_at_start as number[])[0]!.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end`;
+  const result = await run();
+  const header = `runner bench (${name}), ${startedAt.toISOString()}, ${info.cpus} CPUs, ${info.memory_mib} MiB, load average ${(info.loadavg_at_start as number[])[0]!.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end`;
   process.stdout.write(`\n${header}\n\n${renderTable(result.rows)}\n`);
   if (result.errors.length > 0) process.stdout.write(`\nerrors:\n${result.errors.map((e) => `  ${e.split('\n')[0]}`).join('\n')}\n`);
   const report: BenchReport = {
-    profile: `density ${target}`,
+    profile: name,
     started_at: startedAt.toISOString(),
     finished_at: new Date().toISOString(),
     environment: { ...info, loadavg_at_end: loadavg() },
@@ -263,18 +280,18 @@ async function warmUp(ctx: BenchContext, session: BenchSession): Promise<void> {
   const deadline = performance.now() + WARMUP_MAX_MS;
   for (let i = 0; i < ctx.profile.warmupRounds && performance.now() < deadline; i++) {
     for (const api of [session.viaController, session.direct]) {
-      await api.exec(['true']);
-      await api.list('/workspace');
+      await execOk(api, ['true']);
+      await api.listFiles('/workspace');
       await api.writeFile('/workspace/bench-warmup/small.bin', small);
-      await api.readFile('/workspace/bench-warmup/small.bin');
+      await api.readBytes('/workspace/bench-warmup/small.bin');
     }
   }
 }
 
 async function deleteAllSessions(ctx: BenchContext): Promise<void> {
-  const { sessions } = await ctx.api.listSessions();
+  const sessions = await ctx.runner.listSessions();
   const limit = pLimit(4);
-  await Promise.all(sessions.map((s) => limit(() => ctx.api.deleteSession(s.session_id))));
+  await Promise.all(sessions.map((s) => limit(() => ctx.runner.deleteSession(s.session_id))));
 }
 
 process.exitCode = await main();

@@ -20,7 +20,7 @@ const SECCOMP_PROFILE = new URL('../../../image/seccomp.json', import.meta.url).
  * same flags and limits, polled until its agent reports the inner daemon ready. Deletions are not timed.
  */
 export async function measureColdCreate(ctx: BenchContext): Promise<{ rows: Row[]; coldP50: number }> {
-  const { env, api } = ctx;
+  const { env, runner } = ctx;
   const config = env.controllerConfig();
   // On a remapped engine the session's root must own the agent's folder, as the controller arranges for its own.
   const remappedRoot = findRemappedRoot(await env.docker.info());
@@ -29,8 +29,10 @@ export async function measureColdCreate(ctx: BenchContext): Promise<{ rows: Row[
 
   const viaController = async () => {
     const id = `cold-${(n += 1)}`;
-    made.push(() => api.deleteSession(id));
-    await api.createSession(id);
+    made.push(async () => {
+      await runner.deleteSession(id);
+    });
+    await runner.createSession({ session_id: id });
   };
 
   const dockerRun = async () => {

@@ -1,3 +1,4 @@
+import { execOk } from '../agent-api.js';
 import { dockerCli } from '../bench-env.js';
 import type { BenchContext, BenchSession } from '../context.js';
 import { compareRow, type Row } from '../report.js';
@@ -23,7 +24,7 @@ export async function measureExec(ctx: BenchContext, session: BenchSession): Pro
   };
   const timings = await interleave(
     {
-      controller: () => session.viaController.exec(['true']),
+      controller: () => execOk(session.viaController, ['true']),
       dockerExecCli: () => dockerCli(['exec', session.containerName, 'true']),
       dockerExecApi,
     },
@@ -32,11 +33,11 @@ export async function measureExec(ctx: BenchContext, session: BenchSession): Pro
   const s = ctx.record('exec_true_vs_docker_exec', timings);
   // Apart from the docker execs, whose aftermath in the engine would blur a difference of a millisecond or two.
   const againstDirect = await interleave(
-    { controller: () => session.viaController.exec(['true']), direct: () => session.direct.exec(['true']) },
+    { controller: () => execOk(session.viaController, ['true']), direct: () => execOk(session.direct, ['true']) },
     { warmup: WARMUP, rounds: ctx.profile.execRounds * 2, maxMs: 60_000 },
   );
   const d = ctx.record('exec_true_vs_direct', againstDirect);
-  const cpuMs = await ctx.controllerCpuPerCall(() => session.viaController.exec(['true']), ctx.profile.execRounds);
+  const cpuMs = await ctx.controllerCpuPerCall(() => execOk(session.viaController, ['true']), ctx.profile.execRounds);
   const c = s.controller;
   const cli = '`docker exec <session> true`';
   return [

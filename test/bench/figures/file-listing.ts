@@ -1,3 +1,4 @@
+import type { AgentCalls } from '../agent-api.js';
 import { BytePipe } from '../byte-pipe.js';
 import type { BenchContext, BenchSession } from '../context.js';
 import { compareRow, type Row } from '../report.js';
@@ -14,8 +15,8 @@ const WARMUP = 50;
 export async function measureFileListing(ctx: BenchContext, session: BenchSession): Promise<Row[]> {
   await session.direct.mkdir(FOLDER);
   for (let i = 0; i < FILES; i++) await session.direct.writeFile(`${FOLDER}/file-${i}.txt`, `file ${i}\n`);
-  const list = async (api: BenchSession['direct']) => {
-    const listing = await api.list(FOLDER);
+  const list = async (api: AgentCalls) => {
+    const listing = await api.listFiles(FOLDER);
     if (listing.entries.length !== FILES) throw new Error(`listing has ${listing.entries.length} entries, expected ${FILES}`);
   };
   const pipe = new BytePipe(session.agentSocket, session.token);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { AgentCalls } from '../agent-api.js';
 import { dockerCli } from '../bench-env.js';
 import { BytePipe } from '../byte-pipe.js';
 import type { BenchContext, BenchSession } from '../context.js';
@@ -19,12 +20,12 @@ export async function measureFileTransfer(ctx: BenchContext, session: BenchSessi
   const hostIn = join(ctx.env.tmpDir, `transfer-${mib}.in`);
   const hostOut = join(ctx.env.tmpDir, `transfer-${mib}.out`);
   await writeFile(hostIn, data);
-  const check = (back: Buffer, how: string) => {
-    if (!back.equals(data)) throw new Error(`${how}: read back ${back.length} bytes that differ from the ${data.length} written`);
+  const check = (back: Uint8Array, how: string) => {
+    if (Buffer.compare(back, data) !== 0) throw new Error(`${how}: read back ${back.length} bytes that differ from the ${data.length} written`);
   };
-  const viaApi = async (api: BenchSession['direct'], path: string) => {
+  const viaApi = async (api: AgentCalls, path: string) => {
     await api.writeFile(path, data);
-    check(await api.readFile(path), path);
+    check(await api.readBytes(path), path);
   };
   const dockerCp = async () => {
     const path = `/workspace/bench-${mib}-cp.bin`;

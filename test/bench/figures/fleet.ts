@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
-import type { AgentApi } from '../agent-api.js';
+import { execOk, type AgentCalls } from '../agent-api.js';
 import { dockerCli } from '../bench-env.js';
 import type { BenchContext, BenchSession } from '../context.js';
 import { compareRow, missingRow, type Row } from '../report.js';
@@ -19,7 +19,7 @@ const RSS_SAMPLE_MS = 1_000;
  * Returns the fleet so the caller removes it.
  */
 export async function measureFleet(ctx: BenchContext, main: BenchSession, rssAtStart: number): Promise<{ rows: Row[]; fleet: BenchSession[] }> {
-  const { profile, api, env } = ctx;
+  const { profile, env } = ctx;
   const count = profile.sessions;
   const limit = pLimit(CREATE_CONCURRENCY);
   const fresh: BenchSession[] = [];
@@ -170,7 +170,7 @@ interface LoadResult {
 }
 
 /** One loop per session, all at once, each running `true` (through `via`) until the time is up. */
-async function execLoad(ctx: BenchContext, fleet: BenchSession[], via: (s: BenchSession) => AgentApi, durationMs: number): Promise<LoadResult> {
+async function execLoad(ctx: BenchContext, fleet: BenchSession[], via: (s: BenchSession) => AgentCalls, durationMs: number): Promise<LoadResult> {
   const result: LoadResult = { latencies: [], errors: 0, elapsedMs: 0, peakRssBytes: 0 };
   const start = performance.now();
   const deadline = start + durationMs;
@@ -184,7 +184,7 @@ async function execLoad(ctx: BenchContext, fleet: BenchSession[], via: (s: Bench
     for (let i = 0; i < LOAD_MAX_PER_SESSION && performance.now() < deadline; i++) {
       const t0 = performance.now();
       try {
-        await via(session).exec(['true']);
+        await execOk(via(session), ['true']);
         result.latencies.push(performance.now() - t0);
       } catch (error) {
         result.errors += 1;

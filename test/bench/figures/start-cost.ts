@@ -21,7 +21,7 @@ const TARGET_MS = 2_500;
  * is the note's upper bound.
  */
 export async function measureStartCost(ctx: BenchContext): Promise<Row[]> {
-  const { api, env, profile } = ctx;
+  const { runner, env, profile } = ctx;
   const totals: number[] = [];
   const parts = { session: [] as number[], engine: [] as number[], controller: [] as number[], machine: [] as number[] };
   for (let i = 1; i <= profile.createRounds; i++) {
@@ -30,7 +30,7 @@ export async function measureStartCost(ctx: BenchContext): Promise<Row[]> {
     const controllerBefore = await env.controller.cpuMs();
     const machineBefore = await machineBusyMs();
     try {
-      const { container_name: name } = await api.createSession(id);
+      const { container_name: name } = await runner.createSession({ session_id: id });
       await sleep(SETTLE_MS);
       const { Id: containerId, State } = await env.docker.getContainer(name).inspect();
       const session = await containerCpuMs(State.Pid);
@@ -42,7 +42,7 @@ export async function measureStartCost(ctx: BenchContext): Promise<Row[]> {
       parts.machine.push((await machineBusyMs()) - machineBefore);
       totals.push(session + engine + controller);
     } finally {
-      await api.deleteSession(id);
+      await runner.deleteSession(id);
     }
   }
   ctx.record('start_cost', { total: totals, ...parts });

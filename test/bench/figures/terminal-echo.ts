@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type WebSocket from 'ws';
+import { controllerTerminal } from '../agent-api.js';
 import type { BenchContext, BenchSession } from '../context.js';
 import { compareRow, type Row } from '../report.js';
 import { interleave } from '../stats.js';
@@ -69,7 +70,7 @@ class EchoTerminal {
 
 /** Keystroke → echo in a bash terminal through the controller's WebSocket proxy, and direct to the agent. */
 export async function measureTerminalEcho(ctx: BenchContext, session: BenchSession): Promise<Row[]> {
-  const controller = await EchoTerminal.open(session.viaController.terminal());
+  const controller = await EchoTerminal.open(controllerTerminal(ctx.runner, session.viaController));
   const direct = await EchoTerminal.open(session.direct.terminal());
   try {
     const timings = await interleave(

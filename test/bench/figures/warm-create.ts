@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RunnerClient } from '../../../client/src/index.js';
 import type { BenchContext } from '../context.js';
 import { compareRow, missingRow, type Row } from '../report.js';
 import { timed } from '../stats.js';
@@ -12,21 +13,23 @@ const STAGE_MAX_MS = 240_000;
 const POOL_POLL_MS = 100;
 
 /** A sample of the controller's Prometheus text by metric name (labels ignored: these have none). */
-function metric(text: string, name: string): number {
+export function metric(text: string, name: string): number {
   const value = new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec(text)?.[1];
   return value === undefined ? Number.NaN : Number(value);
 }
 
-async function scrape(ctx: BenchContext): Promise<string> {
-  const answer = await ctx.api.http.send('GET', '/metrics', {});
-  return answer.body.toString('utf8');
+/** The controller's /metrics text (not a call of the typed client: the route is for Prometheus). */
+export async function scrape(runner: RunnerClient): Promise<string> {
+  const answer = await fetch(`${runner.transport.baseUrl}/metrics`, { headers: runner.transport.authHeaders() });
+  if (!answer.ok) throw new Error(`GET /metrics: ${answer.status}`);
+  return answer.text();
 }
 
 /** Waits until the pool holds `size` ready sessions (the `runner_warm_pool_ready` gauge); false on timeout. */
-async function waitPoolFull(ctx: BenchContext, size: number, timeoutMs: number): Promise<boolean> {
+export async function waitPoolFull(runner: RunnerClient, size: number, timeoutMs: number): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
-    if (metric(await scrape(ctx), 'runner_warm_pool_ready') >= size) return true;
+    if (metric(await scrape(runner), 'runner_warm_pool_ready') >= size) return true;
     await sleep(POOL_POLL_MS);
   }
   return false;
@@ -42,18 +45,18 @@ export async function measureWarmCreate(ctx: BenchContext, coldP50: number | nul
   ctx.log(`restarting the controller with WARM_POOL_SIZE=${size}; waiting for the pool to fill`);
   await ctx.restartController({ WARM_POOL_SIZE: String(size) });
   const fillStarted = performance.now();
-  let full = await waitPoolFull(ctx, size, POOL_FILL_TIMEOUT_MS);
+  let full = await waitPoolFull(ctx.runner, size, POOL_FILL_TIMEOUT_MS);
   const fillMs = performance.now() - fillStarted;
-  const before = await scrape(ctx);
+  const before = await scrape(ctx.runner);
   const times: number[] = [];
   const deadline = performance.now() + STAGE_MAX_MS;
   for (let i = 1; i <= ctx.profile.warmRounds && performance.now() < deadline; i++) {
     const id = `warm-${i}`;
-    times.push(await timed(() => ctx.api.createSession(id)));
-    await ctx.api.deleteSession(id);
-    full = (await waitPoolFull(ctx, size, REFILL_TIMEOUT_MS)) && full;
+    times.push(await timed(() => ctx.runner.createSession({ session_id: id })));
+    await ctx.runner.deleteSession(id);
+    full = (await waitPoolFull(ctx.runner, size, REFILL_TIMEOUT_MS)) && full;
   }
-  const after = await scrape(ctx);
+  const after = await scrape(ctx.runner);
   const delta = (name: string) => metric(after, name) - metric(before, name);
   const claims = delta('runner_warm_pool_claims_total');
   const misses = delta('runner_warm_pool_misses_total');
