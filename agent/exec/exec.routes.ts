@@ -20,6 +20,8 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
   const running = new Set<AbortController>();
   const spares = new SpareProcesses(config, app.log);
   let closing = false;
+  // Not awaited: readiness need not wait for a cgroup and a fork.
+  app.addHook('onReady', async () => spares.prepare());
   // A shutting-down agent kills what it started, so open requests end instead of holding the close.
   app.addHook('preClose', async () => {
     closing = true;

@@ -24,15 +24,23 @@ exec 3<&-
 eval "$command"
 exec "$@"`;
 
+// Spares kept waiting. A spare is ready only once it joined its cgroup, and on cgroup v1 each of its two joins waits for
+// an RCU grace period (strace: 3–15 ms on a busy 2-core host), longer than an exec of `true`: with one spare, started
+// during the exec before, the next exec often waited for its joins. With two, each spare has two execs to get ready.
+const SPARE_COUNT = 2;
+
 /**
- * Keeps one exec process started ahead of the request that will use it. Starting a process is the costliest step of
+ * Keeps exec processes started ahead of the requests that will use them. Starting a process is the costliest step of
  * an exec: Node forks the whole agent, which blocks its event loop for milliseconds, then a shell joins the exec's
- * fresh cgroup. So a root shell is started in advance, in a cgroup of its own made before it, and waits for its
- * command; `launch` sends the command and starts the next spare while the command runs, on the other core. The
- * spare stays root's until it execs setpriv with its command, so no learner process can reach it while it waits.
+ * fresh cgroup. So root shells are started in advance, each in a cgroup of its own made before it, and wait for their
+ * command; `launch` sends one its command and starts the next spare while the command runs, on the other core: the
+ * agent only waits then. (Started after the answer instead, the fork delayed the next request of a client that sends
+ * them back to back, and such a spare had less time to join its cgroup.) A spare stays root's until it execs setpriv
+ * with its command, so no learner process can reach it while it waits.
  */
 export class SpareProcesses {
-  #spare: Spare | undefined;
+  /** Oldest first: the oldest had the most time to join its cgroup. */
+  #spares: Spare[] = [];
   /** The cgroup of the next spare, made ahead too (undefined inside: the session has no learner cgroups). */
   #nextGroup: { group?: ExecCgroup } | undefined;
   #makingGroup: Promise<void> | undefined;
@@ -51,8 +59,8 @@ export class SpareProcesses {
   }
 
   /**
-   * The waiting spare, else one started now in the cgroup made ahead; the caller must listen for its exit before the
-   * next turn of the event loop, which may bring it. Undefined while no cgroup is ready (the first exec, a burst):
+   * A waiting spare, else one started now in the cgroup made ahead; the caller must listen for its exit before the
+   * next turn of the event loop, which may bring it. Undefined while no cgroup is ready (right after the start, a burst):
    * the caller then starts its command itself, and a spare is made for the next exec.
    */
   take(): Spare | undefined {
@@ -60,6 +68,14 @@ export class SpareProcesses {
     if (waiting) return waiting;
     this.#refill();
     return this.#claim();
+  }
+
+  /**
+   * Starts the spares before the first exec asks: that exec would otherwise make its cgroup and join it on its own
+   * time, which on a busy host with many sessions (each first exec of the density bench) costs tens of milliseconds.
+   */
+  prepare(): void {
+    this.#refill();
   }
 
   /** Sends a taken spare its command, then starts the next spare: from here on this one is the exec's process. */
@@ -70,26 +86,25 @@ export class SpareProcesses {
   }
 
   #claim(): Spare | undefined {
-    const spare = this.#spare;
-    this.#spare = undefined;
-    if (spare && isWaiting(spare.child)) return spare;
-    // Died waiting (a pids limit kept it out of its cgroup, say).
-    if (spare) void spare.group?.release();
+    for (let spare = this.#spares.shift(); spare; spare = this.#spares.shift()) {
+      if (isWaiting(spare.child)) return spare;
+      // Died waiting (a pids limit kept it out of its cgroup, say).
+      void spare.group?.release();
+    }
     return undefined;
   }
 
-  /** Kills the waiting spare and starts no more: the agent shuts down. */
+  /** Kills the waiting spares and starts no more: the agent shuts down. */
   close(): void {
     this.#closed = true;
-    if (this.#spare) kill(this.#spare);
-    this.#spare = undefined;
+    this.#spares.splice(0).forEach(kill);
     void this.#nextGroup?.group?.release();
     this.#nextGroup = undefined;
   }
 
   /** Starts a spare in the cgroup made ahead, then makes the next cgroup; first waits for that cgroup if needed. */
   #refill(): void {
-    if (this.#closed || this.#spare) return;
+    if (this.#closed || this.#spares.length >= SPARE_COUNT) return;
     const next = this.#nextGroup;
     if (!next) {
       void this.#makeGroup().then(() => this.#refill());
@@ -97,14 +112,15 @@ export class SpareProcesses {
     }
     this.#nextGroup = undefined;
     try {
-      this.#spare = this.#spawn(next.group);
+      this.#spares.push(this.#spawn(next.group));
     } catch (error) {
       // Execs start their own process then, which fails the same way where it must (no setpriv, say).
       this.log.warn({ err: error }, 'cannot start a spare exec process');
       void next.group?.release();
       return;
     }
-    void this.#makeGroup();
+    // Tops up to SPARE_COUNT after the first exec or a burst; otherwise each launch starts the one it took.
+    void this.#makeGroup().then(() => this.#refill());
   }
 
   #makeGroup(): Promise<void> {
