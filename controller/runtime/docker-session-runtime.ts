@@ -10,16 +10,16 @@ import { SESSION_PATHS } from '../../core/session-layout.js';
 import { Label, MANAGED_BY } from './labels.js';
 import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
-import { ICC_OPTION, isolatesContainers, ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
+import { ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, volumeOfListed } from './docker-inspect.js';
 import type { KeptWorkspace, OwnedRuntimeSession, RuntimeSession, RuntimeUsage, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
-import { watchContainerStarts } from './container-starts.js';
 import { HostGuard } from './host-guard.js';
-import { capSessionInotify } from './host-limits.js';
 import { KeptWorkspaces, type WorkspaceMount } from './kept-workspaces.js';
 import { toRuntimeError } from './runtime-errors.js';
 import { SessionDisks } from './session-disks.js';
 import { DockerSessionUsage } from './docker-session-usage.js';
-import { checkRemappedHost, findRemappedRoot, handOverAgentDir, handOverCgroups, type EngineInfo, type RemappedRoot } from './userns.js';
+import { RemappedEngine } from './remapped-engine.js';
+import { SessionNetwork } from './session-network.js';
+import type { RemappedRoot } from './userns.js';
 
 const PING_TIMEOUT_MS = 2_000;
 const VOLUME_REMOVE_ATTEMPTS = 20;
@@ -51,10 +51,14 @@ export class DockerSessionRuntime implements SessionRuntime {
       const owner = ownerOf(labels);
       return owner && disks ? disks.usedBytes(diskKey(owner)) : null;
     });
+    this.#network = new SessionNetwork(docker, config.network, config.instance, log, hostGuard);
+    this.#remap = new RemappedEngine(docker, log, this.#ownLabelFilter());
   }
 
   readonly #kept: KeptWorkspaces;
   readonly #usage: DockerSessionUsage;
+  readonly #network: SessionNetwork;
+  readonly #remap: RemappedEngine;
 
   readUsage(containerName: string): Promise<RuntimeUsage | null> {
     return this.#usage.read(containerName);
@@ -76,8 +80,8 @@ export class DockerSessionRuntime implements SessionRuntime {
   async createSession(spec: SessionSpec): Promise<RuntimeSession> {
     const { config } = this;
     if (!spec.agentDir) throw new AppError('SESSION_START_FAILED', 'a Docker session needs a host folder for its agent');
-    await this.#ensureNetwork();
-    const remappedRoot = await this.#remappedRoot();
+    await this.#network.ensure();
+    const remappedRoot = await this.#remap.root();
     if (remappedRoot) await this.handOverAgentDir(spec.agentDir);
     const storage = await this.#createStorage(spec, remappedRoot);
     if (spec.restoreWorkspaceFrom) {
@@ -131,7 +135,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     try {
       await container.start();
       const info = await container.inspect();
-      if (remappedRoot) await this.#handOverCgroups(info, remappedRoot);
+      if (remappedRoot) await this.#remap.containerStarted(info);
       return sessionOfContainer(info, config.network);
     } catch (error) {
       throw toRuntimeError(error, 'start the session container', 'SESSION_START_FAILED');
@@ -150,9 +154,9 @@ export class DockerSessionRuntime implements SessionRuntime {
   async listSessions(): Promise<OwnedRuntimeSession[]> {
     // Every reconcile lists: a controller that started while Docker was away learns the subnets here, and whether
     // the engine remaps (so that it watches the sessions it finds).
-    await this.#learnSubnets();
-    await this.#remappedRoot().catch(() => null);
-    await this.#recheckHostGuard();
+    await this.#network.learnSubnets();
+    await this.#remap.root().catch(() => null);
+    await this.#network.recheckHostGuard();
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
       // One labelled as ours but by no session or pool id was not made by a controller: nothing to act on.
@@ -163,7 +167,7 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   async startSession(containerName: string): Promise<void> {
-    await this.#learnSubnets();
+    await this.#network.learnSubnets();
     const container = this.docker.getContainer(containerName);
     try {
       await this.#mountDisk(container);
@@ -173,60 +177,11 @@ export class DockerSessionRuntime implements SessionRuntime {
       throw toRuntimeError(error, 'start a session container');
     }
     // Docker makes the container's cgroup folders anew at every start.
-    const remappedRoot = await this.#remappedRoot();
-    if (remappedRoot) await this.#handOverCgroups(await container.inspect().catch(() => null), remappedRoot);
+    if (await this.#remap.root()) await this.#remap.containerStarted(await container.inspect().catch(() => null));
   }
 
-  async handOverAgentDir(dir: string): Promise<void> {
-    const remappedRoot = await this.#remappedRoot();
-    if (!remappedRoot) return;
-    try {
-      await handOverAgentDir(dir, remappedRoot);
-    } catch (error) {
-      throw new AppError('SESSION_START_FAILED', `could not hand the agent folder ${dir} to the session's root: ${daemonMessage(error)}`, undefined, { cause: error });
-    }
-  }
-
-  // Learned once from `docker info` (again after a failure): null on an engine that does not remap.
-  #remapped: Promise<RemappedRoot | null> | undefined;
-
-  #remappedRoot(): Promise<RemappedRoot | null> {
-    this.#remapped ??= this.#detectRemap().catch((error: unknown) => {
-      this.#remapped = undefined;
-      throw toRuntimeError(error, 'ask the engine whether it remaps user namespaces');
-    });
-    return this.#remapped;
-  }
-
-  async #detectRemap(): Promise<RemappedRoot | null> {
-    const root = findRemappedRoot((await this.docker.info()) as EngineInfo);
-    if (!root) return null;
-    this.log.info({ uid: root.uid, gid: root.gid }, "the engine remaps user namespaces: a session's root is this host uid, not root");
-    for (const problem of await checkRemappedHost(root)) this.log.error({ problem }, 'sessions on this remapped engine will not work');
-    // A session the engine restarts by itself (its restart policy, after the agent died) gets new cgroup folders.
-    watchContainerStarts(this.docker, this.#ownLabelFilter(), async (id) => this.#handOverCgroups(await this.docker.getContainer(id).inspect().catch(() => null), root), this.log);
-    return root;
-  }
-
-  // Without its cgroup folders the agent runs the learner's processes in its own cgroup: the session works, unprotected.
-  async #handOverCgroups(info: Docker.ContainerInspectInfo | null, root: RemappedRoot): Promise<void> {
-    if (!info?.State.Running) return;
-    await this.#capInotify(info);
-    try {
-      const folders = await handOverCgroups({ id: info.Id, pid: info.State.Pid }, root);
-      this.log.debug({ containerName: info.Name, folders }, "handed the session's cgroup folders to its root");
-    } catch (error) {
-      this.log.warn({ err: error, containerName: info.Name }, "could not hand the session's cgroup folders to its root: a fork bomb can stall its agent");
-    }
-  }
-
-  // Its own namespace's share of the host's inotify limits (host-limits.ts), set at every start of its container.
-  async #capInotify(info: Docker.ContainerInspectInfo): Promise<void> {
-    try {
-      await capSessionInotify(info.State.Pid);
-    } catch (error) {
-      this.log.warn({ err: error, containerName: info.Name }, "could not set the session's inotify quota: its learner can use up the watches of every session");
-    }
+  handOverAgentDir(dir: string): Promise<void> {
+    return this.#remap.handOverAgentDir(dir);
   }
 
   async removeSession(owner: SessionOwner, containerName: string): Promise<void> {
@@ -358,31 +313,8 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  async watchSessionSubnets(listener: (subnets: string[]) => void): Promise<void> {
-    this.#subnetListeners.push(listener);
-    if (this.#subnets) listener(this.#subnets);
-    else await this.#learnSubnets();
-  }
-
-  #subnetListeners: ((subnets: string[]) => void)[] = [];
-  // Null until the network has been inspected once (it may not exist: then an empty list).
-  #subnets: string[] | null = null;
-
-  async #learnSubnets(): Promise<void> {
-    if (this.#subnets || this.#subnetListeners.length === 0) return;
-    try {
-      this.#publishSubnets(await this.docker.getNetwork(this.config.network).inspect());
-    } catch (error) {
-      if (statusOf(error) === 404) this.#publishSubnets(null);
-      else this.log.warn({ err: error }, 'could not inspect the sessions network for its subnets');
-    }
-  }
-
-  #publishSubnets(info: NetworkInfo | null): void {
-    const subnets = subnetsOf(info);
-    // An empty list while the network is missing must not count as known: it is inspected again until it exists.
-    this.#subnets = subnets.length > 0 ? subnets : null;
-    for (const listener of this.#subnetListeners) listener(subnets);
+  watchSessionSubnets(listener: (subnets: string[]) => void): Promise<void> {
+    return this.#network.watchSubnets(listener);
   }
 
   async #listVolumes(extraLabels: string[]): Promise<RuntimeVolume[]> {
@@ -415,77 +347,6 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  // Concurrent creates share one check-and-create: Docker's CheckDuplicate is not atomic, and two networks of one
-  // name make every later create fail as ambiguous.
-  #ensuringNetwork: Promise<void> | undefined;
-
-  #ensureNetwork(): Promise<void> {
-    this.#ensuringNetwork ??= this.#ensureNetworkOnce().finally(() => {
-      this.#ensuringNetwork = undefined;
-    });
-    return this.#ensuringNetwork;
-  }
-
-  // One bridge for all sessions with inter-container traffic off: sessions reach the internet, never each other.
-  async #ensureNetworkOnce(): Promise<void> {
-    const { network } = this.config;
-    try {
-      const info = (await this.docker.getNetwork(network).inspect()) as NetworkInfo;
-      if (!isolatesContainers(info)) {
-        throw new AppError('DOCKER_ERROR', `network ${network} lets containers reach each other (${ICC_OPTION} is not false): remove it or choose another SESSION_NETWORK`);
-      }
-      await this.#guardHost(info);
-      this.#publishSubnets(info);
-      return;
-    } catch (error) {
-      if (error instanceof AppError) throw error;
-      if (statusOf(error) !== 404) throw toRuntimeError(error, `inspect network ${network}`);
-    }
-    this.log.info({ network }, 'creating sessions network');
-    try {
-      await this.docker.createNetwork({
-        Name: network,
-        Driver: 'bridge',
-        CheckDuplicate: true,
-        Options: { [ICC_OPTION]: 'false' },
-        Labels: { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance },
-      });
-    } catch (error) {
-      // Another create made it in between: fine, it has the same options.
-      if (statusOf(error) !== 409) throw toRuntimeError(error, `create network ${network}`);
-    }
-    // Its subnets are known (and refused by the controller's port and the host guard) before a session starts on it.
-    let info: NetworkInfo;
-    try {
-      info = (await this.docker.getNetwork(network).inspect()) as NetworkInfo;
-    } catch (error) {
-      throw toRuntimeError(error, `inspect network ${network}`);
-    }
-    await this.#guardHost(info);
-    this.#publishSubnets(info);
-  }
-
-  // Keeps sessions off the host's own services; a session never starts on a network without the rules.
-  async #guardHost(info: NetworkInfo): Promise<void> {
-    if (!this.hostGuard) return;
-    const bridge = bridgeOf(info);
-    try {
-      await this.hostGuard.protect(bridge);
-    } catch (error) {
-      throw new AppError('SESSION_START_FAILED', `could not install the host guard (iptables) for bridge ${bridge}: ${daemonMessage(error)}; run the controller as root with iptables, or set SESSION_HOST_GUARD=false`, undefined, { cause: error });
-    }
-  }
-
-  // Every reconcile: rules lost to a flush or a host reboot come back while sessions run.
-  async #recheckHostGuard(): Promise<void> {
-    if (!this.hostGuard) return;
-    try {
-      await this.#guardHost((await this.docker.getNetwork(this.config.network).inspect()) as NetworkInfo);
-    } catch (error) {
-      if (statusOf(error) !== 404) this.log.error({ err: error }, 'could not re-check the host guard of the sessions network');
-    }
-  }
-
   // A pool member is labelled by its pool id only: a session id on it would be wrong once a session claims it.
   #ownLabels(owner: SessionOwner): Record<string, string> {
     const [key, id] = ownerLabel(owner);
@@ -501,11 +362,6 @@ export class DockerSessionRuntime implements SessionRuntime {
     const found = ownerOf(labels);
     return found?.kind === owner.kind && ownerLabel(found)[1] === ownerLabel(owner)[1];
   }
-}
-
-// Docker names a bridge network's interface br-<first 12 of its id> unless an option names it.
-function bridgeOf(info: NetworkInfo): string {
-  return info.Options?.['com.docker.network.bridge.name'] ?? `br-${(info.Id ?? '').slice(0, 12)}`;
 }
 
 // A session's filesystem is its owner's: a pool member's keeps its pool id once claimed, as its volumes do.
