@@ -7,28 +7,24 @@ import { AppError } from '../../shared/errors.js';
 import { daemonMessage, daemonStatus as statusOf } from '../../core/docker/docker-errors.js';
 import { readLogStream } from '../../core/docker/log-demux.js';
 import { SESSION_PATHS } from '../../core/session-layout.js';
-import { Label, MANAGED_BY } from './labels.js';
+import { Label } from './labels.js';
 import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
-import { ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, volumeOfListed } from './docker-inspect.js';
+import { sessionOfContainer, sessionOfListedContainer } from './docker-inspect.js';
 import type { KeptWorkspace, OwnedRuntimeSession, RuntimeSession, RuntimeUsage, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
 import { HostGuard } from './host-guard.js';
-import { KeptWorkspaces, type WorkspaceMount } from './kept-workspaces.js';
+import { KeptWorkspaces } from './kept-workspaces.js';
+import { isOwnedBy, ownLabelFilter, ownLabels } from './ownership.js';
 import { toRuntimeError } from './runtime-errors.js';
 import { SessionDisks } from './session-disks.js';
 import { DockerSessionUsage } from './docker-session-usage.js';
 import { RemappedEngine } from './remapped-engine.js';
 import { SessionNetwork } from './session-network.js';
-import type { RemappedRoot } from './userns.js';
+import { SessionStorage } from './session-storage.js';
 
 const PING_TIMEOUT_MS = 2_000;
-const VOLUME_REMOVE_ATTEMPTS = 20;
 // Every session, cold or claimed from the warm pool, looks the same from inside: a claimed one cannot be renamed.
 const SESSION_HOSTNAME = 'session';
-
-type VolumeRole = 'workspace' | 'docker';
-// How a session's filesystem appears among its volumes (a Docker volume name never holds a colon).
-const DISK_VOLUME_PREFIX = 'disk:';
 const STOP_TIMEOUT_SECONDS = 5;
 
 /** Sessions as Docker containers on the host engine, one bridge network for all, two volumes each. */
@@ -47,15 +43,14 @@ export class DockerSessionRuntime implements SessionRuntime {
       removeVolume: (name) => this.removeVolume(name),
       tailLogs: (name, lines) => this.tailLogs(name, lines),
     });
-    this.#usage = new DockerSessionUsage(docker, async (labels) => {
-      const owner = ownerOf(labels);
-      return owner && disks ? disks.usedBytes(diskKey(owner)) : null;
-    });
+    this.#storage = new SessionStorage(docker, config.instance, config.diskDir, disks);
+    this.#usage = new DockerSessionUsage(docker, (labels) => this.#storage.diskUsedBytes(labels));
     this.#network = new SessionNetwork(docker, config.network, config.instance, log, hostGuard);
-    this.#remap = new RemappedEngine(docker, log, this.#ownLabelFilter());
+    this.#remap = new RemappedEngine(docker, log, ownLabelFilter(config.instance));
   }
 
   readonly #kept: KeptWorkspaces;
+  readonly #storage: SessionStorage;
   readonly #usage: DockerSessionUsage;
   readonly #network: SessionNetwork;
   readonly #remap: RemappedEngine;
@@ -83,7 +78,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     await this.#network.ensure();
     const remappedRoot = await this.#remap.root();
     if (remappedRoot) await this.handOverAgentDir(spec.agentDir);
-    const storage = await this.#createStorage(spec, remappedRoot);
+    const storage = await this.#storage.create(spec, remappedRoot?.uid ?? 0);
     if (spec.restoreWorkspaceFrom) {
       await this.#kept.copy({ Type: 'volume', Source: spec.restoreWorkspaceFrom }, { Type: storage.type, Source: storage.workspace });
     }
@@ -92,7 +87,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       Hostname: SESSION_HOSTNAME,
       Image: config.sessionImage,
       Labels: {
-        ...this.#ownLabels(spec.owner),
+        ...ownLabels(config.instance, spec.owner),
         [Label.createdAt]: spec.createdAt.toISOString(),
         ...(spec.expiresAt ? { [Label.expiresAt]: spec.expiresAt.toISOString() } : {}),
       },
@@ -158,7 +153,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     await this.#remap.root().catch(() => null);
     await this.#network.recheckHostGuard();
     try {
-      const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
+      const containers = await this.docker.listContainers({ all: true, filters: { label: ownLabelFilter(this.config.instance) } });
       // One labelled as ours but by no session or pool id was not made by a controller: nothing to act on.
       return containers.flatMap((c) => sessionOfListedContainer(c, this.config.network) ?? []);
     } catch (error) {
@@ -170,7 +165,8 @@ export class DockerSessionRuntime implements SessionRuntime {
     await this.#network.learnSubnets();
     const container = this.docker.getContainer(containerName);
     try {
-      await this.#mountDisk(container);
+      // A stopped session's filesystem is mounted again first: never a start without it.
+      await this.#storage.mountFor(container);
       await container.start();
     } catch (error) {
       if (statusOf(error) === 304) return; // already running
@@ -190,46 +186,14 @@ export class DockerSessionRuntime implements SessionRuntime {
     try {
       const info = await container.inspect();
       // The name may belong to something that is not this session (another controller, a hand-made container).
-      if (this.#owns(info.Config.Labels, owner)) {
+      if (isOwnedBy(info.Config.Labels, this.config.instance, owner)) {
         this.log.debug({ owner, containerName }, 'removing session container');
         await container.remove({ force: true, v: true });
       }
     } catch (error) {
       if (statusOf(error) !== 404) throw toRuntimeError(error, 'remove the session container');
     }
-    const [key, id] = ownerLabel(owner);
-    const volumes = await this.#listVolumes([`${key}=${id}`]);
-    for (const volume of volumes) await this.removeVolume(volume.name);
-    await this.#removeDisk(diskKey(owner));
-  }
-
-  // A session's two folders: on its own filesystem of SESSION_DISK_LIMIT, or two Docker volumes without a limit.
-  async #createStorage(spec: SessionSpec, remappedRoot: RemappedRoot | null): Promise<{ type: 'bind' | 'volume'; workspace: string; dockerData: string }> {
-    if (!this.disks) {
-      return { type: 'volume', workspace: await this.#createVolume(spec, 'workspace'), dockerData: await this.#createVolume(spec, 'docker') };
-    }
-    try {
-      return { type: 'bind', ...(await this.disks.create(diskKey(spec.owner), remappedRoot?.uid ?? 0)) };
-    } catch (error) {
-      throw new AppError('SESSION_START_FAILED', `could not make the session's filesystem in ${this.config.diskDir}: ${daemonMessage(error)}`, undefined, { cause: error });
-    }
-  }
-
-  // A stopped session's filesystem is mounted again first (a host reboot unmounts it): never a start without it.
-  async #mountDisk(container: Docker.Container): Promise<void> {
-    if (!this.disks) return;
-    const owner = ownerOf((await container.inspect()).Config.Labels);
-    if (!owner || !(await this.disks.has(diskKey(owner)))) return;
-    await this.disks.ensureMounted(diskKey(owner));
-  }
-
-  async #removeDisk(key: string): Promise<void> {
-    if (!this.disks) return;
-    try {
-      await this.disks.remove(key);
-    } catch (error) {
-      throw new AppError('DOCKER_ERROR', `could not remove the session's filesystem ${key}: ${daemonMessage(error)}`, undefined, { cause: error });
-    }
+    await this.#storage.remove(owner);
   }
 
   async renameSession(containerName: string, newName: string): Promise<void> {
@@ -241,40 +205,21 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  async listVolumes(): Promise<RuntimeVolume[]> {
-    const disks = (await this.disks?.list()) ?? [];
-    const diskVolumes = disks.flatMap((key) => {
-      const owner = ownerOfDiskKey(key);
-      return owner ? [{ name: DISK_VOLUME_PREFIX + key, owner }] : [];
-    });
-    return [...(await this.#listVolumes([])), ...diskVolumes];
+  listVolumes(): Promise<RuntimeVolume[]> {
+    return this.#storage.listVolumes();
   }
 
-  async removeVolume(name: string): Promise<void> {
-    if (name.startsWith(DISK_VOLUME_PREFIX)) return this.#removeDisk(name.slice(DISK_VOLUME_PREFIX.length));
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.docker.getVolume(name).remove();
-        return;
-      } catch (error) {
-        if (statusOf(error) === 404) return;
-        // A container that was just removed can hold its volumes for a moment.
-        if (statusOf(error) === 409 && attempt < VOLUME_REMOVE_ATTEMPTS) {
-          await sleep(100);
-          continue;
-        }
-        throw toRuntimeError(error, `remove volume ${name}`);
-      }
-    }
+  removeVolume(name: string): Promise<void> {
+    return this.#storage.removeVolume(name);
   }
 
   async keepWorkspace(owner: SessionOwner, containerName: string, sessionId: string, until: Date): Promise<KeptWorkspace | null> {
-    const workspace = await this.#workspaceMount(owner);
+    const workspace = await this.#storage.workspaceMount(owner);
     if (!workspace) return null;
     const container = this.docker.getContainer(containerName);
     try {
       // A still running session could change files while they are copied.
-      if (this.#owns((await container.inspect()).Config.Labels, owner)) await container.stop({ t: STOP_TIMEOUT_SECONDS });
+      if (isOwnedBy((await container.inspect()).Config.Labels, this.config.instance, owner)) await container.stop({ t: STOP_TIMEOUT_SECONDS });
     } catch (error) {
       if (statusOf(error) !== 404 && statusOf(error) !== 304) throw toRuntimeError(error, 'stop the session container');
     }
@@ -289,16 +234,6 @@ export class DockerSessionRuntime implements SessionRuntime {
 
   listKeptWorkspaces(): Promise<KeptWorkspace[]> {
     return this.#kept.list();
-  }
-
-  // Where a session's workspace lives: a folder on its own filesystem, or its workspace volume.
-  async #workspaceMount(owner: SessionOwner): Promise<WorkspaceMount | null> {
-    if (this.disks && (await this.disks.has(diskKey(owner)))) {
-      return { Type: 'bind', Source: (await this.disks.ensureMounted(diskKey(owner))).workspace };
-    }
-    const [key, id] = ownerLabel(owner);
-    const [volume] = (await this.#listVolumes([`${key}=${id}`, `${Label.volumeRole}=workspace`])).filter((v) => v.name.endsWith('-workspace'));
-    return volume ? { Type: 'volume', Source: volume.name } : null;
   }
 
   async tailLogs(containerName: string, lines: number): Promise<string[]> {
@@ -316,61 +251,4 @@ export class DockerSessionRuntime implements SessionRuntime {
   watchSessionSubnets(listener: (subnets: string[]) => void): Promise<void> {
     return this.#network.watchSubnets(listener);
   }
-
-  async #listVolumes(extraLabels: string[]): Promise<RuntimeVolume[]> {
-    try {
-      const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), ...extraLabels] } });
-      return (Volumes ?? []).flatMap((v) => volumeOfListed(v) ?? []);
-    } catch (error) {
-      throw toRuntimeError(error, 'list session volumes');
-    }
-  }
-
-  async #createVolume(spec: SessionSpec, role: VolumeRole): Promise<string> {
-    const name = `${spec.containerName}-${role}`;
-    try {
-      const existing = await this.docker.getVolume(name).inspect();
-      // Creating a volume that exists silently returns it: never hand a new session someone else's data.
-      if (!this.#owns(existing.Labels, spec.owner)) {
-        throw new AppError('SESSION_EXISTS', `volume ${name} belongs to something else`);
-      }
-      await this.removeVolume(name);
-    } catch (error) {
-      if (error instanceof AppError) throw error;
-      if (statusOf(error) !== 404) throw toRuntimeError(error, `inspect volume ${name}`);
-    }
-    try {
-      await this.docker.createVolume({ Name: name, Labels: { ...this.#ownLabels(spec.owner), [Label.volumeRole]: role } });
-      return name;
-    } catch (error) {
-      throw toRuntimeError(error, `create volume ${name}`);
-    }
-  }
-
-  // A pool member is labelled by its pool id only: a session id on it would be wrong once a session claims it.
-  #ownLabels(owner: SessionOwner): Record<string, string> {
-    const [key, id] = ownerLabel(owner);
-    return { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance, [key]: id };
-  }
-
-  #ownLabelFilter(): string[] {
-    return [`${Label.managedBy}=${MANAGED_BY}`, `${Label.instance}=${this.config.instance}`];
-  }
-
-  #owns(labels: Record<string, string> | null | undefined, owner: SessionOwner): boolean {
-    if (labels?.[Label.managedBy] !== MANAGED_BY || labels[Label.instance] !== this.config.instance) return false;
-    const found = ownerOf(labels);
-    return found?.kind === owner.kind && ownerLabel(found)[1] === ownerLabel(owner)[1];
-  }
-}
-
-// A session's filesystem is its owner's: a pool member's keeps its pool id once claimed, as its volumes do.
-function diskKey(owner: SessionOwner): string {
-  return owner.kind === 'pool' ? `pool-${owner.poolId}` : `session-${owner.sessionId}`;
-}
-
-function ownerOfDiskKey(key: string): SessionOwner | null {
-  const match = /^(pool|session)-(.+)$/.exec(key);
-  if (!match) return null;
-  return match[1] === 'pool' ? { kind: 'pool', poolId: match[2]! } : { kind: 'session', sessionId: match[2]! };
 }
