@@ -64,7 +64,7 @@ export class WorkspaceWatcher {
     this.#watcher = watcher;
     watcher.on('all', (event, path) => {
       const change = CHANGES[event];
-      // Before `ready` chokidar still reports some existing entries (symlinks) despite ignoreInitial.
+      // Before `ready` chokidar reports what already exists: no change of anyone's.
       if (this.#watcher !== watcher || !this.#ready || !change || !path || path === '.') return;
       this.#emit({ ...change, path });
       if (event === 'addDir') void this.#readAgain(watcher, root, path);
