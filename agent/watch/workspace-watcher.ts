@@ -1,5 +1,6 @@
 import { realpathSync } from 'node:fs';
-import { basename, relative } from 'node:path';
+import { lstat } from 'node:fs/promises';
+import { basename, join, relative } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { FastifyBaseLogger } from 'fastify';
 import type { WatchChange, WatchFrame } from '../../shared/schemas/watch.js';
@@ -53,7 +54,9 @@ export class WorkspaceWatcher {
     const root = realWorkspace(this.workspace);
     const watcher = watch(root, {
       cwd: root,
-      ignoreInitial: true,
+      // What exists at start is reported before `ready`, and dropped below: a folder added again (see #readAgain)
+      // then reports what chokidar had not seen in it.
+      ignoreInitial: false,
       // A symlink is reported as an entry of the workspace; where it points (maybe outside) is never watched.
       followSymlinks: false,
       ignored: (path) => IGNORED_INSIDE.test(relative(root, path)) || isWriteTemp(path),
@@ -61,9 +64,10 @@ export class WorkspaceWatcher {
     this.#watcher = watcher;
     watcher.on('all', (event, path) => {
       const change = CHANGES[event];
-      // Before `ready` chokidar still reports some existing entries (symlinks) despite ignoreInitial.
+      // Before `ready` chokidar reports what already exists: no change of anyone's.
       if (this.#watcher !== watcher || !this.#ready || !change || !path || path === '.') return;
       this.#emit({ ...change, path });
+      if (event === 'addDir') void this.#readAgain(watcher, root, path);
     });
     watcher.on('ready', () => {
       if (this.#watcher !== watcher) return;
@@ -75,6 +79,18 @@ export class WorkspaceWatcher {
       // The code only: the message would name the workspace's real path on the host.
       this.#emit({ type: 'error', message: `watching failed: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}` });
     });
+  }
+
+  // chokidar reads a new folder, then watches it: what is made in it in between (`mkdir -p a/b && echo x > a/b/f`)
+  // would never be reported. Added again, the folder is read again once its watch is in place (or right after the
+  // read under way), and chokidar reports only what it had not yet: no duplicates, and it watches what it finds.
+  async #readAgain(watcher: FSWatcher, root: string, path: string): Promise<void> {
+    // A folder already gone is not added: chokidar would then watch its parent for it for good.
+    const isFolder = await lstat(join(root, path)).then(
+      (stats) => stats.isDirectory(),
+      () => false,
+    );
+    if (isFolder && this.#watcher === watcher) watcher.add(path);
   }
 
   #emit(frame: WatchFrame): void {

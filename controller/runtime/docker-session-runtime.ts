@@ -7,28 +7,24 @@ import { AppError } from '../../shared/errors.js';
 import { daemonMessage, daemonStatus as statusOf } from '../../core/docker/docker-errors.js';
 import { readLogStream } from '../../core/docker/log-demux.js';
 import { SESSION_PATHS } from '../../core/session-layout.js';
-import { Label, MANAGED_BY } from './labels.js';
+import { Label } from './labels.js';
 import { sessionSecurityHostConfig } from './session-security.js';
 import type { ControllerConfig } from '../config.js';
-import { ICC_OPTION, isolatesContainers, ownerLabel, ownerOf, sessionOfContainer, sessionOfListedContainer, subnetsOf, volumeOfListed, type NetworkInfo } from './docker-inspect.js';
+import { sessionOfContainer, sessionOfListedContainer } from './docker-inspect.js';
 import type { KeptWorkspace, OwnedRuntimeSession, RuntimeSession, RuntimeUsage, RuntimeVolume, SessionOwner, SessionRuntime, SessionSpec } from './session-runtime.js';
-import { watchContainerStarts } from './container-starts.js';
 import { HostGuard } from './host-guard.js';
-import { capSessionInotify } from './host-limits.js';
-import { KeptWorkspaces, type WorkspaceMount } from './kept-workspaces.js';
+import { KeptWorkspaces } from './kept-workspaces.js';
+import { isOwnedBy, ownLabelFilter, ownLabels } from './ownership.js';
 import { toRuntimeError } from './runtime-errors.js';
 import { SessionDisks } from './session-disks.js';
 import { DockerSessionUsage } from './docker-session-usage.js';
-import { checkRemappedHost, findRemappedRoot, handOverAgentDir, handOverCgroups, type EngineInfo, type RemappedRoot } from './userns.js';
+import { RemappedEngine } from './remapped-engine.js';
+import { SessionNetwork } from './session-network.js';
+import { SessionStorage } from './session-storage.js';
 
 const PING_TIMEOUT_MS = 2_000;
-const VOLUME_REMOVE_ATTEMPTS = 20;
 // Every session, cold or claimed from the warm pool, looks the same from inside: a claimed one cannot be renamed.
 const SESSION_HOSTNAME = 'session';
-
-type VolumeRole = 'workspace' | 'docker';
-// How a session's filesystem appears among its volumes (a Docker volume name never holds a colon).
-const DISK_VOLUME_PREFIX = 'disk:';
 const STOP_TIMEOUT_SECONDS = 5;
 
 /** Sessions as Docker containers on the host engine, one bridge network for all, two volumes each. */
@@ -47,14 +43,17 @@ export class DockerSessionRuntime implements SessionRuntime {
       removeVolume: (name) => this.removeVolume(name),
       tailLogs: (name, lines) => this.tailLogs(name, lines),
     });
-    this.#usage = new DockerSessionUsage(docker, async (labels) => {
-      const owner = ownerOf(labels);
-      return owner && disks ? disks.usedBytes(diskKey(owner)) : null;
-    });
+    this.#storage = new SessionStorage(docker, config.instance, config.diskDir, disks);
+    this.#usage = new DockerSessionUsage(docker, (labels) => this.#storage.diskUsedBytes(labels));
+    this.#network = new SessionNetwork(docker, config.network, config.instance, log, hostGuard);
+    this.#remap = new RemappedEngine(docker, log, ownLabelFilter(config.instance));
   }
 
   readonly #kept: KeptWorkspaces;
+  readonly #storage: SessionStorage;
   readonly #usage: DockerSessionUsage;
+  readonly #network: SessionNetwork;
+  readonly #remap: RemappedEngine;
 
   readUsage(containerName: string): Promise<RuntimeUsage | null> {
     return this.#usage.read(containerName);
@@ -76,10 +75,10 @@ export class DockerSessionRuntime implements SessionRuntime {
   async createSession(spec: SessionSpec): Promise<RuntimeSession> {
     const { config } = this;
     if (!spec.agentDir) throw new AppError('SESSION_START_FAILED', 'a Docker session needs a host folder for its agent');
-    await this.#ensureNetwork();
-    const remappedRoot = await this.#remappedRoot();
+    await this.#network.ensure();
+    const remappedRoot = await this.#remap.root();
     if (remappedRoot) await this.handOverAgentDir(spec.agentDir);
-    const storage = await this.#createStorage(spec, remappedRoot);
+    const storage = await this.#storage.create(spec, remappedRoot?.uid ?? 0);
     if (spec.restoreWorkspaceFrom) {
       await this.#kept.copy({ Type: 'volume', Source: spec.restoreWorkspaceFrom }, { Type: storage.type, Source: storage.workspace });
     }
@@ -88,7 +87,7 @@ export class DockerSessionRuntime implements SessionRuntime {
       Hostname: SESSION_HOSTNAME,
       Image: config.sessionImage,
       Labels: {
-        ...this.#ownLabels(spec.owner),
+        ...ownLabels(config.instance, spec.owner),
         [Label.createdAt]: spec.createdAt.toISOString(),
         ...(spec.expiresAt ? { [Label.expiresAt]: spec.expiresAt.toISOString() } : {}),
       },
@@ -131,7 +130,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     try {
       await container.start();
       const info = await container.inspect();
-      if (remappedRoot) await this.#handOverCgroups(info, remappedRoot);
+      if (remappedRoot) await this.#remap.containerStarted(info);
       return sessionOfContainer(info, config.network);
     } catch (error) {
       throw toRuntimeError(error, 'start the session container', 'SESSION_START_FAILED');
@@ -150,11 +149,11 @@ export class DockerSessionRuntime implements SessionRuntime {
   async listSessions(): Promise<OwnedRuntimeSession[]> {
     // Every reconcile lists: a controller that started while Docker was away learns the subnets here, and whether
     // the engine remaps (so that it watches the sessions it finds).
-    await this.#learnSubnets();
-    await this.#remappedRoot().catch(() => null);
-    await this.#recheckHostGuard();
+    await this.#network.learnSubnets();
+    await this.#remap.root().catch(() => null);
+    await this.#network.recheckHostGuard();
     try {
-      const containers = await this.docker.listContainers({ all: true, filters: { label: this.#ownLabelFilter() } });
+      const containers = await this.docker.listContainers({ all: true, filters: { label: ownLabelFilter(this.config.instance) } });
       // One labelled as ours but by no session or pool id was not made by a controller: nothing to act on.
       return containers.flatMap((c) => sessionOfListedContainer(c, this.config.network) ?? []);
     } catch (error) {
@@ -163,70 +162,22 @@ export class DockerSessionRuntime implements SessionRuntime {
   }
 
   async startSession(containerName: string): Promise<void> {
-    await this.#learnSubnets();
+    await this.#network.learnSubnets();
     const container = this.docker.getContainer(containerName);
     try {
-      await this.#mountDisk(container);
+      // A stopped session's filesystem is mounted again first: never a start without it.
+      await this.#storage.mountFor(container);
       await container.start();
     } catch (error) {
       if (statusOf(error) === 304) return; // already running
       throw toRuntimeError(error, 'start a session container');
     }
     // Docker makes the container's cgroup folders anew at every start.
-    const remappedRoot = await this.#remappedRoot();
-    if (remappedRoot) await this.#handOverCgroups(await container.inspect().catch(() => null), remappedRoot);
+    if (await this.#remap.root()) await this.#remap.containerStarted(await container.inspect().catch(() => null));
   }
 
-  async handOverAgentDir(dir: string): Promise<void> {
-    const remappedRoot = await this.#remappedRoot();
-    if (!remappedRoot) return;
-    try {
-      await handOverAgentDir(dir, remappedRoot);
-    } catch (error) {
-      throw new AppError('SESSION_START_FAILED', `could not hand the agent folder ${dir} to the session's root: ${daemonMessage(error)}`, undefined, { cause: error });
-    }
-  }
-
-  // Learned once from `docker info` (again after a failure): null on an engine that does not remap.
-  #remapped: Promise<RemappedRoot | null> | undefined;
-
-  #remappedRoot(): Promise<RemappedRoot | null> {
-    this.#remapped ??= this.#detectRemap().catch((error: unknown) => {
-      this.#remapped = undefined;
-      throw toRuntimeError(error, 'ask the engine whether it remaps user namespaces');
-    });
-    return this.#remapped;
-  }
-
-  async #detectRemap(): Promise<RemappedRoot | null> {
-    const root = findRemappedRoot((await this.docker.info()) as EngineInfo);
-    if (!root) return null;
-    this.log.info({ uid: root.uid, gid: root.gid }, "the engine remaps user namespaces: a session's root is this host uid, not root");
-    for (const problem of await checkRemappedHost(root)) this.log.error({ problem }, 'sessions on this remapped engine will not work');
-    // A session the engine restarts by itself (its restart policy, after the agent died) gets new cgroup folders.
-    watchContainerStarts(this.docker, this.#ownLabelFilter(), async (id) => this.#handOverCgroups(await this.docker.getContainer(id).inspect().catch(() => null), root), this.log);
-    return root;
-  }
-
-  // Without its cgroup folders the agent runs the learner's processes in its own cgroup: the session works, unprotected.
-  async #handOverCgroups(info: Docker.ContainerInspectInfo | null, root: RemappedRoot): Promise<void> {
-    if (!info?.State.Running) return;
-    await this.#capInotify(info);
-    try {
-      const folders = await handOverCgroups({ id: info.Id, pid: info.State.Pid }, root);
-      this.log.debug({ containerName: info.Name, folders }, "handed the session's cgroup folders to its root");
-    } catch (error) {
-      this.log.warn({ err: error, containerName: info.Name }, "could not hand the session's cgroup folders to its root: a fork bomb can stall its agent");
-    }
-  }
-
-  // Its own namespace's share of the host's inotify limits (host-limits.ts), set at every start of its container.
-  async #capInotify(info: Docker.ContainerInspectInfo): Promise<void> {
-    try {
-      await capSessionInotify(info.State.Pid);
-    } catch (error) {
-      this.log.warn({ err: error, containerName: info.Name }, "could not set the session's inotify quota: its learner can use up the watches of every session");
-    }
+  handOverAgentDir(dir: string): Promise<void> {
+    return this.#remap.handOverAgentDir(dir);
   }
 
   async removeSession(owner: SessionOwner, containerName: string): Promise<void> {
@@ -235,46 +186,14 @@ export class DockerSessionRuntime implements SessionRuntime {
     try {
       const info = await container.inspect();
       // The name may belong to something that is not this session (another controller, a hand-made container).
-      if (this.#owns(info.Config.Labels, owner)) {
+      if (isOwnedBy(info.Config.Labels, this.config.instance, owner)) {
         this.log.debug({ owner, containerName }, 'removing session container');
         await container.remove({ force: true, v: true });
       }
     } catch (error) {
       if (statusOf(error) !== 404) throw toRuntimeError(error, 'remove the session container');
     }
-    const [key, id] = ownerLabel(owner);
-    const volumes = await this.#listVolumes([`${key}=${id}`]);
-    for (const volume of volumes) await this.removeVolume(volume.name);
-    await this.#removeDisk(diskKey(owner));
-  }
-
-  // A session's two folders: on its own filesystem of SESSION_DISK_LIMIT, or two Docker volumes without a limit.
-  async #createStorage(spec: SessionSpec, remappedRoot: RemappedRoot | null): Promise<{ type: 'bind' | 'volume'; workspace: string; dockerData: string }> {
-    if (!this.disks) {
-      return { type: 'volume', workspace: await this.#createVolume(spec, 'workspace'), dockerData: await this.#createVolume(spec, 'docker') };
-    }
-    try {
-      return { type: 'bind', ...(await this.disks.create(diskKey(spec.owner), remappedRoot?.uid ?? 0)) };
-    } catch (error) {
-      throw new AppError('SESSION_START_FAILED', `could not make the session's filesystem in ${this.config.diskDir}: ${daemonMessage(error)}`, undefined, { cause: error });
-    }
-  }
-
-  // A stopped session's filesystem is mounted again first (a host reboot unmounts it): never a start without it.
-  async #mountDisk(container: Docker.Container): Promise<void> {
-    if (!this.disks) return;
-    const owner = ownerOf((await container.inspect()).Config.Labels);
-    if (!owner || !(await this.disks.has(diskKey(owner)))) return;
-    await this.disks.ensureMounted(diskKey(owner));
-  }
-
-  async #removeDisk(key: string): Promise<void> {
-    if (!this.disks) return;
-    try {
-      await this.disks.remove(key);
-    } catch (error) {
-      throw new AppError('DOCKER_ERROR', `could not remove the session's filesystem ${key}: ${daemonMessage(error)}`, undefined, { cause: error });
-    }
+    await this.#storage.remove(owner);
   }
 
   async renameSession(containerName: string, newName: string): Promise<void> {
@@ -286,40 +205,21 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  async listVolumes(): Promise<RuntimeVolume[]> {
-    const disks = (await this.disks?.list()) ?? [];
-    const diskVolumes = disks.flatMap((key) => {
-      const owner = ownerOfDiskKey(key);
-      return owner ? [{ name: DISK_VOLUME_PREFIX + key, owner }] : [];
-    });
-    return [...(await this.#listVolumes([])), ...diskVolumes];
+  listVolumes(): Promise<RuntimeVolume[]> {
+    return this.#storage.listVolumes();
   }
 
-  async removeVolume(name: string): Promise<void> {
-    if (name.startsWith(DISK_VOLUME_PREFIX)) return this.#removeDisk(name.slice(DISK_VOLUME_PREFIX.length));
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.docker.getVolume(name).remove();
-        return;
-      } catch (error) {
-        if (statusOf(error) === 404) return;
-        // A container that was just removed can hold its volumes for a moment.
-        if (statusOf(error) === 409 && attempt < VOLUME_REMOVE_ATTEMPTS) {
-          await sleep(100);
-          continue;
-        }
-        throw toRuntimeError(error, `remove volume ${name}`);
-      }
-    }
+  removeVolume(name: string): Promise<void> {
+    return this.#storage.removeVolume(name);
   }
 
   async keepWorkspace(owner: SessionOwner, containerName: string, sessionId: string, until: Date): Promise<KeptWorkspace | null> {
-    const workspace = await this.#workspaceMount(owner);
+    const workspace = await this.#storage.workspaceMount(owner);
     if (!workspace) return null;
     const container = this.docker.getContainer(containerName);
     try {
       // A still running session could change files while they are copied.
-      if (this.#owns((await container.inspect()).Config.Labels, owner)) await container.stop({ t: STOP_TIMEOUT_SECONDS });
+      if (isOwnedBy((await container.inspect()).Config.Labels, this.config.instance, owner)) await container.stop({ t: STOP_TIMEOUT_SECONDS });
     } catch (error) {
       if (statusOf(error) !== 404 && statusOf(error) !== 304) throw toRuntimeError(error, 'stop the session container');
     }
@@ -336,16 +236,6 @@ export class DockerSessionRuntime implements SessionRuntime {
     return this.#kept.list();
   }
 
-  // Where a session's workspace lives: a folder on its own filesystem, or its workspace volume.
-  async #workspaceMount(owner: SessionOwner): Promise<WorkspaceMount | null> {
-    if (this.disks && (await this.disks.has(diskKey(owner)))) {
-      return { Type: 'bind', Source: (await this.disks.ensureMounted(diskKey(owner))).workspace };
-    }
-    const [key, id] = ownerLabel(owner);
-    const [volume] = (await this.#listVolumes([`${key}=${id}`, `${Label.volumeRole}=workspace`])).filter((v) => v.name.endsWith('-workspace'));
-    return volume ? { Type: 'volume', Source: volume.name } : null;
-  }
-
   async tailLogs(containerName: string, lines: number): Promise<string[]> {
     try {
       const raw = await this.docker.getContainer(containerName).logs({ stdout: true, stderr: true, tail: lines, follow: false });
@@ -358,163 +248,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  async watchSessionSubnets(listener: (subnets: string[]) => void): Promise<void> {
-    this.#subnetListeners.push(listener);
-    if (this.#subnets) listener(this.#subnets);
-    else await this.#learnSubnets();
+  watchSessionSubnets(listener: (subnets: string[]) => void): Promise<void> {
+    return this.#network.watchSubnets(listener);
   }
-
-  #subnetListeners: ((subnets: string[]) => void)[] = [];
-  // Null until the network has been inspected once (it may not exist: then an empty list).
-  #subnets: string[] | null = null;
-
-  async #learnSubnets(): Promise<void> {
-    if (this.#subnets || this.#subnetListeners.length === 0) return;
-    try {
-      this.#publishSubnets(await this.docker.getNetwork(this.config.network).inspect());
-    } catch (error) {
-      if (statusOf(error) === 404) this.#publishSubnets(null);
-      else this.log.warn({ err: error }, 'could not inspect the sessions network for its subnets');
-    }
-  }
-
-  #publishSubnets(info: NetworkInfo | null): void {
-    const subnets = subnetsOf(info);
-    // An empty list while the network is missing must not count as known: it is inspected again until it exists.
-    this.#subnets = subnets.length > 0 ? subnets : null;
-    for (const listener of this.#subnetListeners) listener(subnets);
-  }
-
-  async #listVolumes(extraLabels: string[]): Promise<RuntimeVolume[]> {
-    try {
-      const { Volumes } = await this.docker.listVolumes({ filters: { label: [...this.#ownLabelFilter(), ...extraLabels] } });
-      return (Volumes ?? []).flatMap((v) => volumeOfListed(v) ?? []);
-    } catch (error) {
-      throw toRuntimeError(error, 'list session volumes');
-    }
-  }
-
-  async #createVolume(spec: SessionSpec, role: VolumeRole): Promise<string> {
-    const name = `${spec.containerName}-${role}`;
-    try {
-      const existing = await this.docker.getVolume(name).inspect();
-      // Creating a volume that exists silently returns it: never hand a new session someone else's data.
-      if (!this.#owns(existing.Labels, spec.owner)) {
-        throw new AppError('SESSION_EXISTS', `volume ${name} belongs to something else`);
-      }
-      await this.removeVolume(name);
-    } catch (error) {
-      if (error instanceof AppError) throw error;
-      if (statusOf(error) !== 404) throw toRuntimeError(error, `inspect volume ${name}`);
-    }
-    try {
-      await this.docker.createVolume({ Name: name, Labels: { ...this.#ownLabels(spec.owner), [Label.volumeRole]: role } });
-      return name;
-    } catch (error) {
-      throw toRuntimeError(error, `create volume ${name}`);
-    }
-  }
-
-  // Concurrent creates share one check-and-create: Docker's CheckDuplicate is not atomic, and two networks of one
-  // name make every later create fail as ambiguous.
-  #ensuringNetwork: Promise<void> | undefined;
-
-  #ensureNetwork(): Promise<void> {
-    this.#ensuringNetwork ??= this.#ensureNetworkOnce().finally(() => {
-      this.#ensuringNetwork = undefined;
-    });
-    return this.#ensuringNetwork;
-  }
-
-  // One bridge for all sessions with inter-container traffic off: sessions reach the internet, never each other.
-  async #ensureNetworkOnce(): Promise<void> {
-    const { network } = this.config;
-    try {
-      const info = (await this.docker.getNetwork(network).inspect()) as NetworkInfo;
-      if (!isolatesContainers(info)) {
-        throw new AppError('DOCKER_ERROR', `network ${network} lets containers reach each other (${ICC_OPTION} is not false): remove it or choose another SESSION_NETWORK`);
-      }
-      await this.#guardHost(info);
-      this.#publishSubnets(info);
-      return;
-    } catch (error) {
-      if (error instanceof AppError) throw error;
-      if (statusOf(error) !== 404) throw toRuntimeError(error, `inspect network ${network}`);
-    }
-    this.log.info({ network }, 'creating sessions network');
-    try {
-      await this.docker.createNetwork({
-        Name: network,
-        Driver: 'bridge',
-        CheckDuplicate: true,
-        Options: { [ICC_OPTION]: 'false' },
-        Labels: { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance },
-      });
-    } catch (error) {
-      // Another create made it in between: fine, it has the same options.
-      if (statusOf(error) !== 409) throw toRuntimeError(error, `create network ${network}`);
-    }
-    // Its subnets are known (and refused by the controller's port and the host guard) before a session starts on it.
-    let info: NetworkInfo;
-    try {
-      info = (await this.docker.getNetwork(network).inspect()) as NetworkInfo;
-    } catch (error) {
-      throw toRuntimeError(error, `inspect network ${network}`);
-    }
-    await this.#guardHost(info);
-    this.#publishSubnets(info);
-  }
-
-  // Keeps sessions off the host's own services; a session never starts on a network without the rules.
-  async #guardHost(info: NetworkInfo): Promise<void> {
-    if (!this.hostGuard) return;
-    const bridge = bridgeOf(info);
-    try {
-      await this.hostGuard.protect(bridge);
-    } catch (error) {
-      throw new AppError('SESSION_START_FAILED', `could not install the host guard (iptables) for bridge ${bridge}: ${daemonMessage(error)}; run the controller as root with iptables, or set SESSION_HOST_GUARD=false`, undefined, { cause: error });
-    }
-  }
-
-  // Every reconcile: rules lost to a flush or a host reboot come back while sessions run.
-  async #recheckHostGuard(): Promise<void> {
-    if (!this.hostGuard) return;
-    try {
-      await this.#guardHost((await this.docker.getNetwork(this.config.network).inspect()) as NetworkInfo);
-    } catch (error) {
-      if (statusOf(error) !== 404) this.log.error({ err: error }, 'could not re-check the host guard of the sessions network');
-    }
-  }
-
-  // A pool member is labelled by its pool id only: a session id on it would be wrong once a session claims it.
-  #ownLabels(owner: SessionOwner): Record<string, string> {
-    const [key, id] = ownerLabel(owner);
-    return { [Label.managedBy]: MANAGED_BY, [Label.instance]: this.config.instance, [key]: id };
-  }
-
-  #ownLabelFilter(): string[] {
-    return [`${Label.managedBy}=${MANAGED_BY}`, `${Label.instance}=${this.config.instance}`];
-  }
-
-  #owns(labels: Record<string, string> | null | undefined, owner: SessionOwner): boolean {
-    if (labels?.[Label.managedBy] !== MANAGED_BY || labels[Label.instance] !== this.config.instance) return false;
-    const found = ownerOf(labels);
-    return found?.kind === owner.kind && ownerLabel(found)[1] === ownerLabel(owner)[1];
-  }
-}
-
-// Docker names a bridge network's interface br-<first 12 of its id> unless an option names it.
-function bridgeOf(info: NetworkInfo): string {
-  return info.Options?.['com.docker.network.bridge.name'] ?? `br-${(info.Id ?? '').slice(0, 12)}`;
-}
-
-// A session's filesystem is its owner's: a pool member's keeps its pool id once claimed, as its volumes do.
-function diskKey(owner: SessionOwner): string {
-  return owner.kind === 'pool' ? `pool-${owner.poolId}` : `session-${owner.sessionId}`;
-}
-
-function ownerOfDiskKey(key: string): SessionOwner | null {
-  const match = /^(pool|session)-(.+)$/.exec(key);
-  if (!match) return null;
-  return match[1] === 'pool' ? { kind: 'pool', poolId: match[2]! } : { kind: 'session', sessionId: match[2]! };
 }

@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import pLimit from 'p-limit';
 import { daemonStatus as statusOf } from '../../core/docker/docker-errors.js';
 import { SESSION_PATHS } from '../../core/session-layout.js';
 import { containerCgroupOf, readCgroupUsage, type ContainerCgroup } from './cgroup-usage.js';
@@ -12,6 +13,9 @@ const run = promisify(execFile);
 // The walk of one session's volumes gives up after this (a workspace of millions of files): its figure stays unknown.
 const WALK_TIMEOUT_MS = 60_000;
 const STORAGE_TARGETS: string[] = [SESSION_PATHS.workspace, SESSION_PATHS.dockerData];
+// A cold start (a controller just started, the first scrape of many sessions) learns every container at once: this
+// many `docker inspect`s are under way at a time, the rest wait, rather than one per session on the engine at once.
+export const INSPECT_CONCURRENCY = 4;
 
 /** What the usage of one running container is read from, learned once from `docker inspect`. */
 interface UsageSource {
@@ -31,6 +35,7 @@ export type DiskUsedBytes = (labels: Record<string, string>) => Promise<number |
  */
 export class DockerSessionUsage {
   readonly #sources = new Map<string, UsageSource>();
+  readonly #inspects = pLimit(INSPECT_CONCURRENCY);
 
   constructor(
     private readonly docker: Docker,
@@ -71,7 +76,7 @@ export class DockerSessionUsage {
   async #learn(containerName: string): Promise<UsageSource | null> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.docker.getContainer(containerName).inspect();
+      info = await this.#inspects(() => this.docker.getContainer(containerName).inspect());
     } catch (error) {
       if (statusOf(error) === 404) return null;
       throw toRuntimeError(error, 'inspect a session container for its usage');

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { AppError } from '../../shared/errors.js';
-import { SessionId, type CreateSessionRequest, type SessionInfo, type SessionStatus } from '../../shared/schemas/session.js';
+import { SessionId, type CreateSessionRequest, type SessionInfo } from '../../shared/schemas/session.js';
 import type { ControllerConfig } from '../config.js';
 import type { ControllerMetrics, PoolCounts, StartCounts } from '../metrics.js';
 import type { AgentTarget } from '../proxy/agent-target.js';
@@ -11,7 +11,8 @@ import { Reaper } from './reaper.js';
 import { Reconciler } from './reconciler.js';
 import { SessionLauncher } from './session-launcher.js';
 import type { StateStore } from './state-store.js';
-import { containerOwner, SessionTable, stateOf, type SessionRecord } from './session-table.js';
+import { sessionInfo, sessionNotFound, sessionStatusOf } from './session-info.js';
+import { containerOwner, ownerKey, SessionTable, stateOf, type SessionRecord } from './session-table.js';
 import { WarmPool } from './warm-pool.js';
 import { seedWorkspace } from './workspace-template.js';
 
@@ -152,22 +153,22 @@ export class SessionManager {
     this.deps.metrics.sessionsCreated.inc();
     this.deps.metrics.createSeconds.observe((performance.now() - startedAt) / 1000);
     this.#pool.fill();
-    return this.#info(record, 'running');
+    return sessionInfo(record, 'running');
   }
 
   async get(sessionId: string): Promise<SessionInfo> {
     await this.#reconciler.ensureReconciled();
     await this.#refresh(sessionId);
     const record = this.#live(sessionId);
-    if (!record.ready) return this.#info(record, 'creating');
+    if (!record.ready) return sessionInfo(record, 'creating');
     const container = await this.deps.runtime.inspectSession(record.containerName);
     if (!container) {
       // Removed behind the controller's back: forget it now rather than at the next sweep.
       await this.#table.withLock(sessionId, () => this.#remove(sessionId)).catch(() => {});
-      throw notFound(sessionId);
+      throw sessionNotFound(sessionId);
     }
     record.address = container.address ?? record.address;
-    return this.#info(record, statusOf(container));
+    return sessionInfo(record, sessionStatusOf(container));
   }
 
   async list(): Promise<SessionInfo[]> {
@@ -177,8 +178,8 @@ export class SessionManager {
     for (const record of this.#table.records()) {
       if (this.#table.isExpired(record)) continue;
       const container = containers.get(ownerKey(containerOwner(record)));
-      if (!record.ready) sessions.push(this.#info(record, 'creating'));
-      else if (container) sessions.push(this.#info(record, statusOf(container)));
+      if (!record.ready) sessions.push(sessionInfo(record, 'creating'));
+      else if (container) sessions.push(sessionInfo(record, sessionStatusOf(container)));
     }
     return sessions.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.session_id.localeCompare(b.session_id));
   }
@@ -227,7 +228,7 @@ export class SessionManager {
 
   /** Where the proxy reaches a session's agent. */
   async resolveAgent(sessionId: string): Promise<AgentTarget> {
-    if (!SessionId.safeParse(sessionId).success) throw notFound(sessionId);
+    if (!SessionId.safeParse(sessionId).success) throw sessionNotFound(sessionId);
     await this.#reconciler.ensureReconciled();
     await this.#refresh(sessionId);
     const record = this.#live(sessionId);
@@ -372,10 +373,10 @@ export class SessionManager {
   // A session that exists for clients: known, and not past its time (an expired one is removed in the background).
   #live(sessionId: string): SessionRecord {
     const record = this.#table.get(sessionId);
-    if (!record) throw notFound(sessionId);
+    if (!record) throw sessionNotFound(sessionId);
     if (this.#table.isExpired(record)) {
       void this.#expire(sessionId).catch((err: unknown) => this.deps.log.warn({ err, sessionId }, 'could not remove expired session'));
-      throw notFound(sessionId);
+      throw sessionNotFound(sessionId);
     }
     return record;
   }
@@ -385,29 +386,4 @@ export class SessionManager {
     if (ttlSeconds > max) throw new AppError('VALIDATION', `ttl_seconds must be at most ${max}`, { max_ttl_seconds: max });
     return ttlSeconds;
   }
-
-  #info(record: SessionRecord, status: SessionStatus): SessionInfo {
-    return {
-      session_id: record.id,
-      container_name: record.containerName,
-      status,
-      created_at: record.createdAt.toISOString(),
-      expires_at: record.expiresAt.toISOString(),
-    };
-  }
-}
-
-function notFound(sessionId: string): AppError {
-  return new AppError('SESSION_NOT_FOUND', `no session ${sessionId}`);
-}
-
-// Which container is whose: a claimed warm session's by its pool id, every other session's by its id.
-function ownerKey(owner: SessionOwner): string {
-  return owner.kind === 'pool' ? `pool:${owner.poolId}` : owner.sessionId;
-}
-
-function statusOf(container: RuntimeSession): SessionStatus {
-  if (container.state === 'running') return 'running';
-  if (container.state === 'restarting') return 'restarting';
-  return 'stopped';
 }

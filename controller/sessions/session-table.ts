@@ -88,6 +88,11 @@ export function containerOwner(record: SessionRecord): SessionOwner {
   return record.poolId ? { kind: 'pool', poolId: record.poolId } : { kind: 'session', sessionId: record.id };
 }
 
+/** Which container is whose: a claimed warm session's by its pool id, every other session's by its id. */
+export function ownerKey(owner: SessionOwner): string {
+  return owner.kind === 'pool' ? `pool:${owner.poolId}` : owner.sessionId;
+}
+
 /** The state file's content for a session, with the expiry given. */
 export function stateOf(record: SessionRecord, instance: string, expiresAt = record.expiresAt): SessionState {
   return {

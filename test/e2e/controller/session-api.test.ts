@@ -325,6 +325,36 @@ describe.sequential('the session API through the controller on real Docker', () 
         await watch.close();
       }
     });
+
+    it('reports every folder and file of trees made in one command, each once', async () => {
+      // Many trees at once, by four writers: chokidar reads a new folder before it watches it, and what was made in
+      // between was lost.
+      const root = `burst-${Date.now().toString(36)}`;
+      const writers = [0, 1, 2, 3];
+      const trees = writers.flatMap((w) => Array.from({ length: 100 }, (_, i) => `${root}/${w}-${i}`));
+      const watch = await WsWatch.open(wsUrl(`${API}/watch/ws`), ctl.authHeaders());
+      try {
+        await vi.waitFor(() => expect(watch.frames).toContainEqual({ type: 'ready' }), WAIT);
+        const writer = (w: number) => `(for i in $(seq 0 99); do mkdir -p ${root}/${w}-$i/b && echo x > ${root}/${w}-$i/b/f; done) &`;
+        await exec(['sh', '-c', `cd /workspace && ${writers.map(writer).join(' ')} wait`]);
+        const expected = [
+          { type: 'created', path: root, kind: 'directory' },
+          ...trees.flatMap((tree) => [
+            { type: 'created', path: tree, kind: 'directory' },
+            { type: 'created', path: `${tree}/b`, kind: 'directory' },
+            { type: 'created', path: `${tree}/b/f`, kind: 'file' },
+          ]),
+        ];
+        await vi.waitFor(() => expect(watch.frames).toEqual(expect.arrayContaining(expected)), WAIT);
+        // A file written after them and awaited: a late duplicate of theirs has had its time to arrive.
+        await lab.writeFile(`/workspace/${root}/done.txt`, 'done');
+        await vi.waitFor(() => expect(watch.frames).toContainEqual({ type: 'created', path: `${root}/done.txt`, kind: 'file' }), WAIT);
+        const created = watch.frames.filter((frame) => (frame as WatchFrame).type === 'created');
+        expect(created).toHaveLength(expected.length + 1);
+      } finally {
+        await watch.close();
+      }
+    });
   });
 
   describe.sequential('token', () => {
