@@ -132,7 +132,7 @@ export class DockerdSupervisor implements DaemonMonitor {
       this.#markReady(true);
       this.#timer = setTimeout(() => void this.#watch(), WATCH_INTERVAL_MS);
       // The start's garbage (the preload stream's buffers above all) would stay until enough allocation triggers a
-      // full collection, which an idle session never does: ~3 MiB. One collection, once the ready answer is out.
+      // full collection, which an idle session never does: ~2 MiB. One collection, once the ready answer is out.
       // The image starts the agent with --expose-gc for it.
       setImmediate(() => globalThis.gc?.());
     } catch (error) {
