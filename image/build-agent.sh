@@ -60,7 +60,7 @@ chmod 755 "$out/sbin/dockerd"
 
 # containerd as dockerd starts it (found in PATH too), on the config dockerd wrote plus two changes for an idle
 # session. Its GC scheduler re-arms a timer forever at 49x the mean GC time (pause_threshold 0.02), waking an idle
-# containerd every 0.1-0.7 s, most of the session's idle CPU: 0.00001 makes that minutes, and deletion_threshold 1
+# containerd about every 0.7 s, most of the session's idle CPU: 0.00001 makes that minutes, and deletion_threshold 1
 # collects right after a deletion, as the short tick did. The restart monitor (a 10 s loop) restarts containers that
 # carry containerd's restart labels, which dockerd never sets: it does not load. dockerd runs containerd as a child,
 # waits for it and restarts it, as before: the wrapper execs it.
