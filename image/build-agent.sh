@@ -7,6 +7,7 @@
 #   agent/node_modules/node-pty   the one native dependency, compiled on the host (Node-API: loads on Node 24)
 #   preload/*.tar     images loaded into every inner daemon (runner-busybox:latest)
 #   sbin/dockerd      a wrapper that runs the inner dockerd with Go heap settings
+#   sbin/containerd   a wrapper that runs the inner containerd with a quiet GC scheduler
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODE_MAJOR=${NODE_MAJOR:-24}
@@ -56,6 +57,21 @@ mkdir -p "$out/sbin"
 printf '%s\n' '#!/bin/sh' '# Go heap settings for the inner daemon (image/build-agent.sh).' \
   'export GOGC=25' 'exec /usr/sbin/dockerd "$@"' >"$out/sbin/dockerd"
 chmod 755 "$out/sbin/dockerd"
+
+# containerd as dockerd starts it (found in PATH too), on the config dockerd wrote plus two changes for an idle
+# session. Its GC scheduler re-arms a timer forever at 49x the mean GC time (pause_threshold 0.02), waking an idle
+# containerd about every 0.7 s, most of the session's idle CPU: 0.00001 makes that minutes, and deletion_threshold 1
+# collects right after a deletion, as the short tick did. The restart monitor (a 10 s loop) restarts containers that
+# carry containerd's restart labels, which dockerd never sets: it does not load. dockerd runs containerd as a child,
+# waits for it and restarts it, as before: the wrapper execs it.
+printf '%s\n' '#!/bin/sh' '# containerd for an idle session (image/build-agent.sh).' \
+  'if [ "$1" = --config ] && [ -f "$2" ]; then' \
+  '  config=$2.runner' \
+  '  { sed '"'"'s/^disabled_plugins = \[/disabled_plugins = ["restart", /'"'"' "$2"' \
+  '    printf "%s\n" "" "[plugins.scheduler]" "  pause_threshold = 0.00001" "  deletion_threshold = 1"; } >"$config"' \
+  '  shift 2 && exec /usr/bin/containerd --config "$config" "$@"' \
+  'fi' 'exec /usr/bin/containerd "$@"' >"$out/sbin/containerd"
+chmod 755 "$out/sbin/containerd"
 
 docker save "$BUSYBOX_IMAGE" -o "$out/preload/runner-busybox.tar"
 echo "staged $out ($(du -sh "$out" | cut -f1))" >&2

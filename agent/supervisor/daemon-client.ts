@@ -20,7 +20,7 @@ export class DaemonClient {
 
   /**
    * True when `/_ping` answers 200 within a few seconds; never throws. One HTTP/1.0 request on a bare socket: it
-   * runs every 50 ms while the daemon starts and every 2 s after, and costs half the CPU of node:http's client
+   * runs every 50 ms while the daemon starts and every 10 s after, and costs half the CPU of node:http's client
    * (1.3-1.7 against 2.5-3.2 ms a ping in the session image).
    */
   ping(): Promise<boolean> {

@@ -69,6 +69,17 @@ describe.sequential('session image', () => {
     expect(res.stdout).toContain('overlay2');
   });
 
+  it("runs the inner containerd on dockerd's config with a GC scheduler that lets it sleep, without the restart monitor", async () => {
+    // The learner owns containerd, so it can read the config containerd was started with through /proc.
+    const script = 'pid=$(pgrep -x containerd) && config=$(tr "\\0" "\\n" </proc/$pid/cmdline | sed -n "/^--config$/{n;p;}") && cat /proc/$pid/root$config';
+    const res = await session.exec(['sh', '-c', script]);
+    expect(res.exit_code, res.stderr).toBe(0);
+    // dockerd's own settings are still there, its socket in the learner's runtime folder among them.
+    expect(res.stdout).toContain('address = "/run/user/1000/docker/containerd/containerd.sock"');
+    expect(res.stdout).toMatch(/^disabled_plugins = \["restart", "cri"\]$/m);
+    expect(res.stdout).toMatch(/^\[plugins\.scheduler\]\n {2}pause_threshold = 0\.00001\n {2}deletion_threshold = 1$/m);
+  });
+
   it('runs exec as uid 1000, who cannot become root or read the agent token', async () => {
     expect((await session.exec(['id', '-u'])).stdout.trim()).toBe('1000');
     const setuid = await session.exec(['python3', '-c', 'import os; os.setuid(0)']);
