@@ -1,27 +1,56 @@
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import puppeteer, { type Browser, type Frame, type Page } from 'puppeteer-core';
+import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { GrantInput } from '../../../client/src/index.js';
+import { openBrowserPage, type BrowserPage } from '../../helpers/browser-page.js';
 import { buildImages, startE2EController, type E2EController } from '../../helpers/controller-e2e.js';
 import { runnerError } from '../../helpers/runner-error.js';
 
-// Functions below run in the browser; this test is compiled without the DOM's types.
-declare const window: any;
-declare const document: any;
+// Functions below run in the browser, and this test is compiled without the DOM's types (xterm.js's own would bring
+// them): what they use of the page is declared here, as the platform's page and the lab's app (lab-app/app.js) give it.
+interface PageSocket {
+  readyState: number;
+  binaryType: string;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+}
+interface PageElement {
+  src: string;
+  href: string;
+  click(): void;
+}
+interface PageTerminal {
+  open(element: PageElement): void;
+  loadAddon(addon: object): void;
+  focus(): void;
+  buffer: { active: { length: number; getLine(i: number): { translateToString(trimRight: boolean): string } | undefined } };
+}
+interface PageWindow {
+  Terminal: new (options: { cols: number; rows: number }) => PageTerminal;
+  AttachAddon: new (socket: PageSocket) => object;
+  WebSocket: new (url: string) => PageSocket;
+  term: PageTerminal;
+  termSocket: PageSocket;
+  termClosed: { code: number; reason: string } | null;
+  /** What the lab's app found at its origin. */
+  results?: { ws?: string; data: { cookie: string; forwarded_host: string } };
+  appSocket: PageSocket;
+}
+declare const window: PageWindow;
+/** The page's elements this test uses exist (its HTML above), so a lookup is not null. */
+declare const document: { getElementById(id: string): PageElement };
 
 const TOKEN = 'e2e-grants-token-0123456789abcdef';
 const A = 'grants-a';
 const B = 'grants-b';
 const APP_PORT = 8080;
 const WAIT = { timeout: 30_000, interval: 100 };
-const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'grants');
 const LAB_APP = join(import.meta.dirname, 'lab-app');
 
 /** The platform's own web server on http://platform.localhost:<port>: a page with xterm.js and an iframe. */
@@ -50,7 +79,7 @@ async function startPlatform(): Promise<{ server: Server; port: number }> {
 }
 
 /** A GET with the Host header given (fetch may not set one): how a preview origin is reached without DNS. */
-function getWithHost(url: string, host: string, cookie?: string): Promise<{ status: number; body: any }> {
+function getWithHost(url: string, host: string, cookie?: string): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { headers: { host, ...(cookie ? { cookie } : {}) } }, (res) => {
       let text = '';
@@ -83,9 +112,9 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
   let ctl: E2EController;
   let platform: { server: Server; port: number };
   let platformOrigin: string;
+  let chromium: BrowserPage;
   let browser: Browser;
   let page: Page;
-  let userDataDir: string;
   let downloads: string;
 
   // The platform's backend mints grants with the client; what the browser then does with them is raw on purpose.
@@ -127,25 +156,18 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
     await lab.writeFile('/workspace/out/report.txt', 'the learner wrote this\n');
     expect(ctl.lastResponse().status).toBe(201);
 
-    await mkdir(ARTIFACTS, { recursive: true });
-    userDataDir = await mkdtemp(join(tmpdir(), 'grants-chromium-'));
     downloads = await mkdtemp(join(tmpdir(), 'grants-downloads-'));
-    browser = await puppeteer.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      userDataDir,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    page = await browser.newPage();
+    chromium = await openBrowserPage({ artifacts: 'grants' });
+    ({ browser, page } = chromium);
     await page.goto(`${platformOrigin}/`);
   });
 
   afterAll(async () => {
-    await page?.screenshot({ path: join(ARTIFACTS, 'platform.png') }).catch(() => {});
-    await browser?.close();
+    await chromium?.shoot('platform').catch(() => {});
+    await chromium?.close();
     platform?.server.close();
     await ctl?.destroy();
-    for (const dir of [userDataDir, downloads]) if (dir) await rm(dir, { recursive: true, force: true });
+    if (downloads) await rm(downloads, { recursive: true, force: true });
   });
 
   it('opens the terminal with xterm.js and the attach addon through a ticket, and shows a command’s output', async () => {
@@ -207,7 +229,7 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
   it('shows the app in an iframe on its own origin: absolute asset, redirect, fetch and WebSocket all work', async () => {
     const { url } = await grant(A, { capability: 'preview', port: APP_PORT });
     expect(url).toMatch(new RegExp(`^http://${APP_PORT}-${A}\\.preview\\.localhost:\\d+/__runner/auth\\?ticket=`));
-    await page.evaluate((src) => void ((document.getElementById('preview') ).src = src), url);
+    await page.evaluate((src) => void (document.getElementById('preview').src = src), url);
     await vi.waitFor(async () => {
       const frame = await previewFrame();
       expect(frame.url()).toMatch(new RegExp(`^http://${APP_PORT}-${A}\\.preview\\.localhost:\\d+/$`));
@@ -216,9 +238,9 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
     const results = await (await previewFrame()).evaluate(() => window.results);
     expect(results).toMatchObject({ redirect: { url: '/new', text: 'redirected ok' }, asset: true, ws: 'hello from ws' });
     // The app sees neither the runner's cookie nor a Host the client made up.
-    expect(results.data.cookie).toBe('');
-    expect(results.data.forwarded_host).toBe(new URL(url).host);
-    await page.screenshot({ path: join(ARTIFACTS, 'preview.png') });
+    expect(results?.data.cookie).toBe('');
+    expect(results?.data.forwarded_host).toBe(new URL(url).host);
+    await chromium.shoot('preview');
   });
 
   it('keeps a script on the preview origin away from the controller’s API and other sessions’ previews', async () => {
@@ -278,7 +300,7 @@ describe.sequential('browser grants: terminal, preview origin, file link, in Chr
     const cdp = await page.createCDPSession();
     await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads });
     await page.evaluate((href) => {
-      const link = document.getElementById('download') ;
+      const link = document.getElementById('download');
       link.href = href;
       link.click();
     }, url);
