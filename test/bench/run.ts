@@ -19,6 +19,7 @@ import { measureWarmCreate } from './figures/warm-create.js';
 import { runClassroom } from './classroom/classroom.js';
 import { runDensity } from './density/density.js';
 import { FULL, QUICK } from './profile.js';
+import type { ModeResult } from './mode.js';
 import { missingRow, renderTable, writeLatestPage, writeReport, type BenchReport, type Row, type Unit } from './report.js';
 
 const WARMUP_MAX_MS = 90_000;
@@ -251,7 +252,7 @@ async function main(): Promise<number> {
 }
 
 /** A run of its own instead of the figures (density, classroom): its table on stdout, its JSON beside the others. */
-async function runMode(args: Args, name: string, run: () => Promise<{ rows: Row[]; extras: Record<string, unknown>; errors: string[] }>): Promise<number> {
+async function runMode(args: Args, name: string, run: () => Promise<ModeResult>): Promise<number> {
   const startedAt = new Date();
   const info = await environment();
   const result = await run();

@@ -6,6 +6,7 @@ import { Label } from '../../../controller/runtime/labels.js';
 import { benchClient } from '../agent-api.js';
 import { BenchEnv } from '../bench-env.js';
 import { metric, scrape, waitPoolFull } from '../figures/warm-create.js';
+import type { ModeOptions, ModeResult } from '../mode.js';
 import { compareRow, missingRow, type Row } from '../report.js';
 import { summarize, timed } from '../stats.js';
 
@@ -18,18 +19,6 @@ const POOL_FILL_TIMEOUT_MS = 900_000;
 const SETTLE_MS = 20_000;
 const COLD_TARGET_MS = 20_000;
 const WARM_TARGET_MS = 1_000;
-
-export interface ClassroomOptions {
-  log: (message: string) => void;
-  /** Runs before the controller starts (builds the images). */
-  prepare: () => Promise<void>;
-}
-
-export interface ClassroomResult {
-  rows: Row[];
-  extras: Record<string, unknown>;
-  errors: string[];
-}
 
 interface Wave {
   times: number[];
@@ -45,7 +34,7 @@ interface Wave {
  * WARM_POOL_SIZE=30, once the pool is full and settled: 30 creates at once that claim members. Each against the
  * same run's create alone. Everything it made is removed, also on a signal.
  */
-export async function runClassroom(options: ClassroomOptions): Promise<ClassroomResult> {
+export async function runClassroom(options: ModeOptions): Promise<ModeResult> {
   const { log } = options;
   const env = await BenchEnv.create();
   const onSignal = (signal: NodeJS.Signals) => {

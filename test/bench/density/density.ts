@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { RunnerClient, RunnerError } from '../../../client/src/index.js';
 import { BenchEnv, dockerCli } from '../bench-env.js';
 import { idleMemoryMiB } from '../figures/fleet.js';
+import type { ModeOptions, ModeResult } from '../mode.js';
 import { missingRow, type Row } from '../report.js';
 import { summarize } from '../stats.js';
 import { containerCpuMs, enginePids, hostInotifyLimits, inotifyUse, memAvailableBytes, processCpuMs, type InotifyUse } from './host-probes.js';
@@ -26,18 +27,9 @@ const IDLE_WINDOW_MS = 30_000;
 const EXEC_ROUNDS = 3;
 const EXEC_CONCURRENCY = 2;
 
-export interface DensityOptions {
+export interface DensityOptions extends ModeOptions {
   /** How many sessions to reach. */
   target: number;
-  log: (message: string) => void;
-  /** Runs before the controller starts (builds the images). */
-  prepare: () => Promise<void>;
-}
-
-export interface DensityResult {
-  rows: Row[];
-  extras: Record<string, unknown>;
-  errors: string[];
 }
 
 interface Held {
@@ -59,7 +51,7 @@ interface Stop {
  * (memory, idle CPU, the controller's RSS), how fast they still answer (a round of `true` execs over all of them),
  * and whether every watch still reports (a file written in each). Everything it made is removed, also on a signal.
  */
-export async function runDensity(options: DensityOptions): Promise<DensityResult> {
+export async function runDensity(options: DensityOptions): Promise<ModeResult> {
   const { target, log } = options;
   const env = await BenchEnv.create();
   const held: Held[] = [];
