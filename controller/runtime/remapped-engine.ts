@@ -47,7 +47,7 @@ export class RemappedEngine {
   /** After a start of a session container (Docker makes its cgroup folders anew at every start). */
   async containerStarted(info: Docker.ContainerInspectInfo | null): Promise<void> {
     const root = await this.root();
-    if (root) await this.#handOverCgroups(info, root);
+    if (root) await this.#prepareStarted(info, root);
   }
 
   async #detect(): Promise<RemappedRoot | null> {
@@ -56,14 +56,19 @@ export class RemappedEngine {
     this.log.info({ uid: root.uid, gid: root.gid }, "the engine remaps user namespaces: a session's root is this host uid, not root");
     for (const problem of await checkRemappedHost(root)) this.log.error({ problem }, 'sessions on this remapped engine will not work');
     // A session the engine restarts by itself (its restart policy, after the agent died) gets new cgroup folders.
-    watchContainerStarts(this.docker, this.ownLabelFilter, async (id) => this.#handOverCgroups(await this.docker.getContainer(id).inspect().catch(() => null), root), this.log);
+    watchContainerStarts(this.docker, this.ownLabelFilter, async (id) => this.#prepareStarted(await this.docker.getContainer(id).inspect().catch(() => null), root), this.log);
     return root;
   }
 
-  // Without its cgroup folders the agent runs the learner's processes in its own cgroup: the session works, unprotected.
-  async #handOverCgroups(info: Docker.ContainerInspectInfo | null, root: RemappedRoot): Promise<void> {
+  // What every start of a session container needs on a remapping engine: its inotify quota, its cgroup folders.
+  async #prepareStarted(info: Docker.ContainerInspectInfo | null, root: RemappedRoot): Promise<void> {
     if (!info?.State.Running) return;
     await this.#capInotify(info);
+    await this.#handOverCgroups(info, root);
+  }
+
+  // Without its cgroup folders the agent runs the learner's processes in its own cgroup: the session works, unprotected.
+  async #handOverCgroups(info: Docker.ContainerInspectInfo, root: RemappedRoot): Promise<void> {
     try {
       const folders = await handOverCgroups({ id: info.Id, pid: info.State.Pid }, root);
       this.log.debug({ containerName: info.Name, folders }, "handed the session's cgroup folders to its root");
