@@ -33,7 +33,8 @@ const ControllerEnv = z
     RUNNER_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     SESSION_TTL_SECONDS: positiveInt.default(1800),
     MAX_TTL_SECONDS: positiveInt.default(4 * 3600),
-    MAX_SESSIONS: positiveInt.default(20),
+    // A class of 30 starting at once fits, with room for a warm pool; an idle session holds about 60 MiB.
+    MAX_SESSIONS: positiveInt.default(50),
     WARM_POOL_SIZE: z.coerce.number().int().nonnegative().default(0),
     CLEANUP_INTERVAL_SECONDS: positiveInt.default(300),
     USAGE_TTL_SECONDS: positiveInt.default(5),

@@ -38,7 +38,7 @@ const USAGE = `usage: npm run bench [-- --quick] [-- --cpu-prof] [-- --out FILE]
   --density [N] instead of the figures: N idle sessions (default ${DENSITY_DEFAULT}), each with a /watch stream open; their
               memory, idle CPU, the controller's RSS, create time as the count grows, exec p50/p99 across them
               (JSON: test/bench/results/density.json)
-  --classroom instead of the figures: 30 concurrent cold creates (MAX_SESSIONS=30, other settings default), then 30
+  --classroom instead of the figures: 30 concurrent cold creates (every setting default), then 30
               concurrent creates from a full WARM_POOL_SIZE=30 pool (JSON: test/bench/results/classroom.json)`;
 
 interface Args {

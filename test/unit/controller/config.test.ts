@@ -21,6 +21,10 @@ describe('controller configuration', () => {
     expect(config.apiToken).toBeUndefined();
   });
 
+  it('lets a class of 30 start at once by default, with room for a warm pool', () => {
+    expect(parseControllerConfig({}).maxSessions).toBe(50);
+  });
+
   it('runs sessions on Docker unless told Kubernetes, with the cluster settings defaulted', () => {
     expect(parseControllerConfig({}).runtime).toBe('docker');
     expect(parseControllerConfig({ SESSION_RUNTIME: 'kubernetes', HOSTNAME: 'ctl-0' })).toMatchObject({
