@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /** Percentiles and the like of one method's timings, in milliseconds. */
 export interface Summary {
   n: number;
@@ -45,6 +47,11 @@ export interface InterleaveOptions {
   maxMs: number;
   /** Runs between rounds, untimed (e.g. to clear a terminal line). */
   between?: (round: number) => Promise<void>;
+  /**
+   * A pause after every call, untimed: for methods that leave the machine busy after they return (a `docker exec`'s
+   * after-work in the engine), so that no call is timed while an earlier one's after-work still runs.
+   */
+  settleMs?: number;
 }
 
 /** A small seeded generator (mulberry32): the same orders in every run, so runs compare. */
@@ -83,7 +90,10 @@ export async function interleave<K extends string>(methods: Record<K, () => Prom
   const random = randomSource(names.length * 7919 + options.rounds);
   const deadline = performance.now() + options.maxMs;
   for (let round = 0; round < options.rounds && performance.now() < deadline; round++) {
-    for (const name of shuffled(names, random)) timings[name].push(await timed(methods[name]));
+    for (const name of shuffled(names, random)) {
+      timings[name].push(await timed(methods[name]));
+      if (options.settleMs) await sleep(options.settleMs);
+    }
     await options.between?.(round);
   }
   return timings;

@@ -66,8 +66,8 @@ export async function measureFleet(ctx: BenchContext, main: BenchSession, rssAtS
       figure: `idle memory per session (docker stats), median of ${memory.length}`,
       value: mem.p50,
       unit: 'MiB',
-      target: '≤ 64 MiB',
-      pass: mem.p50 <= 64,
+      target: '≤ 48 MiB',
+      pass: mem.p50 <= 48,
       note: `min ${mem.min.toFixed(1)}, max ${mem.max.toFixed(1)} MiB, ${profile.idleSettleMs / 1000} s after ready; anonymous memory by process in one: ${Object.entries(breakdown)
         .slice(0, 6)
         .map(([name, mib]) => `${name} ${mib.toFixed(0)}`)
