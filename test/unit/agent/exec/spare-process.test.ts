@@ -49,8 +49,8 @@ describe('execs started in a spare process made in advance', () => {
     await vi.waitFor(() => expect(spares()).toEqual([]));
 
     function spares() {
-      // The spare is `/bin/sh -c <script> spare <setpriv> …` with this agent's setpriv arguments.
-      return children(['/bin/sh', '-c']).filter(({ pid }) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[3] === 'spare');
+      // The spare is `learner-exec <uid> <gid>` (no cgroups for the learner on the host).
+      return children([agent.config.learnerExec, String(LEARNER_UID), String(LEARNER_UID)]);
     }
   });
 });

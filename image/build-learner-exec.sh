@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds learner-exec (image/learner-exec/learner-exec.c), the program every exec starts as, statically linked
+# against musl: no dynamic loader runs in it while it is root, and it starts in a fifth of a millisecond. Compiled
+# on the host, like node-pty, into .build/learner-exec/ (again only when its source changed); with a path, copies it
+# there too. Prints nothing on success. Installs musl-tools (musl-gcc) when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=image/learner-exec/learner-exec.c
+bin=.build/learner-exec/learner-exec
+if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$0" -nt "$bin" ]; then
+  if ! command -v musl-gcc >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null
+  fi
+  mkdir -p "$(dirname "$bin")"
+  # -static with musl: no PT_INTERP, no loader; test/unit/agent/exec/learner-exec.test.ts checks that.
+  musl-gcc -static -Os -s -Wall -Wextra -Werror -o "$bin.tmp" "$src"
+  mv "$bin.tmp" "$bin"
+fi
+if [ $# -gt 0 ]; then install -D -m 755 "$bin" "$1"; fi
