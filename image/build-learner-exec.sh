@@ -2,14 +2,14 @@
 # Builds learner-exec (image/learner-exec/learner-exec.c), the program every exec starts as, statically linked
 # against musl: no dynamic loader runs in it while it is root, and it starts in a fifth of a millisecond. Compiled
 # on the host, like node-pty, into .build/learner-exec/ (again only when its source changed); with a path, copies it
-# there too. Prints nothing on success. Installs musl-tools (musl-gcc) when missing.
+# there too. Prints nothing on success. Installs gcc and musl-tools (musl-gcc) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=image/learner-exec/learner-exec.c
 bin=.build/learner-exec/learner-exec
 if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$0" -nt "$bin" ]; then
-  if ! command -v musl-gcc >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null
+  if ! command -v musl-gcc >/dev/null 2>&1 || ! command -v gcc >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc musl-tools >/dev/null
   fi
   mkdir -p "$(dirname "$bin")"
   # -static with musl: no PT_INTERP, no loader; test/unit/agent/exec/learner-exec.test.ts checks that.

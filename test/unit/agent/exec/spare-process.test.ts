@@ -53,4 +53,11 @@ describe('execs started in a spare process made in advance', () => {
       return children([agent.config.learnerExec, String(LEARNER_UID), String(LEARNER_UID)]);
     }
   });
+
+  it('without learner-exec keeps no spares: each exec starts setpriv and the learner shell itself, same answers', async () => {
+    agent = await createTestAgent({ AGENT_LEARNER_EXEC: '/nonexistent/learner-exec' });
+    for (let round = 0; round < 3; round++) expect(await exec({ command: ['id', '-u'], env: { A: "it's" } })).toMatchObject({ exit_code: 0, stdout: `${LEARNER_UID}\n` });
+    expect(await exec({ command: ['no-such-program-xyz'] })).toMatchObject({ exit_code: 127, stderr: 'no-such-program-xyz: command not found\n' });
+    expect(children(['/nonexistent/learner-exec'])).toEqual([]);
+  });
 });
