@@ -95,10 +95,11 @@ describe.sequential('session image', () => {
   });
 
   it('starts execs as the static learner-exec, which waits as root, and runs them with no-new-privileges', async () => {
-    // Two spares wait for the next execs; this exec ran in a third.
+    // Spares wait for the next execs (two, less one whose cgroup is still being made); this exec ran in another.
     const ps = await session.exec(['ps', '-eo', 'user=,args=']);
     const waiting = ps.stdout.split('\n').filter((line) => line.includes('/opt/runner/agent/learner-exec '));
-    expect(waiting).toHaveLength(2);
+    expect(waiting.length).toBeGreaterThanOrEqual(1);
+    expect(waiting.length).toBeLessThanOrEqual(2);
     for (const line of waiting) expect(line).toMatch(/^root +\/opt\/runner\/agent\/learner-exec 1000 1000( \S+cgroup\.procs)*$/);
     const status = (await session.exec(['cat', '/proc/self/status'])).stdout;
     expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
