@@ -30,6 +30,7 @@ const AgentEnv = z
     AGENT_LEARNER_USER: z.string().min(1).default('learner'),
     AGENT_SUPERVISE_DOCKERD: bool.default(false),
     AGENT_PRELOAD_DIR: z.string().min(1).default(SESSION_PATHS.preloadDir),
+    AGENT_LEARNER_EXEC: z.string().min(1).default(SESSION_PATHS.learnerExec),
     AGENT_REGISTRY_MIRROR: z.string().url().optional(),
     AGENT_BODY_LIMIT_BYTES: positiveInt.default(64 * 1024 * 1024),
     AGENT_EXEC_OUTPUT_LIMIT_BYTES: positiveInt.default(1024 * 1024),
@@ -71,6 +72,8 @@ export interface AgentConfig {
   };
   superviseDockerd: boolean;
   preloadDir: string;
+  /** learner-exec, the program every exec starts as (agent/exec/learner-exec.ts); missing, execs use setpriv. */
+  learnerExec: string;
   registryMirror?: string;
   bodyLimitBytes: number;
   execOutputLimitBytes: number;
@@ -102,6 +105,7 @@ export function parseAgentConfig(env: NodeJS.ProcessEnv): AgentConfig {
     learner: { uid, gid, home: e.AGENT_LEARNER_HOME ?? e.AGENT_WORKSPACE, user: e.AGENT_LEARNER_USER },
     superviseDockerd: e.AGENT_SUPERVISE_DOCKERD,
     preloadDir: e.AGENT_PRELOAD_DIR,
+    learnerExec: e.AGENT_LEARNER_EXEC,
     registryMirror: e.AGENT_REGISTRY_MIRROR,
     bodyLimitBytes: e.AGENT_BODY_LIMIT_BYTES,
     execOutputLimitBytes: e.AGENT_EXEC_OUTPUT_LIMIT_BYTES,

@@ -15,4 +15,6 @@ export const SESSION_PATHS = {
   dockerData: '/home/learner/.local/share/docker',
   /** Image archives loaded into every inner daemon at start. */
   preloadDir: '/opt/runner/preload',
+  /** The static program every exec starts as (image/learner-exec/learner-exec.c), staged beside the agent's bundle. */
+  learnerExec: '/opt/runner/agent/learner-exec',
 } as const;

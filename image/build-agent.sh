@@ -4,6 +4,7 @@
 #   agent/main.js     the agent bundled with esbuild (no npm registry is reachable inside a build)
 #   agent/tar-worker.js  the packer the agent runs as the learner (agent/as-learner/), bundled beside it
 #   agent/archive-worker.js  the jailed extractor of uploaded archives, run as the learner too (agent/archive/)
+#   agent/learner-exec  the static program every exec starts as (image/build-learner-exec.sh)
 #   agent/node_modules/node-pty   the one native dependency, compiled on the host (Node-API: loads on Node 24)
 #   preload/*.tar     images loaded into every inner daemon (runner-busybox:latest)
 #   sbin/dockerd      a wrapper that runs the inner dockerd with Go heap settings
@@ -42,6 +43,7 @@ node_modules/.bin/esbuild agent/main.ts agent/as-learner/tar-worker.ts agent/arc
   --legal-comments=none --minify-whitespace --minify-syntax --external:node-pty --external:cpu-features \
   '--external:*.node' "${stubs[@]}" --banner:js="$banner" --outdir="$out/agent" '--entry-names=[name]'
 echo '{"type":"module"}' >"$out/agent/package.json"
+bash image/build-learner-exec.sh "$out/agent/learner-exec"
 
 pty=node_modules/node-pty
 cp "$pty/package.json" "$out/agent/node_modules/node-pty/"

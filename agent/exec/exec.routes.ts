@@ -13,7 +13,7 @@ import { learnerEnv } from '../learner-env.js';
 import { ExecCgroup } from '../limits/exec-cgroup.js';
 import { signal } from './process-tree.js';
 import { runProcess, type RunOptions } from './run-process.js';
-import { SpareProcesses } from './spare-process.js';
+import { SpareProcesses, type Spare } from './spare-process.js';
 
 export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { config }) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -88,29 +88,33 @@ export const execRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, { confi
  */
 async function runExec(config: AgentConfig, spares: SpareProcesses, options: RunOptions, log: FastifyBaseLogger): Promise<ExecResult> {
   const spare = spares.take();
-  if (spare) {
-    const { group } = spare;
-    try {
-      return await runProcess({ ...options, killAll: group && killGroup(group) }, () => spares.launch(spare, options));
-    } finally {
-      // Not awaited: the answer need not wait for the folder to go (a group still busy goes at a later sweep).
-      void group?.release();
-    }
-  }
+  if (spare) return runInSpare(spares, spare, options);
   const driver = config.learner.cgroups?.driver;
-  if (!driver) return runProcess(options);
-  let group: ExecCgroup;
+  let group: ExecCgroup | undefined;
   try {
-    group = await ExecCgroup.create(driver);
+    group = driver && (await ExecCgroup.create(driver));
   } catch (error) {
     // The command still runs, in the helpers' group; only a timeout's reach is smaller.
     log.warn({ err: error }, 'cannot make a cgroup for this exec');
-    return runProcess({ ...options, cgroupProcs: config.learner.cgroupProcs });
   }
+  // Without a group of its own the command runs in the helpers' group (none where the session has no learner cgroups).
+  const started = spares.startNow(group);
+  if (started) return runInSpare(spares, started, options);
+  // No learner-exec: setpriv and the learner's shell (run-process.ts).
   try {
-    return await runProcess({ ...options, cgroupProcs: group.procs, killAll: killGroup(group) });
+    return await runProcess({ ...options, cgroupProcs: group?.procs ?? config.learner.cgroupProcs, killAll: group && killGroup(group) });
   } finally {
-    await group.release();
+    await group?.release();
+  }
+}
+
+async function runInSpare(spares: SpareProcesses, spare: Spare, options: RunOptions): Promise<ExecResult> {
+  const { group } = spare;
+  try {
+    return await runProcess({ ...options, killAll: group && killGroup(group) }, () => spares.launch(spare, options));
+  } finally {
+    // Not awaited: the answer need not wait for the folder to go (a group still busy goes at a later sweep).
+    void group?.release();
   }
 }
 

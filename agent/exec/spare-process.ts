@@ -1,28 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import type { Writable } from 'node:stream';
+import type { ChildProcess } from 'node:child_process';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AgentConfig } from '../config.js';
-import { learnerEnv } from '../learner-env.js';
 import { ExecCgroup } from '../limits/exec-cgroup.js';
-import { becomeLearner, joinCommands, quote } from '../limits/learner-cgroup.js';
+import { findLearnerExec, sendCommand, startLearnerExec } from './learner-exec.js';
 import { signal } from './process-tree.js';
 import type { RunOptions } from './run-process.js';
 
-/** A root shell waiting for one exec's command, already in that exec's cgroup (when the session has them). */
+/** A learner-exec waiting for one exec's command as root, already in that exec's cgroup (when the session has them). */
 export interface Spare {
   child: ChildProcess;
   group?: ExecCgroup;
 }
-
-// The spare's script, as root with an empty environment, after joining its cgroup: waits for one line on fd 3 (the
-// command, as shell words: see commandLine), closes fd 3 so the command never sees it, and execs setpriv with it.
-// "$nl" is how a newline inside a word crosses the one line.
-const WAIT_AND_RUN = `nl='
-'
-IFS= read -r command <&3 || exit 0
-exec 3<&-
-eval "$command"
-exec "$@"`;
 
 // Spares kept waiting. A spare is ready only once it joined its cgroup, and on cgroup v1 each of its two joins waits for
 // an RCU grace period (strace: 3–15 ms on a busy 2-core host), longer than an exec of `true`: with one spare, started
@@ -31,12 +19,13 @@ const SPARE_COUNT = 2;
 
 /**
  * Keeps exec processes started ahead of the requests that will use them. Starting a process is the costliest step of
- * an exec: Node forks the whole agent, which blocks its event loop for milliseconds, then a shell joins the exec's
- * fresh cgroup. So root shells are started in advance, each in a cgroup of its own made before it, and wait for their
- * command; `launch` sends one its command and starts the next spare while the command runs, on the other core: the
- * agent only waits then. (Started after the answer instead, the fork delayed the next request of a client that sends
- * them back to back, and such a spare had less time to join its cgroup.) A spare stays root's until it execs setpriv
- * with its command, so no learner process can reach it while it waits.
+ * an exec: Node forks the whole agent, which blocks its event loop for milliseconds, then the process joins the
+ * exec's fresh cgroup. So learner-execs (learner-exec.ts) are started in advance, each in a cgroup of its own made
+ * before it, and wait for their command as root; `launch` sends one its command and starts the next spare while the
+ * command runs, on the other core: the agent only waits then. (Started after the answer instead, the fork delayed the
+ * next request of a client that sends them back to back, and such a spare had less time to join its cgroup.) A spare
+ * stays root's until it has its command, so no learner process can reach it while it waits. Without learner-exec
+ * (a checkout that did not build it) there are no spares: each exec starts setpriv itself (run-process.ts).
  */
 export class SpareProcesses {
   /** Oldest first: the oldest had the most time to join its cgroup. */
@@ -45,17 +34,15 @@ export class SpareProcesses {
   #nextGroup: { group?: ExecCgroup } | undefined;
   #makingGroup: Promise<void> | undefined;
   #closed = false;
-  /**
-   * Every exec's environment starts as the learner's clean one (learner-env.ts): a spare gets it with its arguments,
-   * so that the line it reads, one byte per read() as a shell must, carries only what an exec adds or changes.
-   */
-  readonly #baseEnv: Record<string, string>;
+  /** learner-exec's path, undefined where it is missing. */
+  readonly #program: string | undefined;
 
   constructor(
     private readonly config: AgentConfig,
     private readonly log: FastifyBaseLogger,
   ) {
-    this.#baseEnv = learnerEnv(config);
+    this.#program = findLearnerExec(config.learnerExec);
+    if (!this.#program) log.warn({ path: config.learnerExec }, 'no learner-exec: every exec starts setpriv and two shells, slower');
   }
 
   /**
@@ -78,9 +65,17 @@ export class SpareProcesses {
     this.#refill();
   }
 
+  /**
+   * A learner-exec started now in `group` (made by the caller), for an exec that found no spare; undefined without
+   * learner-exec. Hand it its command with `launch` at once.
+   */
+  startNow(group: ExecCgroup | undefined): Spare | undefined {
+    return this.#program ? this.#spawn(group) : undefined;
+  }
+
   /** Sends a taken spare its command, then starts the next spare: from here on this one is the exec's process. */
   launch(spare: Spare, options: RunOptions): ChildProcess {
-    commandInput(spare.child)?.end(commandLine(options, this.#baseEnv));
+    sendCommand(spare.child, options);
     this.#refill();
     return spare.child;
   }
@@ -104,7 +99,7 @@ export class SpareProcesses {
 
   /** Starts a spare in the cgroup made ahead, then makes the next cgroup; first waits for that cgroup if needed. */
   #refill(): void {
-    if (this.#closed || this.#spares.length >= SPARE_COUNT) return;
+    if (this.#closed || !this.#program || this.#spares.length >= SPARE_COUNT) return;
     const next = this.#nextGroup;
     if (!next) {
       void this.#makeGroup().then(() => this.#refill());
@@ -114,7 +109,7 @@ export class SpareProcesses {
     try {
       this.#spares.push(this.#spawn(next.group));
     } catch (error) {
-      // Execs start their own process then, which fails the same way where it must (no setpriv, say).
+      // Execs start their own process then, which fails the same way where it must.
       this.log.warn({ err: error }, 'cannot start a spare exec process');
       void next.group?.release();
       return;
@@ -146,41 +141,9 @@ export class SpareProcesses {
   }
 
   #spawn(group: ExecCgroup | undefined): Spare {
-    const { learner } = this.config;
-    const script = `${joinCommands(group?.procs ?? learner.cgroupProcs)}\n${WAIT_AND_RUN}`;
-    const base = Object.entries(this.#baseEnv).map(([name, value]) => `${name}=${value}`);
-    const child = spawn('/bin/sh', ['-c', script, 'spare', ...becomeLearner({ uid: learner.uid, gid: learner.gid, noNewPrivs: true }), ...base], {
-      cwd: '/',
-      env: {},
-      detached: true, // its own process group, so a timeout can kill everything the command started
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-    });
-    // A spare that could not start, or died waiting, is found out when taken; its streams may fail meanwhile.
-    child.on('error', () => {});
-    for (const stream of [child.stdin, commandInput(child)]) stream?.on('error', () => {});
-    return { child, group };
+    const { uid, gid, cgroupProcs } = this.config.learner;
+    return { child: startLearnerExec(this.#program!, { uid, gid, procs: group?.procs ?? cgroupProcs }), group };
   }
-}
-
-/**
- * The line a spare evaluates: its folder, /dev/null as stdin when no stdin is given, and, for the learner's shell of
- * learner-cgroup.ts, the variables of `env` that differ from `baseEnv` (which the spare exports first; `env` has all of
- * its names, as learnerEnv makes every exec's) and the argv, every value quoted as one shell word.
- */
-export function commandLine({ cwd, env, command, stdin }: Pick<RunOptions, 'cwd' | 'env' | 'command' | 'stdin'>, baseEnv: Record<string, string> = {}): string {
-  const changed = Object.entries(env).filter(([name, value]) => baseEnv[name] !== value);
-  const words = [...changed.map(([name, value]) => `${name}=${value}`), '--', ...command].map(lineWord).join(' ');
-  const noStdin = stdin === undefined ? 'exec </dev/null; ' : '';
-  return `cd -P -- ${lineWord(cwd)} || exit 126; ${noStdin}set -- "$@" ${words}\n`;
-}
-
-/** `text` quoted as one shell word that stays on one line: a newline in it becomes "$nl". */
-function lineWord(text: string): string {
-  return quote(text).replaceAll('\n', `'"$nl"'`);
-}
-
-function commandInput(child: ChildProcess): Writable | undefined {
-  return (child.stdio[3] ?? undefined) as Writable | undefined;
 }
 
 function isWaiting(child: ChildProcess): boolean {

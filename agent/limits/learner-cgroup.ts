@@ -108,11 +108,8 @@ export function learnerSpawn(options: LearnerSpawnOptions, argv: readonly string
   return { file: '/bin/sh', args: ['-c', `${joins}\nexec "$@"`, 'learner-cgroup', ...learner], env: {} };
 }
 
-/**
- * The start of every learner command line: setpriv, then the shell that takes `learnerArguments` and runs them.
- * Fixed for one uid and gid, so a process can be started with it before its command is known (spare-process.ts).
- */
-export function becomeLearner(options: Omit<LearnerSpawnOptions, 'join'>): string[] {
+/** The start of every learner command line: setpriv, then the shell that takes `learnerArguments` and runs them. */
+function becomeLearner(options: Omit<LearnerSpawnOptions, 'join'>): string[] {
   const setpriv = findSetpriv();
   if (!setpriv) throw new Error('learner processes need setpriv (util-linux) to drop privileges');
   const switchUser = options.uid !== process.getuid?.() || options.gid !== process.getgid?.();
@@ -127,12 +124,12 @@ function learnerArguments(argv: readonly string[], env: Record<string, string>):
 }
 
 /** Shell lines, run as root, that write the shell's own pid to each cgroup.procs or exit 126; '' for none. */
-export function joinCommands(procsFiles: readonly string[] = []): string {
+function joinCommands(procsFiles: readonly string[] = []): string {
   return procsFiles.map((procsFile) => `echo "$$" >${quote(procsFile)} || exit 126`).join('\n');
 }
 
 /** `text` as one shell word. */
-export function quote(text: string): string {
+function quote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,17 @@ import { ReadyWaiters } from '../../agent/supervisor/ready-waiters.js';
 import type { DaemonHealth } from '../../shared/schemas/health.js';
 
 export const LEARNER_UID = 1000;
+
+let builtLearnerExec: string | undefined;
+/** learner-exec built on this host (image/build-learner-exec.sh: compiled once, again when its source changes). */
+export function hostLearnerExec(): string {
+  if (!builtLearnerExec) {
+    const root = join(import.meta.dirname, '..', '..');
+    execFileSync('bash', [join(root, 'image/build-learner-exec.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    builtLearnerExec = join(root, '.build/learner-exec/learner-exec');
+  }
+  return builtLearnerExec;
+}
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
 
 /** A daemon monitor for unit tests that never touch Docker. */
@@ -59,6 +71,7 @@ export async function createTestAgent(env: Record<string, string> = {}): Promise
     AGENT_SOCKET: join(root, 'agent.sock'),
     AGENT_LEARNER_UID: String(LEARNER_UID),
     AGENT_LEARNER_GID: String(LEARNER_UID),
+    AGENT_LEARNER_EXEC: hostLearnerExec(),
     ...env,
   });
   const daemon = new FakeDaemonMonitor();

@@ -94,6 +94,26 @@ describe.sequential('session image', () => {
     expect(etc.exit_code).not.toBe(0);
   });
 
+  it('starts execs as the static learner-exec, which waits as root, and runs them with no-new-privileges', async () => {
+    // Spares wait for the next execs (two, less one whose cgroup is still being made); this exec ran in another.
+    const ps = await session.exec(['ps', '-eo', 'user=,args=']);
+    const waiting = ps.stdout.split('\n').filter((line) => line.includes('/opt/runner/agent/learner-exec '));
+    expect(waiting.length).toBeGreaterThanOrEqual(1);
+    expect(waiting.length).toBeLessThanOrEqual(2);
+    for (const line of waiting) expect(line).toMatch(/^root +\/opt\/runner\/agent\/learner-exec 1000 1000( \S+cgroup\.procs)*$/);
+    const status = (await session.exec(['cat', '/proc/self/status'])).stdout;
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+    expect(status).toMatch(/^Groups:\s*$/m);
+    // No PT_INTERP (3) among its program headers: no dynamic loader runs in it.
+    const script = `import struct,sys
+e=open(sys.argv[1],'rb').read()
+off,size,n=struct.unpack_from('<Q',e,32)[0],struct.unpack_from('<H',e,54)[0],struct.unpack_from('<H',e,56)[0]
+print(sorted({struct.unpack_from('<I',e,off+i*size)[0] for i in range(n)}))`;
+    const types = await session.exec(['python3', '-c', script, '/opt/runner/agent/learner-exec']);
+    expect(types.stdout).toMatch(/^\[.*\b1\b.*\]\n$/);
+    expect(JSON.parse(types.stdout)).not.toContain(3);
+  });
+
   it("keeps the token and socket away from the learner's containers", async () => {
     const res = await session.exec(['docker', 'run', '--rm', '-v', '/run/runner:/agent', 'runner-busybox', 'cat', '/agent/token']);
     expect(res.exit_code).not.toBe(0);

@@ -49,8 +49,15 @@ describe('execs started in a spare process made in advance', () => {
     await vi.waitFor(() => expect(spares()).toEqual([]));
 
     function spares() {
-      // The spare is `/bin/sh -c <script> spare <setpriv> …` with this agent's setpriv arguments.
-      return children(['/bin/sh', '-c']).filter(({ pid }) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[3] === 'spare');
+      // The spare is `learner-exec <uid> <gid>` (no cgroups for the learner on the host).
+      return children([agent.config.learnerExec, String(LEARNER_UID), String(LEARNER_UID)]);
     }
+  });
+
+  it('without learner-exec keeps no spares: each exec starts setpriv and the learner shell itself, same answers', async () => {
+    agent = await createTestAgent({ AGENT_LEARNER_EXEC: '/nonexistent/learner-exec' });
+    for (let round = 0; round < 3; round++) expect(await exec({ command: ['id', '-u'], env: { A: "it's" } })).toMatchObject({ exit_code: 0, stdout: `${LEARNER_UID}\n` });
+    expect(await exec({ command: ['no-such-program-xyz'] })).toMatchObject({ exit_code: 127, stderr: 'no-such-program-xyz: command not found\n' });
+    expect(children(['/nonexistent/learner-exec'])).toEqual([]);
   });
 });
