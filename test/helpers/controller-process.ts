@@ -38,6 +38,8 @@ export interface ControllerProcessOptions {
   nodeArgs?: string[];
   /** The engine `leftovers` and `destroy` look at: the tests' engine by default. */
   docker?: Docker;
+  /** The checkout whose controller runs: this one by default (the bench's A/B runs another one beside it). */
+  checkout?: string;
 }
 
 /**
@@ -51,6 +53,7 @@ export class ControllerProcess {
   #env: Record<string, string>;
   #config: ControllerConfig;
   readonly #nodeArgs: string[];
+  readonly #checkout: string;
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #lastResponse = { status: 0, headers: new Headers() };
@@ -65,6 +68,7 @@ export class ControllerProcess {
     this.#config = parseControllerConfig(options.env);
     this.logFile = options.logFile;
     this.#nodeArgs = options.nodeArgs ?? [];
+    this.#checkout = options.checkout ?? REPO_ROOT;
     this.docker = options.docker ?? testDocker;
   }
 
@@ -109,7 +113,7 @@ export class ControllerProcess {
     await mkdir(this.socketsDir, { recursive: true, mode: 0o711 });
     const log = await open(this.logFile, 'a');
     const child = spawn(process.execPath, [...CONTROLLER_NODE_OPTIONS, ...this.#nodeArgs, '--import', 'tsx', 'controller/main.ts'], {
-      cwd: REPO_ROOT,
+      cwd: this.#checkout,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...this.#env, PORT: String(this.port) },
       stdio: ['ignore', log.fd, log.fd],
     });
