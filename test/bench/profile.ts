@@ -33,7 +33,9 @@ export const FULL: Profile = {
   keystrokes: 400,
   // A 1 MiB round trip is ~40 ms with a long tail on a shared machine: enough samples for a steady median.
   smallFileRounds: 40,
-  largeFileRounds: 3,
+  // One 50 MiB round on a shared machine runs 0.4–1.2× the byte pipe's in the same round: three gave medians from
+  // 0.64× to 0.90× between runs. The note shows the rounds' spread.
+  largeFileRounds: 10,
   buildRounds: 4,
   sessions: 20,
   idleSettleMs: 20_000,
@@ -51,7 +53,7 @@ export const QUICK: Profile = {
   listingRounds: 100,
   keystrokes: 40,
   smallFileRounds: 3,
-  largeFileRounds: 1,
+  largeFileRounds: 3,
   buildRounds: 1,
   sessions: 3,
   idleSettleMs: 5_000,

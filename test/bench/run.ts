@@ -126,7 +126,7 @@ async function environment(): Promise<Record<string, unknown>> {
     session_image: await quiet(dockerCli(['image', 'inspect', '--format', '{{.Id}}', 'runner-session:latest'])),
     git_commit: await git(['rev-parse', '--short', 'HEAD']),
     git_dirty: (await git(['status', '--porcelain', '--', 'controller', 'agent', 'shared'])) !== '',
-    controller: 'node --import tsx controller/main.ts (as scripts/start.sh runs it), a child process on a loopback port',
+    controller: 'node --initial-old-space-size=96 --import tsx controller/main.ts (as scripts/start.sh runs it), a child process on a loopback port',
   };
 }
 

@@ -19,6 +19,8 @@ const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const LONG_REQUEST_MS = 600_000;
+// The node options scripts/start.sh starts the controller with (why: there).
+const CONTROLLER_NODE_OPTIONS = ['--initial-old-space-size=96'];
 
 // The client's requests each on a fresh connection, as rawRequest's: the suites kill and restart the controller on
 // the same port, and a kept-alive socket of the dead one must never be reused. Long deadlines: the suites load it.
@@ -36,6 +38,8 @@ export interface ControllerProcessOptions {
   nodeArgs?: string[];
   /** The engine `leftovers` and `destroy` look at: the tests' engine by default. */
   docker?: Docker;
+  /** The checkout whose controller runs: this one by default (the bench's A/B runs another one beside it). */
+  checkout?: string;
 }
 
 /**
@@ -49,6 +53,7 @@ export class ControllerProcess {
   #env: Record<string, string>;
   #config: ControllerConfig;
   readonly #nodeArgs: string[];
+  readonly #checkout: string;
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #lastResponse = { status: 0, headers: new Headers() };
@@ -63,6 +68,7 @@ export class ControllerProcess {
     this.#config = parseControllerConfig(options.env);
     this.logFile = options.logFile;
     this.#nodeArgs = options.nodeArgs ?? [];
+    this.#checkout = options.checkout ?? REPO_ROOT;
     this.docker = options.docker ?? testDocker;
   }
 
@@ -106,8 +112,8 @@ export class ControllerProcess {
     if (this.port === 0) this.port = await freePort();
     await mkdir(this.socketsDir, { recursive: true, mode: 0o711 });
     const log = await open(this.logFile, 'a');
-    const child = spawn(process.execPath, [...this.#nodeArgs, '--import', 'tsx', 'controller/main.ts'], {
-      cwd: REPO_ROOT,
+    const child = spawn(process.execPath, [...CONTROLLER_NODE_OPTIONS, ...this.#nodeArgs, '--import', 'tsx', 'controller/main.ts'], {
+      cwd: this.#checkout,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...this.#env, PORT: String(this.port) },
       stdio: ['ignore', log.fd, log.fd],
     });

@@ -6,7 +6,7 @@ import { dockerCli } from '../bench-env.js';
 import { BytePipe } from '../byte-pipe.js';
 import type { BenchContext, BenchSession } from '../context.js';
 import { compareRow, type Row } from '../report.js';
-import { interleave } from '../stats.js';
+import { interleave, summarize } from '../stats.js';
 
 const MIB = 1024 * 1024;
 
@@ -52,7 +52,9 @@ export async function measureFileTransfer(ctx: BenchContext, session: BenchSessi
     // Both directions move the file once: throughput is 2 × size over the round trip.
     const rate = (ms: number) => (2 * mib) / (ms / 1000);
     const figure = `${mib} MiB write + read via controller, p50 throughput`;
-    const note = `n=${s.controller.n} each; p50 round trip ${s.controller.p50.toFixed(0)} ms via controller, ${s.direct.p50.toFixed(0)} ms direct, ${s.pipe.p50.toFixed(0)} ms through a byte pipe, ${s.dockerCp.p50.toFixed(0)} ms docker cp; controller CPU ${cpuMs.toFixed(0)} ms per write+read`;
+    // Each round ran every method back to back: its own ratio says how much the figure moves with the machine's load.
+    const perRound = summarize(timings.controller.map((ms, i) => timings.pipe[i]! / ms));
+    const note = `n=${s.controller.n} each; p50 round trip ${s.controller.p50.toFixed(0)} ms via controller, ${s.direct.p50.toFixed(0)} ms direct, ${s.pipe.p50.toFixed(0)} ms through a byte pipe, ${s.dockerCp.p50.toFixed(0)} ms docker cp; against the pipe round by round ${perRound.p50.toFixed(2)}× median (${perRound.min.toFixed(2)}–${perRound.max.toFixed(2)}); controller CPU ${cpuMs.toFixed(0)} ms per write+read`;
     return [
       compareRow(figure, 'MiB/s', rate(s.controller.p50), 'direct to agent socket', rate(s.direct.p50), {
         target: { text: '≥ 0.8× direct', check: (v, b) => v >= 0.8 * b },
