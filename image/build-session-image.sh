@@ -11,7 +11,7 @@ NODE_MAJOR=${NODE_MAJOR:-24}
 
 hash=$({
   find agent core shared -type f -name '*.ts' -print0 | sort -z | xargs -0 sha256sum
-  sha256sum Dockerfile.session image/build-agent.sh image/build-session-image.sh package-lock.json image/seccomp.json \
+  sha256sum Dockerfile.session image/build-agent.sh image/bundle-agent.mjs image/build-session-image.sh package-lock.json image/seccomp.json \
     image/agent-stubs/*
   docker image inspect -f '{{.Id}}' "$BASE_IMAGE" "$BUSYBOX_IMAGE"
   echo "node $NODE_MAJOR"
