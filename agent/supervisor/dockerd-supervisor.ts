@@ -12,6 +12,7 @@ import { learnerSpawn } from '../limits/learner-cgroup.js';
 import { openFolderNoFollow } from '../files/no-follow-folder.js';
 import { preloadImages } from './preload.js';
 import { ReadyWaiters } from './ready-waiters.js';
+import { releaseStartUpMemory } from '../start-up-memory.js';
 
 const ROOTLESS_SCRIPT = '/usr/share/docker.io/contrib/dockerd-rootless.sh';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -131,10 +132,8 @@ export class DockerdSupervisor implements DaemonMonitor {
       if (this.#closing || this.#child !== child) return;
       this.#markReady(true);
       this.#timer = setTimeout(() => void this.#watch(), WATCH_INTERVAL_MS);
-      // The start's garbage (the preload stream's buffers above all) would stay until enough allocation triggers a
-      // full collection, which an idle session never does: ~2 MiB. One collection, once the ready answer is out.
-      // The image starts the agent with --expose-gc for it.
-      setImmediate(() => globalThis.gc?.());
+      // What only the start needed goes, once the ready answer is out.
+      setImmediate(releaseStartUpMemory);
     } catch (error) {
       if (this.#closing) return;
       const running = child !== undefined && child.exitCode === null && child.signalCode === null;

@@ -50,6 +50,12 @@ describe.sequential('session image', () => {
     await dispatcher.close();
   });
 
+  it("answers bad input with zod's English messages: the bundle carries only that locale (image/bundle-agent.mjs)", async () => {
+    const res = await session.call<{ code: string; message: string }>('POST', '/exec', { command: 5 });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'VALIDATION', message: 'body/command Invalid input: expected array, received number' });
+  });
+
   it('has the preloaded busybox in the inner daemon', async () => {
     const res = await session.exec(['docker', 'image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']);
     expect(res.stdout.split('\n')).toContain('runner-busybox:latest');
