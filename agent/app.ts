@@ -31,7 +31,9 @@ export interface RouteDeps extends AppDeps {
 /** Builds the agent's HTTP/WebSocket app without listening (main.ts listens; tests use inject or port 0). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
-  const app = createServer({ logger: deps.logger, bodyLimit: config.bodyLimitBytes, mapError: toFileError });
+  // No line per request: every request the agent answers came through the controller, which logs it. The agent logs
+  // what it did (an exec's exit, an error); two more lines per exec cost it 0.1–0.2 ms and the host's engine their copy.
+  const app = createServer({ logger: deps.logger, bodyLimit: config.bodyLimitBytes, mapError: toFileError, logRequests: false });
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   // After the websocket plugin: a refused upgrade must be one it knows, so that it closes the connection.
   registerBearerAuth(app, { token: config.token, tokenFile: config.tokenFile });

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { frameworkErrorOptions, registerErrorHandling, type ErrorMapper } from './error-handler.js';
 
@@ -12,6 +12,17 @@ export interface ServerOptions {
   mapError?: ErrorMapper;
   /** Routes a request by more than its path (the controller's preview origins, by Host); upgrades included. */
   rewriteUrl?: (req: IncomingMessage) => string;
+  /** Fastify's two lines per request (arrival and answer); true unless set to false. Errors are logged either way. */
+  logRequests?: boolean;
+}
+
+/** Fastify's own log lines but the two of every request that went well (on arrival, on answer). */
+class ErrorsOnlyRequestLog extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (error) super.requestCompleted(error, request, reply, metadata);
+  }
 }
 
 type CompilersFactory = NonNullable<FastifyServerOptions['schemaController']>['compilersFactory'];
@@ -29,6 +40,7 @@ export function createServer(options: ServerOptions = {}): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
     ...frameworkErrorOptions(options.mapError),
     ...(options.rewriteUrl ? { rewriteUrl: options.rewriteUrl } : {}),
+    ...(options.logRequests === false ? { logController: new ErrorsOnlyRequestLog() } : {}),
     // Zod validates and serialises every route: given here, Fastify never loads its own Ajv and fast-json-stringify
     // compilers (85 ms of CPU and 1.5 MiB of heap at every start of the agent), which setValidatorCompiler would not spare.
     schemaController: { compilersFactory: ZOD_COMPILERS },

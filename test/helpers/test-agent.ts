@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { buildApp } from '../../agent/app.js';
 import { parseAgentConfig, type AgentConfig } from '../../agent/config.js';
 import { createDockerClient } from '../../core/docker/docker-client.js';
@@ -57,7 +57,7 @@ export interface TestAgent {
  * An agent app on a fresh temporary workspace, configured through the same environment parsing as `npm run
  * agent`. Pass `env` to override settings; the Docker client points at DOCKER_HOST (the host engine by default).
  */
-export async function createTestAgent(env: Record<string, string> = {}): Promise<TestAgent> {
+export async function createTestAgent(env: Record<string, string> = {}, logger?: FastifyBaseLogger): Promise<TestAgent> {
   const root = await realpath(await mkdtemp(join(tmpdir(), 'agent-test-')));
   // The learner must be able to reach its workspace by absolute path, as in a session.
   await chmod(root, 0o755);
@@ -75,7 +75,7 @@ export async function createTestAgent(env: Record<string, string> = {}): Promise
     ...env,
   });
   const daemon = new FakeDaemonMonitor();
-  const app = await buildApp({ config, docker: createDockerClient(config.dockerHost), daemon });
+  const app = await buildApp({ config, docker: createDockerClient(config.dockerHost), daemon, logger });
   await app.ready();
   return {
     app,

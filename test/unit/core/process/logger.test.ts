@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer } from '../../../../core/http/server.js';
 import { createLogger, redactUrl } from '../../../../core/process/logger.js';
+import { createTestAgent, TEST_TOKEN } from '../../../helpers/test-agent.js';
 
 describe('the process log', () => {
   let app: FastifyInstance | undefined;
@@ -34,5 +35,37 @@ describe('the process log', () => {
     expect(log).not.toMatch(/very-secret/);
     const incoming = lines.map((line) => JSON.parse(line)).find((entry) => entry.msg === 'incoming request');
     expect(incoming.req.url).toBe('/sessions/s1/terminal/ws?ticket=[REDACTED]&cols=80');
+  });
+
+  it('logs a line on arrival and one on answer per request, unless told not to (the agent), errors either way', async () => {
+    const messages = async (logRequests: boolean | undefined) => {
+      const lines: string[] = [];
+      const server = createServer({ logger: createLogger('info', { write: (line: string) => void lines.push(line) }), logRequests });
+      server.get('/ok', async () => ({ ok: true }));
+      server.get('/boom', async () => {
+        throw new Error('boom');
+      });
+      await server.inject({ url: '/ok' });
+      await server.inject({ url: '/boom' });
+      await server.close();
+      return lines.map((line) => JSON.parse(line).msg as string);
+    };
+    expect(await messages(undefined)).toEqual(['incoming request', 'request completed', 'incoming request', 'unhandled error', 'request completed']);
+    expect(await messages(false)).toEqual(['unhandled error']);
+  });
+
+  it("the agent logs what an exec did, not the request: the controller in front logs every one", async () => {
+    const lines: string[] = [];
+    const agent = await createTestAgent({}, createLogger('info', { write: (line: string) => void lines.push(line) }));
+    try {
+      const res = await agent.app.inject({ method: 'POST', url: '/exec', headers: { authorization: `Bearer ${TEST_TOKEN}` }, payload: { command: ['true'] } });
+      expect(res.statusCode).toBe(200);
+    } finally {
+      await agent.close();
+    }
+    const messages = lines.map((line) => JSON.parse(line).msg as string);
+    expect(messages).toContain('exec finished');
+    expect(messages).not.toContain('incoming request');
+    expect(messages).not.toContain('request completed');
   });
 });
