@@ -10,6 +10,7 @@ import { parseControllerConfig, type ControllerConfig } from '../../controller/c
 import { Label } from '../../controller/runtime/labels.js';
 import { ControllerProcess } from '../helpers/controller-process.js';
 import { isAlive, removeNetwork } from '../helpers/docker-sweep.js';
+import { removeSessionDisks } from '../helpers/session-disks.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -21,6 +22,8 @@ const NAME_RE = /^\/?rtb([0-9a-z]+)-/;
 const NETWORK_RE = /^rtbench-([0-9a-z]+)$/;
 // The sockets folder and the temporary folder of a run: `rtb<id>-s…`, `rtb<id>-t…`.
 const FOLDER_RE = /^rtb([0-9a-z]+)-[st][A-Za-z0-9]{6}$/;
+// A run's controller instance, which names the folder of its sessions' filesystems under SESSION_DISK_DIR.
+const INSTANCE_RE = /^bench-([0-9a-z]+)$/;
 
 /** The Docker CLI, as a user types it; resolves to its stdout. */
 export async function dockerCli(args: string[], timeoutMs = 120_000): Promise<string> {
@@ -120,8 +123,15 @@ export class BenchEnv {
         await sleep(5_000);
       }
     }
+    // The sessions' own filesystems (SESSION_DISK_LIMIT): the controller removes one when its session is deleted, but
+    // the containers went here without it. Left, they filled the host's disk over a day of runs.
+    await removeSessionDisks(join(this.#diskDir, this.instance));
     await rm(this.socketsDir, { recursive: true, force: true });
     await rm(this.tmpDir, { recursive: true, force: true });
+  }
+
+  get #diskDir(): string {
+    return this.controllerConfig().diskDir;
   }
 
   /** Removes what earlier bench runs left behind when they were killed (their process is gone). */
@@ -131,6 +141,10 @@ export class BenchEnv {
     for (const name of await readdir(tmpdir())) {
       const id = FOLDER_RE.exec(name)?.[1];
       if (id !== undefined && dead(id)) await rm(join(tmpdir(), name), { recursive: true, force: true });
+    }
+    for (const name of await readdir(this.#diskDir).catch(() => [])) {
+      const id = INSTANCE_RE.exec(name)?.[1];
+      if (id !== undefined && dead(id)) await removeSessionDisks(join(this.#diskDir, name));
     }
   }
 }
