@@ -8,6 +8,7 @@ import { parseAgentConfig, type AgentConfig } from '../../agent/config.js';
 import { createDockerClient } from '../../core/docker/docker-client.js';
 import type { DaemonMonitor } from '../../agent/supervisor/daemon-monitor.js';
 import { ReadyWaiters } from '../../agent/supervisor/ready-waiters.js';
+import type { ExecResult } from '../../shared/schemas/exec.js';
 import type { DaemonHealth } from '../../shared/schemas/health.js';
 
 export const LEARNER_UID = 1000;
@@ -88,4 +89,11 @@ export async function createTestAgent(env: Record<string, string> = {}, logger?:
       await rm(root, { recursive: true, force: true });
     },
   };
+}
+
+/** `POST /exec` with `body` on a test agent, expected to answer 200: its result. */
+export async function execOnAgent(agent: TestAgent, body: object): Promise<ExecResult> {
+  const res = await agent.app.inject({ method: 'POST', url: '/exec', payload: body });
+  if (res.statusCode !== 200) throw new Error(`POST /exec answered ${res.statusCode}: ${res.body}`);
+  return res.json();
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { commandMessage, sendCommand, startLearnerExec } from '../../../../agent/exec/learner-exec.js';
 import type { ExecResult } from '../../../../shared/schemas/exec.js';
-import { createTestAgent, hostLearnerExec, LEARNER_UID, type TestAgent } from '../../../helpers/test-agent.js';
+import { createTestAgent, execOnAgent, hostLearnerExec, LEARNER_UID, type TestAgent } from '../../../helpers/test-agent.js';
 
 const PATH = '/usr/local/bin:/usr/bin:/bin';
 
@@ -128,11 +128,7 @@ describe('learner-exec against a hostile learner, through the agent', () => {
   let agent: TestAgent;
   afterEach(async () => agent?.close());
 
-  async function exec(body: object): Promise<ExecResult> {
-    const res = await agent.app.inject({ method: 'POST', url: '/exec', payload: body });
-    expect(res.statusCode).toBe(200);
-    return res.json();
-  }
+  const exec = (body: object): Promise<ExecResult> => execOnAgent(agent, body);
 
   it('LD_PRELOAD, GLIBC_TUNABLES and GCONV_PATH reach only learner processes, never a root one', async () => {
     agent = await createTestAgent();

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ExecResult } from '../../../../shared/schemas/exec.js';
-import { createTestAgent, LEARNER_UID, type TestAgent } from '../../../helpers/test-agent.js';
+import type { ExecResult } from '../../../../shared/schemas/exec.js';
+import { createTestAgent, execOnAgent, LEARNER_UID, type TestAgent } from '../../../helpers/test-agent.js';
 
 /** The real uid of each living child of this process (the agent under test) whose argv starts with `argv`. */
 function children(argv: string[]): { pid: number; uid: number }[] {
@@ -22,11 +22,7 @@ describe('execs started in a spare process made in advance', () => {
   let agent: TestAgent;
   afterEach(async () => agent?.close());
 
-  async function exec(body: object): Promise<ExecResult> {
-    const res = await agent.app.inject({ method: 'POST', url: '/exec', payload: body });
-    expect(res.statusCode).toBe(200);
-    return res.json();
-  }
+  const exec = (body: object): Promise<ExecResult> => execOnAgent(agent, body);
 
   it('hands the command its arguments and variables byte for byte, quotes, newlines and all', async () => {
     agent = await createTestAgent();
