@@ -9,6 +9,8 @@ const MAX_EVENTS = 50;
 const parentOf = (path: string) => path.slice(0, path.lastIndexOf('/')) || '/';
 const join = (folder: string, name: string) => (name.startsWith('/') ? name : `${folder}/${name}`.replace(/\/+/g, '/'));
 
+const CHANGED_ON_DISK = 'changed on disk since you opened it: saving overwrites that';
+
 /** The workspace as a tree with an editor: open, edit, save, upload, download, rename, delete; changes live. */
 export function createFilesPanel(ctx: ConsoleContext, session: SessionClient): Panel {
   const expanded = new Set<string>([WORKSPACE]);
@@ -136,6 +138,20 @@ export function createFilesPanel(ctx: ConsoleContext, session: SessionClient): P
     });
   };
 
+  /**
+   * The open file again, after a change on disk. Edits typed while it was read win: set over them, the reload would
+   * throw them away (and a save right after would write the old content back).
+   */
+  const reloadOpenFile = async (path: string) => {
+    await run(async () => {
+      const file = await session.readFile(path);
+      if (openPath !== path) return;
+      if (dirty) editorState.textContent = CHANGED_ON_DISK;
+      else if (file.encoding === 'utf-8') setEditor(path, file.content);
+      else setEditor(path, '', `binary file, ${file.size} bytes: download it`);
+    });
+  };
+
   const save = async () => {
     const path = openPath;
     if (!path) return;
@@ -233,8 +249,8 @@ export function createFilesPanel(ctx: ConsoleContext, session: SessionClient): P
     clearTimeout(refreshTimer);
     refreshTimer = setTimeout(() => void refresh(), 300);
     if (frame.type === 'changed' && openPath === `${WORKSPACE}/${frame.path}`) {
-      if (dirty) editorState.textContent = 'changed on disk since you opened it: saving overwrites that';
-      else void openFile(openPath);
+      if (dirty) editorState.textContent = CHANGED_ON_DISK;
+      else void reloadOpenFile(openPath);
     }
   };
   const watching = new AbortController();

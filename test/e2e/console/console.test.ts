@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Page } from 'puppeteer-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HTTPRequest, Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { RunnerClient } from '../../../client/src/index.js';
 import { openBrowserPage, type BrowserPage } from '../../helpers/browser-page.js';
@@ -154,6 +154,34 @@ describe.sequential('the console in a real browser', () => {
     await waitForText('.events', 'outside.txt');
     await page.waitForSelector('::-p-aria([name="File outside.txt"])');
     await shoot('05-files');
+  });
+
+  it('keeps what is typed while it reloads the open file after a change on disk', async () => {
+    // notes.txt is open and saved. Its reload, after an exec changes it, is held until something has been typed.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held = false;
+    const hold = (request: HTTPRequest) => {
+      if (!held && request.method() === 'GET' && request.url().endsWith('/files/workspace/notes.txt')) {
+        held = true;
+        void released.then(() => request.continue());
+      } else void request.continue();
+    };
+    await page.setRequestInterception(true);
+    page.on('request', hold);
+    try {
+      await client.session(SESSION).exec({ command: ['sh', '-c', 'echo from-disk > /workspace/notes.txt'] });
+      await vi.waitFor(() => expect(held).toBe(true), { timeout: 20_000 });
+      await page.click('.editor');
+      await page.keyboard.type('typed meanwhile');
+      release();
+      await waitForText('.editor-pane [aria-live]', 'changed on disk');
+      expect(await page.evaluate(`document.querySelector('.editor').value`)).toContain('typed meanwhile');
+    } finally {
+      release();
+      page.off('request', hold);
+      await page.setRequestInterception(false);
+    }
   });
 
   it('lists the containers of the session with their logs, and previews a port', async () => {
