@@ -142,9 +142,10 @@ export class BenchEnv {
       const id = FOLDER_RE.exec(name)?.[1];
       if (id !== undefined && dead(id)) await rm(join(tmpdir(), name), { recursive: true, force: true });
     }
-    for (const name of await readdir(this.#diskDir).catch(() => [])) {
+    const diskDir = this.#diskDir;
+    for (const name of await readdir(diskDir).catch(() => [])) {
       const id = INSTANCE_RE.exec(name)?.[1];
-      if (id !== undefined && dead(id)) await removeSessionDisks(join(this.#diskDir, name));
+      if (id !== undefined && dead(id)) await removeSessionDisks(join(diskDir, name));
     }
   }
 }

@@ -4,7 +4,6 @@
 //   npx tsx test/bench/controller-ab.ts [--base DIR] [--node-args-b="--flag …"] [--rounds N] [--mib N]
 // --base: the other checkout (its node_modules present), e.g. `git worktree add /tmp/base main`; this one by default.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -25,29 +24,16 @@ const rounds = Number(args.rounds ?? 300);
 const mib = Number(args.mib ?? 50);
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-/** User and system CPU of a process so far, in ms (clock ticks of 10 ms). */
-async function cpuOf(pid: number): Promise<{ user: number; sys: number }> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
-}
-
-async function rssMib(pid: number): Promise<number> {
-  const kib = /^VmRSS:\s+(\d+) kB/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kib) / 1024;
-}
+const rssMib = async (controller: ControllerProcess) => ((await controller.rssBytes()) / 1024 ** 2).toFixed(1);
 
 /** Each side's CPU per call over `count` calls, in blocks taken in turn, so that both see the same load. */
-async function cpuPerCall(sides: Record<'A' | 'B', { pid: number; call: () => Promise<unknown> }>, count: number): Promise<string> {
+async function cpuPerCall(sides: Record<'A' | 'B', { controller: ControllerProcess; call: () => Promise<unknown> }>, count: number): Promise<string> {
   const per: Record<'A' | 'B', string[]> = { A: [], B: [] };
   for (let block = 0; block < CPU_BLOCKS; block++) {
     for (const name of ['A', 'B'] as const) {
-      const before = await cpuOf(sides[name].pid);
+      const before = await sides[name].controller.cpuMs();
       for (let i = 0; i < count; i++) await sides[name].call();
-      const after = await cpuOf(sides[name].pid);
-      const user = (after.user - before.user) / count;
-      const sys = (after.sys - before.sys) / count;
-      per[name].push(`${(user + sys).toFixed(2)} (user ${user.toFixed(2)}, sys ${sys.toFixed(2)})`);
+      per[name].push((((await sides[name].controller.cpuMs()) - before) / count).toFixed(2));
     }
   }
   return `A ${per.A.join(', ')}; B ${per.B.join(', ')}`;
@@ -85,7 +71,7 @@ try {
     const calls = { A: of(session.viaController), B: of(viaB), direct: of(session.direct) };
     const timings = await interleave(calls, { warmup: 100, rounds, maxMs: 300_000 });
     say(`${kind}, p50 ms: ${p50s(timings)}`);
-    say(`${kind}, controller CPU ms per request: ${await cpuPerCall({ A: { pid: a.pid!, call: calls.A }, B: { pid: other.pid!, call: calls.B } }, 300)}`);
+    say(`${kind}, controller CPU ms per request: ${await cpuPerCall({ A: { controller: a, call: calls.A }, B: { controller: other, call: calls.B } }, 300)}`);
   }
 
   const data = randomBytes(mib * 1024 * 1024);
@@ -108,14 +94,14 @@ try {
       const r = against(side);
       say(`${mib} MiB write + read, ${side} against the pipe round by round: ${r.p50.toFixed(2)}× median (${r.min.toFixed(2)}–${r.max.toFixed(2)})`);
     }
-    say(`${mib} MiB write + read, controller CPU ms per round: ${await cpuPerCall({ A: { pid: a.pid!, call: calls.A }, B: { pid: other.pid!, call: calls.B } }, 2)}`);
+    say(`${mib} MiB write + read, controller CPU ms per round: ${await cpuPerCall({ A: { controller: a, call: calls.A }, B: { controller: other, call: calls.B } }, 2)}`);
   } finally {
     await pipe.close();
   }
-  say(`RSS MiB: A ${(await rssMib(a.pid!)).toFixed(1)}, B ${(await rssMib(other.pid!)).toFixed(1)}`);
+  say(`RSS MiB: A ${await rssMib(a)}, B ${await rssMib(other)}`);
   // What an idle controller gives back (V8's memory reducer works once allocation has been quiet for a while).
   await sleep(IDLE_MS);
-  say(`RSS MiB ${IDLE_MS / 1000} s later, idle: A ${(await rssMib(a.pid!)).toFixed(1)}, B ${(await rssMib(other.pid!)).toFixed(1)}`);
+  say(`RSS MiB ${IDLE_MS / 1000} s later, idle: A ${await rssMib(a)}, B ${await rssMib(other)}`);
   await b.close();
   await ctx.close();
 } finally {

@@ -1,4 +1,4 @@
-import type { FileEntry, SessionClient, WatchFrame } from '../../../client/src/index.js';
+import type { FileContent, FileEntry, SessionClient, WatchFrame } from '../../../client/src/index.js';
 import type { ConsoleContext } from './context.js';
 import { field, fill, h } from './dom.js';
 import type { Panel } from './session-view.js';
@@ -129,13 +129,14 @@ export function createFilesPanel(ctx: ConsoleContext, session: SessionClient): P
     editorState.textContent = note;
   };
 
+  const showFile = (path: string, file: FileContent) => {
+    if (file.encoding === 'utf-8') setEditor(path, file.content);
+    else setEditor(path, '', `binary file, ${file.size} bytes: download it`);
+  };
+
   const openFile = async (path: string) => {
     render();
-    await run(async () => {
-      const file = await session.readFile(path);
-      if (file.encoding === 'utf-8') setEditor(path, file.content);
-      else setEditor(path, '', `binary file, ${file.size} bytes: download it`);
-    });
+    await run(async () => showFile(path, await session.readFile(path)));
   };
 
   /**
@@ -147,8 +148,7 @@ export function createFilesPanel(ctx: ConsoleContext, session: SessionClient): P
       const file = await session.readFile(path);
       if (openPath !== path) return;
       if (dirty) editorState.textContent = CHANGED_ON_DISK;
-      else if (file.encoding === 'utf-8') setEditor(path, file.content);
-      else setEditor(path, '', `binary file, ${file.size} bytes: download it`);
+      else showFile(path, file);
     });
   };
 
