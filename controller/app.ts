@@ -88,6 +88,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     pool: () => sessions.poolCounts(),
     starts: () => sessions.startCounts(),
     ...(usage.measures ? { sessionUsage: () => usage.all(sessions.readySessions()) } : {}),
+    ...(runtime.diskFreeBytes ? { diskFreeBytes: runtime.diskFreeBytes.bind(runtime) } : {}),
   });
   const sessions: SessionManager = new SessionManager({
     config,

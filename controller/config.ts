@@ -8,18 +8,16 @@ const LOOPBACK = '127.0.0.1';
 
 // Docker's own memory notation: a number with an optional b/k/m/g suffix (`1536m`), in bytes.
 const UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-const memory = z
-  .string()
-  .regex(/^\d+(\.\d+)?[bkmg]?$/i, 'expected a size such as 1536m or 2g')
-  .transform((v) => Math.floor(Number.parseFloat(v) * (UNITS[v.slice(-1).toLowerCase()] ?? 1)))
-  .refine((bytes) => bytes >= 6 * 1024 ** 2, 'must be at least 6m (Docker refuses less)');
+/** A size in bytes, written as digits with an optional b, k, m or g. */
+const size = (examples: string) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?[bkmg]?$/i, `expected a size such as ${examples}`)
+    .transform((v) => Math.floor(Number.parseFloat(v) * (UNITS[v.slice(-1).toLowerCase()] ?? 1)));
+const memory = size('1536m or 2g').refine((bytes) => bytes >= 6 * 1024 ** 2, 'must be at least 6m (Docker refuses less)');
 
 // A session's own filesystem: 0 turns it off, else at least what ext4 and an idle inner daemon need.
-const diskSize = z
-  .string()
-  .regex(/^\d+(\.\d+)?[bkmg]?$/i, 'expected a size such as 10g or 512m, or 0')
-  .transform((v) => Math.floor(Number.parseFloat(v) * (UNITS[v.slice(-1).toLowerCase()] ?? 1)))
-  .refine((bytes) => bytes === 0 || bytes >= 64 * 1024 ** 2, 'must be 0 (no limit) or at least 64m');
+const diskSize = size('10g or 512m, or 0').refine((bytes) => bytes === 0 || bytes >= 64 * 1024 ** 2, 'must be 0 (no limit) or at least 64m');
 
 // A unix socket path holds at most 107 bytes; the longest is SOCKETS_DIR/<48-char id>/agent/agent.sock.
 const SOCKET_PATH_TAIL = 1 + 48 + '/agent/agent.sock'.length;
@@ -59,6 +57,8 @@ const ControllerEnv = z
     SESSION_HOST_GUARD: z.enum(['true', 'false']).default('true'),
     SESSION_DISK_LIMIT: diskSize.default(10 * 1024 ** 3),
     SESSION_DISK_DIR: z.string().refine(isAbsolute, 'must be an absolute path').default('/var/lib/runner/disks'),
+    // Unset: SESSION_DISK_LIMIT, room for one more session's disk filled to its limit.
+    SESSION_DISK_MIN_FREE: size('10g or 512m, or 0').optional(),
     DOCKER_HOST: z.string().min(1).optional(),
     PUBLIC_API_DOCS: z.enum(['true', 'false']).default('false'),
     SESSION_RUNTIME: z.enum(['docker', 'kubernetes']).default('docker'),
@@ -141,6 +141,11 @@ export interface ControllerConfig {
   diskLimitBytes: number;
   /** Where the controller keeps the sessions' filesystem images and their mount points. */
   diskDir: string;
+  /**
+   * A new session filesystem is made only while the host filesystem under diskDir has this much free: the images are
+   * sparse, so together they may promise more than the host holds, and a full host breaks every session's writes.
+   */
+  diskMinFreeBytes: number;
   dockerHost?: string;
   /** Which engine runs sessions: the host's Docker, or pods in a Kubernetes cluster. */
   runtime: 'docker' | 'kubernetes';
@@ -211,6 +216,7 @@ export function parseControllerConfig(env: NodeJS.ProcessEnv): ControllerConfig 
     hostGuard: e.SESSION_HOST_GUARD === 'true',
     diskLimitBytes: e.SESSION_DISK_LIMIT,
     diskDir: e.SESSION_DISK_DIR,
+    diskMinFreeBytes: e.SESSION_DISK_MIN_FREE ?? e.SESSION_DISK_LIMIT,
     dockerHost: e.DOCKER_HOST,
     runtime: e.SESSION_RUNTIME,
     kubernetes: {

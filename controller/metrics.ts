@@ -28,6 +28,8 @@ export interface GaugeSources {
   starts(): StartCounts;
   /** The usage of every running session (at most MAX_SESSIONS of them); none when the runtime does not measure it. */
   sessionUsage?(): Promise<SessionUsageRow[]>;
+  /** Bytes free where the sessions' own filesystems live; null (no gauge value) when they have none. */
+  diskFreeBytes?(): Promise<number | null>;
 }
 
 // Each figure of a session's usage and the gauge that reports it, labelled by session id.
@@ -87,6 +89,7 @@ export class ControllerMetrics {
     this.#gauge('runner_session_starts_running', 'Session starts running now (at most MAX_CONCURRENT_STARTS)', () => read.starts().running);
     this.#gauge('runner_session_starts_queued', 'Session starts waiting for a start slot', () => read.starts().queued);
     if (read.sessionUsage) this.#usageGauges(read.sessionUsage);
+    if (read.diskFreeBytes) this.#diskFreeGauge(read.diskFreeBytes);
     collectDefaultMetrics({ register: this.registry, prefix: 'runner_controller_' });
   }
 
@@ -109,6 +112,19 @@ export class ControllerMetrics {
         },
       });
     }
+  }
+
+  #diskFreeGauge(diskFreeBytes: () => Promise<number | null>): void {
+    new Gauge({
+      name: 'runner_session_disks_free_bytes',
+      help: 'Bytes free on the host filesystem of the sessions\' own filesystems (SESSION_DISK_DIR); below SESSION_DISK_MIN_FREE, creates answer 507 HOST_DISK_FULL',
+      registers: [this.registry],
+      async collect() {
+        const free = await diskFreeBytes();
+        this.reset();
+        if (free !== null) this.set(free);
+      },
+    });
   }
 
   observeProxy(kind: 'http' | 'ws', seconds: number, statusCode: number): void {

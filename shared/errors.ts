@@ -60,6 +60,7 @@ export const ERROR_STATUS = {
   CONSOLE_NOT_BUILT: 503,
   RUNTIME_FEATURE_MISSING: 503,
   NO_SPACE: 507,
+  HOST_DISK_FULL: 507,
   AGENT_TIMEOUT: 504,
 } as const satisfies Record<string, number>;
 

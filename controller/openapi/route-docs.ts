@@ -86,7 +86,7 @@ export const CONTROLLER_ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /sessions': {
     tag: 'sessions',
     summary: 'Create a session',
-    errors: ['UNAUTHORIZED', 'VALIDATION', 'INVALID_JSON', 'SESSION_EXISTS', 'TOO_MANY_SESSIONS', 'SESSION_START_FAILED', 'DOCKER_UNAVAILABLE', 'INTERNAL'],
+    errors: ['UNAUTHORIZED', 'VALIDATION', 'INVALID_JSON', 'SESSION_EXISTS', 'TOO_MANY_SESSIONS', 'SESSION_START_FAILED', 'HOST_DISK_FULL', 'DOCKER_UNAVAILABLE', 'INTERNAL'],
   },
   'GET /sessions': { tag: 'sessions', summary: 'List sessions, each with its usage', errors: ['UNAUTHORIZED', 'DOCKER_UNAVAILABLE', 'INTERNAL'] },
   'GET /sessions/:id': { tag: 'sessions', summary: 'Get a session with its usage (memory, CPU, processes, disk)', errors: ['VALIDATION', ...SESSION_ERRORS] },

@@ -35,7 +35,7 @@ export class DockerSessionRuntime implements SessionRuntime {
     private readonly log: FastifyBaseLogger,
     private readonly hostGuard: HostGuard | null = config.hostGuard ? new HostGuard() : null,
     // One folder per instance: a controller's reaper must never see another's disks.
-    private readonly disks: SessionDisks | null = config.diskLimitBytes > 0 ? new SessionDisks(join(config.diskDir, config.instance), config.diskLimitBytes) : null,
+    private readonly disks: SessionDisks | null = config.diskLimitBytes > 0 ? new SessionDisks(join(config.diskDir, config.instance), config.diskLimitBytes, config.diskMinFreeBytes) : null,
   ) {
     this.#kept = new KeptWorkspaces({
       docker,
@@ -54,6 +54,10 @@ export class DockerSessionRuntime implements SessionRuntime {
   readonly #usage: DockerSessionUsage;
   readonly #network: SessionNetwork;
   readonly #remap: RemappedEngine;
+
+  diskFreeBytes(): Promise<number | null> {
+    return this.#storage.hostFreeBytes();
+  }
 
   readUsage(containerName: string): Promise<RuntimeUsage | null> {
     return this.#usage.read(containerName);

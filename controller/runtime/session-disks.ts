@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { chown, mkdir, open, readdir, readFile, rm, rmdir, stat, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -14,6 +14,18 @@ export interface SessionDiskFolders {
   dockerData: string;
 }
 
+/** The host filesystem under the disks folder has less free than a new session filesystem needs. */
+export class HostDiskFull extends Error {
+  override readonly name = 'HostDiskFull';
+
+  constructor(
+    readonly freeBytes: number,
+    readonly minFreeBytes: number,
+  ) {
+    super(`the host has ${freeBytes} bytes free for session filesystems, less than the ${minFreeBytes} a new one needs`);
+  }
+}
+
 /**
  * One ext4 filesystem per session, in a sparse image file under the controller's state folder, loop-mounted there:
  * its size bounds the workspace and the inner daemon's data together, on any host filesystem and without mount
@@ -24,12 +36,21 @@ export class SessionDisks {
   constructor(
     private readonly dir: string,
     private readonly sizeBytes: number,
+    /** Free space the host filesystem must have before a new one is made (HostDiskFull); 0: no check. */
+    private readonly minFreeBytes = 0,
   ) {}
 
-  /** Makes (anew) and mounts `key`'s filesystem; `idOffset` is what a remapped engine adds to a session's ids. */
+  /**
+   * Makes (anew) and mounts `key`'s filesystem; `idOffset` is what a remapped engine adds to a session's ids. Throws
+   * HostDiskFull, having made nothing, when the host has less than `minFreeBytes` free: the images are sparse, so the
+   * sessions together can promise more than the host holds, and a host that fills up fails every session's writes
+   * (their filesystems report I/O errors). A new session is refused instead, while there is still room for the others.
+   */
   async create(key: string, idOffset: number): Promise<SessionDiskFolders> {
     await this.remove(key);
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const free = await this.freeBytes();
+    if (free < this.minFreeBytes) throw new HostDiskFull(free, this.minFreeBytes);
     const image = this.#image(key);
     const file = await open(image, 'wx', 0o600);
     try {
@@ -58,6 +79,18 @@ export class SessionDisks {
       await run('mount', ['-o', 'loop', this.#image(key), mountPoint]);
     }
     return this.#folders(key);
+  }
+
+  /** Bytes free for root's use on the host filesystem that holds (or will hold, before the first) the images. */
+  async freeBytes(): Promise<number> {
+    for (let dir = this.dir; ; dir = dirname(dir)) {
+      try {
+        const stats = await statfs(dir);
+        return stats.bavail * stats.bsize;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || dir === '/') throw error;
+      }
+    }
   }
 
   /** Whether `key` has a filesystem image. */

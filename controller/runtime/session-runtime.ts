@@ -110,6 +110,11 @@ export interface SessionRuntime {
    * runtime that cannot measure its sessions leaves it out, and sessions then report no usage.
    */
   readUsage?(containerName: string): Promise<RuntimeUsage | null>;
+  /**
+   * Bytes free on the host filesystem that holds the sessions' own filesystems, or null when sessions have none
+   * (SESSION_DISK_LIMIT=0). Optional: a runtime whose sessions' storage is not on this host leaves it out.
+   */
+  diskFreeBytes?(): Promise<number | null>;
   /** The session's disk bytes by walking its storage: slow, so the controller calls it in the background only. */
   walkDiskUsage?(containerName: string): Promise<number | null>;
   /** Lets go of what the runtime holds open (a watch); sessions keep running. */

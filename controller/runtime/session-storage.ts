@@ -8,7 +8,7 @@ import type { WorkspaceMount } from './kept-workspaces.js';
 import { isOwnedBy, ownLabelFilter, ownLabels } from './ownership.js';
 import { toRuntimeError } from './runtime-errors.js';
 import type { RuntimeVolume, SessionOwner, SessionSpec } from './session-runtime.js';
-import type { SessionDisks } from './session-disks.js';
+import { HostDiskFull, type SessionDisks } from './session-disks.js';
 
 const VOLUME_REMOVE_ATTEMPTS = 20;
 // How a session's filesystem appears among its volumes (a Docker volume name never holds a colon).
@@ -43,8 +43,19 @@ export class SessionStorage {
     try {
       return { type: 'bind', ...(await this.disks.create(diskKey(spec.owner), uid)) };
     } catch (error) {
+      if (error instanceof HostDiskFull) {
+        throw new AppError('HOST_DISK_FULL', `no new session while the host has less than ${error.minFreeBytes} bytes free in ${this.diskDir} (SESSION_DISK_MIN_FREE)`, {
+          free_bytes: error.freeBytes,
+          min_free_bytes: error.minFreeBytes,
+        });
+      }
       throw new AppError('SESSION_START_FAILED', `could not make the session's filesystem in ${this.diskDir}: ${daemonMessage(error)}`, undefined, { cause: error });
     }
+  }
+
+  /** Bytes free on the host filesystem that holds the session filesystems; null without them. */
+  async hostFreeBytes(): Promise<number | null> {
+    return this.disks ? this.disks.freeBytes() : null;
   }
 
   /** A stopped session's filesystem is mounted again before its container starts (a host reboot unmounts it). */

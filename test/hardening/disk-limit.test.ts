@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access } from 'node:fs/promises';
+import { access, readdir } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImages } from '../helpers/controller-e2e.js';
@@ -13,6 +13,8 @@ import { hardeningController, sweepHardeningLeftovers } from './hardening-contro
  * A learner fills the disk: the workspace and the inner daemon's data share one filesystem of SESSION_DISK_LIMIT
  * that the controller made for the session. Past it writes fail inside, the API says 507 NO_SPACE, the host's own
  * disk does not notice, the session works again once files are removed, and deleting the session frees it all.
+ * The images are sparse, so together they may promise more than the host holds: below SESSION_DISK_MIN_FREE free on
+ * the host a new session is refused (507 HOST_DISK_FULL) before anything is made.
  */
 
 const run = promisify(execFile);
@@ -111,5 +113,26 @@ describe.sequential('disk limit per session', () => {
     expect(await ctl.deleteSession(ID)).toMatchObject({ session_id: ID, found: true });
     expect(await mountsUnder(diskDir)).toEqual([]);
     await expect(access(`${diskDir}/${ctl.instance}/session-${ID}.img`)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('refuses a new session with 507 HOST_DISK_FULL while the host has less free than SESSION_DISK_MIN_FREE, makes nothing, and says how much is free', async () => {
+    const hostFree = await hostFreeBytes();
+    await ctl.restart('SIGTERM', { SESSION_DISK_MIN_FREE: `${Math.ceil(hostFree / 1024 ** 3) + 1024}g` });
+    const refused = await runnerError(ctl.client.createSession({ session_id: `${ID}-refused` }));
+    expect(refused).toMatchObject({ status: 507, code: 'HOST_DISK_FULL', body: { free_bytes: expect.any(Number), min_free_bytes: expect.any(Number) } });
+    expect(refused.body.min_free_bytes).toBeGreaterThan(refused.body.free_bytes as number);
+    expect(await ctl.leftovers()).toMatchObject({ containers: [], volumes: [], folders: [] });
+    expect(await readdir(`${diskDir}/${ctl.instance}`).catch(() => [])).toEqual([]);
+    expect((await ctl.request('GET', '/health')).status).toBe(200);
+
+    const metrics = await ctl.request('GET', '/metrics');
+    const free = Number(/^runner_session_disks_free_bytes (\d+)$/m.exec(metrics.text)?.[1]);
+    // Other work on the host moves it a little between the reads.
+    expect(Math.abs(free - hostFree)).toBeLessThan(1024 ** 3);
+
+    // With the floor back at its default (one full session disk), sessions start again.
+    await ctl.restart('SIGTERM', { SESSION_DISK_MIN_FREE: `${LIMIT_MB}m` });
+    await ctl.createSession(`${ID}-after`);
+    expect(await ctl.deleteSession(`${ID}-after`)).toMatchObject({ found: true });
   });
 });

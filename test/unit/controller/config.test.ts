@@ -62,6 +62,14 @@ describe('controller configuration', () => {
     expect(() => parseControllerConfig({ SESSION_HOST_GUARD: 'yes' })).toThrow(ConfigError);
   });
 
+  it('makes a new session filesystem only while the host has one full session disk free, unless told another floor', () => {
+    expect(parseControllerConfig({}).diskMinFreeBytes).toBe(10 * 1024 ** 3);
+    expect(parseControllerConfig({ SESSION_DISK_LIMIT: '512m' }).diskMinFreeBytes).toBe(512 * 1024 ** 2);
+    expect(parseControllerConfig({ SESSION_DISK_MIN_FREE: '50g' }).diskMinFreeBytes).toBe(50 * 1024 ** 3);
+    expect(parseControllerConfig({ SESSION_DISK_MIN_FREE: '0' }).diskMinFreeBytes).toBe(0);
+    expect(() => parseControllerConfig({ SESSION_DISK_MIN_FREE: 'plenty' })).toThrow(/SESSION_DISK_MIN_FREE/);
+  });
+
   it('reads memory in Docker notation', () => {
     expect(parseControllerConfig({ CONTAINER_MEMORY_LIMIT: '2g' }).memoryBytes).toBe(2 * 1024 ** 3);
     expect(parseControllerConfig({ CONTAINER_MEMORY_LIMIT: '512M' }).memoryBytes).toBe(512 * 1024 ** 2);
