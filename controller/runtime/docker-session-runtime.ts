@@ -150,12 +150,17 @@ export class DockerSessionRuntime implements SessionRuntime {
     }
   }
 
-  async listSessions(): Promise<OwnedRuntimeSession[]> {
-    // Every reconcile lists: a controller that started while Docker was away learns the subnets here, and whether
-    // the engine remaps (so that it watches the sessions it finds).
+  /**
+   * A controller that started while Docker was away learns the subnets here, and whether the engine remaps (so that
+   * it watches the sessions it finds); host guard rules lost to a flush or a reboot come back.
+   */
+  async upkeep(): Promise<void> {
     await this.#network.learnSubnets();
     await this.#remap.root().catch(() => null);
     await this.#network.recheckHostGuard();
+  }
+
+  async listSessions(): Promise<OwnedRuntimeSession[]> {
     try {
       const containers = await this.docker.listContainers({ all: true, filters: { label: ownLabelFilter(this.config.instance) } });
       // One labelled as ours but by no session or pool id was not made by a controller: nothing to act on.

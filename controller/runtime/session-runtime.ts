@@ -70,8 +70,14 @@ export interface SessionRuntime {
   createSession(spec: SessionSpec): Promise<RuntimeSession>;
   /** The session's container, or null when there is none. */
   inspectSession(containerName: string): Promise<RuntimeSession | null>;
-  /** Every session container this controller owns, running or not. */
+  /** Every session container this controller owns, running or not: one cheap look, for a reconcile and for GET /sessions. */
   listSessions(): Promise<OwnedRuntimeSession[]>;
+  /**
+   * What every reconcile (the start, the periodic sweep) does before it lists: learns again what may have changed
+   * behind the controller's back (a network made later, rules lost to a flush). Kept out of listSessions, which an
+   * API read calls: on Docker it runs iptables. Never throws. Optional: a runtime with nothing to keep up leaves it out.
+   */
+  upkeep?(): Promise<void>;
   /**
    * Gives the session's root the agent folder and its token file, after the controller wrote a new token (a
    * remapped engine's root is not the host's, and cannot read what the host's root made); a no-op elsewhere.

@@ -56,6 +56,7 @@ export class Reconciler {
 
   async #reconcile(startStopped: boolean): Promise<void> {
     const { runtime, store, log, table, pool } = this.deps;
+    await runtime.upkeep?.();
     const listedAt = performance.now();
     const listed = await runtime.listSessions();
     // A pool member a session claimed is that session (its state names the pool id); the others are the pool's.

@@ -55,6 +55,13 @@ export class FakeSessionRuntime implements SessionRuntime {
     return session ? { ...session } : null;
   }
 
+  /** How many times a reconcile kept the runtime up. */
+  upkeeps = 0;
+
+  async upkeep(): Promise<void> {
+    this.upkeeps += 1;
+  }
+
   async listSessions(): Promise<OwnedRuntimeSession[]> {
     this.#requireDocker();
     return [...this.containers.values()].map((s) => ({ ...s }));

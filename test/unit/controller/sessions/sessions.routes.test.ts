@@ -255,6 +255,21 @@ describe('expiry and extension', () => {
     expect(metrics).toMatch(/^runner_sessions_expired_total 1$/m);
   });
 
+  it('keeps the runtime up (on Docker: iptables) at the start, never for a look-up', async () => {
+    ctl = await createTestController();
+    await ctl.app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'looked-at' } });
+    const atStart = ctl.runtime.upkeeps;
+    expect(atStart).toBeGreaterThan(0);
+    for (const url of ['/sessions', '/sessions', '/sessions/looked-at']) expect((await ctl.app.inject({ url })).statusCode).toBe(200);
+    expect(ctl.runtime.upkeeps).toBe(atStart);
+  });
+
+  it('keeps the runtime up at every sweep', async () => {
+    ctl = await createTestController({ CLEANUP_INTERVAL_SECONDS: '1' });
+    const atStart = ctl.runtime.upkeeps;
+    await vi.waitFor(() => expect(ctl.runtime.upkeeps).toBeGreaterThan(atStart), { timeout: 5_000 });
+  });
+
   it('answers 404 for a session past its time even before the sweep', async () => {
     ctl = await createTestController();
     await ctl.app.inject({ method: 'POST', url: '/sessions', payload: { session_id: 'brief', ttl_seconds: 5 } });
