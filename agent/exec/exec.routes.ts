@@ -115,6 +115,7 @@ async function runInSpare(spares: SpareProcesses, spare: Spare, options: RunOpti
   } finally {
     // Not awaited: the answer need not wait for the folder to go (a group still busy goes at a later sweep).
     void group?.release();
+    spares.afterExec();
   }
 }
 

@@ -19,11 +19,13 @@ const SPARE_COUNT = 2;
 
 /**
  * Keeps exec processes started ahead of the requests that will use them. Starting a process is the costliest step of
- * an exec: Node forks the whole agent, which blocks its event loop for milliseconds, then the process joins the
- * exec's fresh cgroup. So learner-execs (learner-exec.ts) are started in advance, each in a cgroup of its own made
- * before it, and wait for their command as root; `launch` sends one its command and starts the next spare while the
- * command runs, on the other core: the agent only waits then. (Started after the answer instead, the fork delayed the
- * next request of a client that sends them back to back, and such a spare had less time to join its cgroup.) A spare
+ * an exec: Node forks the whole agent, which blocks its event loop for a millisecond or more (and the agent then
+ * faults in its own pages again), then the process joins the exec's fresh cgroup. So learner-execs (learner-exec.ts)
+ * are started in advance, each in a cgroup of its own made before it, and wait for their command as root. `launch`
+ * sends one its command; the next spare is started once that exec's answer went out (`afterExec`), unless the exec
+ * took the last one, which must be replaced at once. Started while the command ran, the fork delayed the answer:
+ * direct to the agent, `true` 20 ms apart, 5.7–6.3 ms against 4.0–4.4 ms p50 (docs/benchmarks.md). With two spares,
+ * the one started after an exec serves the exec after next, so it has a whole exec's time to join its cgroup. A spare
  * stays root's until it has its command, so no learner process can reach it while it waits. Without learner-exec
  * (a checkout that did not build it) there are no spares: each exec starts setpriv itself (run-process.ts).
  */
@@ -73,11 +75,16 @@ export class SpareProcesses {
     return this.#program ? this.#spawn(group) : undefined;
   }
 
-  /** Sends a taken spare its command, then starts the next spare: from here on this one is the exec's process. */
+  /** Sends a taken spare its command: from here on it is the exec's process. Replaces it at once if it was the last. */
   launch(spare: Spare, options: RunOptions): ChildProcess {
     sendCommand(spare.child, options);
-    this.#refill();
+    if (this.#spares.length === 0) this.#refill();
     return spare.child;
+  }
+
+  /** Called when an exec ended: the next spare is started after the answer went out (this turn's writes). */
+  afterExec(): void {
+    setImmediate(() => this.#refill());
   }
 
   #claim(): Spare | undefined {

@@ -50,6 +50,30 @@ describe('execs started in a spare process made in advance', () => {
     }
   });
 
+  it('starts the next spare once the answer went out, not while the command runs; an exec that took the last one replaces it at once', async () => {
+    agent = await createTestAgent();
+    for (let round = 0; round < 3; round++) await exec({ command: ['true'] });
+    await vi.waitFor(() => expect(spares()).toHaveLength(2));
+
+    // While one exec runs, the other spare waits and no new one has been forked (the fork would delay the answer).
+    const running = exec({ command: ['sleep', '2'] });
+    await vi.waitFor(() => expect(children(['sleep', '2'])).toHaveLength(1));
+    expect(spares()).toHaveLength(1);
+    expect(await running).toMatchObject({ exit_code: 0 });
+    await vi.waitFor(() => expect(spares()).toHaveLength(2));
+
+    // Two at once take both: the second starts a spare at once, and the agent tops up to two while both run.
+    const both = [exec({ command: ['sleep', '3'] }), exec({ command: ['sleep', '3'] })];
+    await vi.waitFor(() => expect(children(['sleep', '3'])).toHaveLength(2));
+    await vi.waitFor(() => expect(spares()).toHaveLength(2));
+    expect(children(['sleep', '3'])).toHaveLength(2);
+    for (const result of await Promise.all(both)) expect(result).toMatchObject({ exit_code: 0 });
+
+    function spares() {
+      return children([agent.config.learnerExec, String(LEARNER_UID), String(LEARNER_UID)]);
+    }
+  });
+
   it('without learner-exec keeps no spares: each exec starts setpriv and the learner shell itself, same answers', async () => {
     agent = await createTestAgent({ AGENT_LEARNER_EXEC: '/nonexistent/learner-exec' });
     for (let round = 0; round < 3; round++) expect(await exec({ command: ['id', '-u'], env: { A: "it's" } })).toMatchObject({ exit_code: 0, stdout: `${LEARNER_UID}\n` });
