@@ -5,6 +5,7 @@ import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildImages } from '../helpers/controller-e2e.js';
 import { testDocker } from '../helpers/test-engine.js';
+import { TerminalClient } from '../helpers/ws-client.js';
 import { hardeningController, sweepHardeningLeftovers } from './hardening-controller.js';
 
 /*
@@ -94,6 +95,36 @@ describe.sequential('isolation of sessions', () => {
     const env = await exec(A, 'env');
     expect(env.stdout).not.toContain(token);
     expect(env.stdout).not.toMatch(/^AGENT_/m);
+  });
+
+  it("hands a learner's command none of the agent's descriptors, while a terminal, a watch and another exec are open", async () => {
+    // The shell's own descriptors, listed by a child (a shell listing itself would see the folder it reads).
+    const LIST_FDS = 'command ls -l --color=never /proc/$$/fd/';
+    const descriptors = (listing: string) => [...listing.matchAll(/ (\d+) -> (\S+)/g)].map((m) => `${m[1]} ${m[2]}`);
+    const session = ctl.client.session(A);
+    const watching = new AbortController();
+    const watch = session.watch({ signal: watching.signal });
+    await watch.next();
+    const terminal = await TerminalClient.open(ctl, A, 'fds');
+    const other = session.exec({ command: ['sleep', '5'] });
+    try {
+      const listed = await session.exec({ command: ['sh', '-c', LIST_FDS] });
+      const fds = descriptors(listed.stdout);
+      expect(fds.map((fd) => fd.split(' ')[0]), listed.stdout).toEqual(['0', '1', '2']);
+      expect(fds[0]).toBe('0 /dev/null');
+
+      terminal.type(`${LIST_FDS}; echo fds-""done`);
+      await terminal.waitFor('fds-done');
+      const inTerminal = descriptors(terminal.output);
+      // An interactive bash keeps a copy of its terminal at 255; every descriptor is that terminal.
+      expect(inTerminal.map((fd) => fd.split(' ')[0]), terminal.output).toEqual(['0', '1', '2', '255']);
+      for (const fd of inTerminal) expect(fd, terminal.output).toMatch(/^\d+ \/dev\/pts\/\d+$/);
+    } finally {
+      terminal.close();
+      watching.abort();
+      await watch.return(undefined).catch(() => undefined);
+      await other;
+    }
   });
 
   it("gives the learner no way to the host's Docker engine", async () => {
