@@ -89,7 +89,13 @@ export class ControllerMetrics {
     this.#gauge('runner_session_starts_running', 'Session starts running now (at most MAX_CONCURRENT_STARTS)', () => read.starts().running);
     this.#gauge('runner_session_starts_queued', 'Session starts waiting for a start slot', () => read.starts().queued);
     if (read.sessionUsage) this.#usageGauges(read.sessionUsage);
-    if (read.diskFreeBytes) this.#diskFreeGauge(read.diskFreeBytes);
+    if (read.diskFreeBytes) {
+      this.#gauge(
+        'runner_session_disks_free_bytes',
+        "Bytes free on the host filesystem of the sessions' own filesystems (SESSION_DISK_DIR); below SESSION_DISK_MIN_FREE, creates answer 507 HOST_DISK_FULL",
+        read.diskFreeBytes,
+      );
+    }
     collectDefaultMetrics({ register: this.registry, prefix: 'runner_controller_' });
   }
 
@@ -114,19 +120,6 @@ export class ControllerMetrics {
     }
   }
 
-  #diskFreeGauge(diskFreeBytes: () => Promise<number | null>): void {
-    new Gauge({
-      name: 'runner_session_disks_free_bytes',
-      help: 'Bytes free on the host filesystem of the sessions\' own filesystems (SESSION_DISK_DIR); below SESSION_DISK_MIN_FREE, creates answer 507 HOST_DISK_FULL',
-      registers: [this.registry],
-      async collect() {
-        const free = await diskFreeBytes();
-        this.reset();
-        if (free !== null) this.set(free);
-      },
-    });
-  }
-
   observeProxy(kind: 'http' | 'ws', seconds: number, statusCode: number): void {
     this.proxySeconds.observe({ kind, status_code: String(statusCode) }, seconds);
   }
@@ -139,14 +132,16 @@ export class ControllerMetrics {
     return new Histogram<L>({ name, help, buckets, labelNames, registers: [this.registry] });
   }
 
-  /** A gauge read when Prometheus scrapes, so it never goes stale. */
-  #gauge(name: string, help: string, read: () => number): void {
+  /** A gauge read when Prometheus scrapes, so it never goes stale; a null reading leaves it without a value. */
+  #gauge(name: string, help: string, read: () => number | null | Promise<number | null>): void {
     new Gauge({
       name,
       help,
       registers: [this.registry],
-      collect() {
-        this.set(read());
+      async collect() {
+        const value = await read();
+        this.reset();
+        if (value !== null) this.set(value);
       },
     });
   }

@@ -55,8 +55,8 @@ export class DockerSessionRuntime implements SessionRuntime {
   readonly #network: SessionNetwork;
   readonly #remap: RemappedEngine;
 
-  diskFreeBytes(): Promise<number | null> {
-    return this.#storage.hostFreeBytes();
+  async diskFreeBytes(): Promise<number | null> {
+    return this.disks ? this.disks.freeBytes() : null;
   }
 
   readUsage(containerName: string): Promise<RuntimeUsage | null> {

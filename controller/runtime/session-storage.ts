@@ -53,11 +53,6 @@ export class SessionStorage {
     }
   }
 
-  /** Bytes free on the host filesystem that holds the session filesystems; null without them. */
-  async hostFreeBytes(): Promise<number | null> {
-    return this.disks ? this.disks.freeBytes() : null;
-  }
-
   /** A stopped session's filesystem is mounted again before its container starts (a host reboot unmounts it). */
   async mountFor(container: Docker.Container): Promise<void> {
     if (!this.disks) return;

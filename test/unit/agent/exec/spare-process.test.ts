@@ -23,6 +23,8 @@ describe('execs started in a spare process made in advance', () => {
   afterEach(async () => agent?.close());
 
   const exec = (body: object): Promise<ExecResult> => execOnAgent(agent, body);
+  // A spare is `learner-exec <uid> <gid>` (no cgroups for the learner on the host).
+  const spares = () => children([agent.config.learnerExec, String(LEARNER_UID), String(LEARNER_UID)]);
 
   it('hands the command its arguments and variables byte for byte, quotes, newlines and all', async () => {
     agent = await createTestAgent();
@@ -44,10 +46,6 @@ describe('execs started in a spare process made in advance', () => {
     await agent.close();
     await vi.waitFor(() => expect(spares()).toEqual([]));
 
-    function spares() {
-      // The spare is `learner-exec <uid> <gid>` (no cgroups for the learner on the host).
-      return children([agent.config.learnerExec, String(LEARNER_UID), String(LEARNER_UID)]);
-    }
   });
 
   it('starts the next spare once the answer went out, not while the command runs; an exec that took the last one replaces it at once', async () => {
@@ -68,10 +66,6 @@ describe('execs started in a spare process made in advance', () => {
     await vi.waitFor(() => expect(spares()).toHaveLength(2));
     expect(children(['sleep', '3'])).toHaveLength(2);
     for (const result of await Promise.all(both)) expect(result).toMatchObject({ exit_code: 0 });
-
-    function spares() {
-      return children([agent.config.learnerExec, String(LEARNER_UID), String(LEARNER_UID)]);
-    }
   });
 
   it('without learner-exec keeps no spares: each exec starts setpriv and the learner shell itself, same answers', async () => {
